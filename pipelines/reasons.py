@@ -1,0 +1,34 @@
+"""Reason codes for rejected examples, defined once.
+
+Every rejected example carries exactly one reason: the first check it fails, in
+the order of `REASONS` (the order the pipeline runs its checks). The demo corpus
+records the reason it expects for each bad example with these same codes.
+"""
+
+import enum
+
+
+class Reason(enum.StrEnum):
+  """Why an example was rejected."""
+
+  # Image validation and decoding.
+  MISSING_IMAGE = "missing_image"
+  EMPTY_IMAGE = "empty_image"
+  CORRUPT_IMAGE = "corrupt_image"
+  DECOMPRESSION_BOMB = "decompression_bomb"
+  # Caption decoding.
+  MISSING_CAPTION = "missing_caption"
+  CAPTION_NOT_UTF8 = "caption_not_utf8"
+  EMPTY_CAPTION = "empty_caption"
+  # Filters with thresholds.
+  IMAGE_TOO_SMALL = "image_too_small"
+  EXTREME_ASPECT_RATIO = "extreme_aspect_ratio"
+  CAPTION_TOO_SHORT = "caption_too_short"
+  CAPTION_TOO_LONG = "caption_too_long"
+  LANGUAGE_NOT_ALLOWED = "language_not_allowed"
+  # Set-level decisions, made after all per-example checks passed.
+  BLOCKLISTED_IMAGE = "blocklisted_image"
+  DUPLICATE_IMAGE = "duplicate_image"
+
+
+REASONS: tuple[Reason, ...] = tuple(Reason)
