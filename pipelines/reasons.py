@@ -32,3 +32,15 @@ class Reason(enum.StrEnum):
 
 
 REASONS: tuple[Reason, ...] = tuple(Reason)
+
+
+class Rejection(Exception):
+  """Raised by a validation step: the example is rejected for `reason`."""
+
+  def __init__(self, reason: Reason, detail: str = ""):
+    super().__init__(f"{reason}: {detail}" if detail else str(reason))
+    self.reason = Reason(reason)
+    self.detail = detail
+
+  def __reduce__(self):
+    return (Rejection, (self.reason, self.detail))

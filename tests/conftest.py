@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.fixtures.corpus",
     "tests.fixtures.vocab",
     "tests.fixtures.dataset",
+    "tests.fixtures.records",
 ]
