@@ -1,0 +1,290 @@
+"""Deterministic language identification on langdetect's language profiles.
+
+Two backends share one code mapping and one `und` rule:
+
+- "fast": naive Bayes over every character 1-, 2- and 3-gram of the text, with
+  the per-language n-gram probabilities and additive smoothing of langdetect's
+  shipped profiles (55 languages), evaluated as one gather-and-sum in numpy.
+  No randomness: the answer depends on the text only.
+- "langdetect": langdetect's own detector (random n-gram sampling) with a fixed
+  seed, kept as the reference.
+
+Codes are langdetect's, mapped to the XM3600 list where they differ (zh-cn and
+zh-tw -> zh, tl -> fil). An identifier holds only its settings; the profiles
+load once per process on first use and are never pickled, so it is cheap to
+ship to Beam workers and safe to share between threads.
+"""
+
+from collections.abc import Sequence
+import itertools
+import json
+import os
+import re
+import threading
+from typing import Any, NamedTuple
+import unicodedata
+
+from langdetect import detector_factory
+from langdetect.detector import Detector
+from langdetect.lang_detect_exception import LangDetectException
+from langdetect.utils.ngram import NGram
+import numpy as np
+
+from pipelines import records
+
+XM3600_LANGUAGES: tuple[str, ...] = (
+    "ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr",
+    "he", "hi", "hr", "hu", "id", "it", "ja", "ko", "mi", "nl", "no", "pl",
+    "pt", "quz", "ro", "ru", "sv", "sw", "te", "th", "tr", "uk", "vi", "zh")
+
+# langdetect codes that differ from the XM3600 ones; all others are kept.
+LANGDETECT_TO_XM3600 = {"zh-cn": "zh", "zh-tw": "zh", "tl": "fil"}
+
+FAST_BACKEND = "fast"
+LANGDETECT_BACKEND = "langdetect"
+BACKENDS = (FAST_BACKEND, LANGDETECT_BACKEND)
+
+DEFAULT_MIN_SCORE = 0.5
+
+# langdetect adds alpha / BASE_FREQ to every n-gram probability; the fast
+# backend keeps that additive smoothing.
+SMOOTHING = Detector.ALPHA_DEFAULT / Detector.BASE_FREQ
+# Each character takes part in up to three overlapping n-grams, which naive
+# Bayes counts as independent evidence; scaling the log-likelihoods by a third
+# keeps the posterior from saturating on short captions.
+EVIDENCE_SCALE = 1.0 / 3.0
+# langdetect's default cap on the characters it reads.
+MAX_TEXT_LENGTH = 10000
+_NGRAM_LENGTHS = tuple(range(1, NGram.N_GRAM + 1))
+# Characters >= U+0300 outside Latin Extended Additional (Vietnamese) count as
+# non-Latin when deciding whether stray Latin letters are noise.
+_LATIN_RE = re.compile("[A-z]")
+_NON_LATIN_RE = re.compile("[\u0300-\u1dff\u1f00-\U0010ffff]")
+# The highest code point langdetect's character normalisation changes.
+_LAST_NORMALIZED_CODE_POINT = 0xFFFF
+
+
+class LanguagePrediction(NamedTuple):
+  """A language code (or `und`) and the posterior probability of the best one."""
+
+  lang: str
+  score: float
+
+
+def to_xm3600_code(langdetect_code: str) -> str:
+  """Maps a langdetect language code to the code this project uses."""
+  return LANGDETECT_TO_XM3600.get(langdetect_code, langdetect_code)
+
+
+def _profile_paths() -> list[str]:
+  directory = detector_factory.PROFILES_DIRECTORY
+  return [os.path.join(directory, name)
+          for name in sorted(os.listdir(directory)) if not name.startswith(".")]
+
+
+def _character_table() -> dict[int, str]:
+  """`str.translate` table doing langdetect's per-character normalisation."""
+  table = {}
+  for code_point in range(_LAST_NORMALIZED_CODE_POINT + 1):
+    char = chr(code_point)
+    normalized = NGram.normalize(char)
+    if normalized != char:
+      table[code_point] = normalized
+  return table
+
+
+class _FastModel:
+  """The profiles as a log-probability matrix, built once per process.
+
+  Attributes:
+    row_of_ngram: n-gram -> row of `log_probs`.
+    log_probs: [n_ngrams + 1, n_profiles] float32 log(p(n-gram | language) +
+      SMOOTHING); the last row is all zeros and stands for unknown n-grams.
+    profile_to_label: [n_profiles, n_labels] one-hot: the label of each
+      profile (zh-cn and zh-tw share one).
+    labels: the mapped language codes, sorted.
+    characters: the normalisation table for `str.translate`.
+  """
+
+  def __init__(self):
+    profiles = []
+    for path in _profile_paths():
+      with open(path, encoding="utf-8") as f:
+        profiles.append(json.load(f))
+    self.row_of_ngram: dict[str, int] = {}
+    for profile in profiles:
+      for ngram in profile["freq"]:
+        self.row_of_ngram.setdefault(ngram, len(self.row_of_ngram))
+    unknown_row = len(self.row_of_ngram)
+    probs = np.zeros((unknown_row + 1, len(profiles)), np.float64)
+    for column, profile in enumerate(profiles):
+      ngrams = [g for g in profile["freq"] if 1 <= len(g) <= NGram.N_GRAM]
+      rows = np.fromiter((self.row_of_ngram[g] for g in ngrams), np.int64)
+      counts = np.fromiter((profile["freq"][g] for g in ngrams), np.float64)
+      totals = np.asarray(profile["n_words"], np.float64)
+      lengths = np.fromiter((len(g) for g in ngrams), np.int64)
+      probs[rows, column] = counts / totals[lengths - 1]
+    self.log_probs = np.log(probs + SMOOTHING).astype(np.float32)
+    self.log_probs[unknown_row] = 0.0
+    self.unknown_row = unknown_row
+    mapped = [to_xm3600_code(p["name"]) for p in profiles]
+    self.labels: tuple[str, ...] = tuple(sorted(set(mapped)))
+    self.profile_to_label = np.array(
+        [[float(code == label) for label in self.labels] for code in mapped])
+    self.characters = _character_table()
+
+  def normalize(self, text: str) -> str:
+    """The text as langdetect reads it, words separated by single spaces.
+
+    URLs and e-mail addresses are dropped, Latin letters are dropped from text
+    mostly in another script, characters are folded as langdetect folds them,
+    and all-capital words are lower-cased (their n-grams would otherwise be
+    rare in every profile).
+    """
+    text = Detector.URL_RE.sub(" ", text[:MAX_TEXT_LENGTH])
+    text = Detector.MAIL_RE.sub(" ", text)
+    if not text.isascii():
+      text = unicodedata.normalize("NFC", text)
+      if 2 * len(_LATIN_RE.findall(text)) < len(_NON_LATIN_RE.findall(text)):
+        text = _LATIN_RE.sub("", text)
+    words = text.translate(self.characters).split()
+    return " ".join(w.lower() if len(w) > 1 and w.isupper() else w
+                    for w in words)
+
+  def ngram_rows(self, text: str) -> list[int]:
+    """Rows of `log_probs` for every 1-3-gram of the space-padded text."""
+    padded = f" {self.normalize(text)} "
+    get = self.row_of_ngram.get
+    unknown = self.unknown_row
+    return [get(padded[i:i + n], unknown)
+            for n in _NGRAM_LENGTHS for i in range(len(padded) - n + 1)]
+
+  def label_posteriors(
+      self, rows: list[list[int]]) -> tuple[np.ndarray, list[int]]:
+    """Posterior over `labels` per text, and the count of known n-grams.
+
+    Args:
+      rows: per text, the rows from `ngram_rows` (never empty).
+
+    Returns:
+      ([n_texts, n_labels] float64 posteriors, known n-grams per text).
+    """
+    lengths = [len(r) for r in rows]
+    starts = np.zeros(len(rows), np.intp)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    flat = np.fromiter(itertools.chain.from_iterable(rows), np.intp)
+    log_likelihood = np.add.reduceat(
+        np.take(self.log_probs, flat, axis=0), starts).astype(np.float64)
+    log_likelihood -= log_likelihood.max(axis=1, keepdims=True)
+    posteriors = np.exp(log_likelihood * EVIDENCE_SCALE) @ self.profile_to_label
+    posteriors /= posteriors.sum(axis=1, keepdims=True)
+    known = [n - r.count(self.unknown_row) for n, r in zip(lengths, rows)]
+    return posteriors, known
+
+
+class _Once:
+  """A value built on first use, once per process, under a lock."""
+
+  def __init__(self, build):
+    self._build = build
+    self._value = None
+    self._lock = threading.Lock()
+
+  def get(self):
+    if self._value is None:
+      with self._lock:
+        if self._value is None:
+          self._value = self._build()
+    return self._value
+
+
+def _load_langdetect_factory() -> detector_factory.DetectorFactory:
+  factory = detector_factory.DetectorFactory()
+  factory.load_profile(detector_factory.PROFILES_DIRECTORY)
+  return factory
+
+
+_FAST_MODEL = _Once(_FastModel)
+_LANGDETECT_FACTORY = _Once(_load_langdetect_factory)
+
+
+def _best_label(scores: dict[str, float]) -> LanguagePrediction:
+  """The highest-scoring label; ties go to the alphabetically first code."""
+  lang = min(scores, key=lambda code: (-scores[code], code))
+  return LanguagePrediction(lang, scores[lang])
+
+
+class LanguageIdentifier:
+  """Tags text with a language code, or `und` when unsure.
+
+  Attributes:
+    backend: "fast" (deterministic naive Bayes) or "langdetect" (reference).
+    min_score: predictions scoring below this come out as `und`.
+    seed: the langdetect backend's random seed (the fast backend has none).
+  """
+
+  def __init__(self, backend: str = FAST_BACKEND,
+               min_score: float = DEFAULT_MIN_SCORE, seed: int = 0):
+    if backend not in BACKENDS:
+      raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not 0.0 <= min_score <= 1.0:
+      raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+    self.backend = backend
+    self.min_score = min_score
+    self.seed = seed
+
+  def __getstate__(self) -> dict[str, Any]:
+    return {"backend": self.backend, "min_score": self.min_score,
+            "seed": self.seed}
+
+  def __setstate__(self, state: dict[str, Any]) -> None:
+    self.__init__(**state)
+
+  def __repr__(self) -> str:
+    return (f"LanguageIdentifier(backend={self.backend!r}, "
+            f"min_score={self.min_score}, seed={self.seed})")
+
+  @property
+  def languages(self) -> tuple[str, ...]:
+    """The language codes it can output besides `und`, sorted."""
+    return _FAST_MODEL.get().labels
+
+  def identify(self, text: str) -> LanguagePrediction:
+    """The language of `text`; `und` with score 0 if it has no usable text."""
+    return self.identify_batch([text])[0]
+
+  def identify_batch(self, texts: Sequence[str]) -> list[LanguagePrediction]:
+    """`identify` for each text, sharing the numpy work across the batch."""
+    if self.backend == LANGDETECT_BACKEND:
+      return [self._threshold(self._identify_langdetect(t)) for t in texts]
+    if not texts:
+      return []
+    model = _FAST_MODEL.get()
+    posteriors, known = model.label_posteriors(
+        [model.ngram_rows(t) for t in texts])
+    best = posteriors.argmax(axis=1)
+    return [
+        self._threshold(LanguagePrediction(model.labels[b], float(p[b])))
+        if k else LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
+        for p, b, k in zip(posteriors, best, known)]
+
+  def _identify_langdetect(self, text: str) -> LanguagePrediction:
+    detector = _LANGDETECT_FACTORY.get().create()
+    detector.seed = self.seed
+    detector.append(text)
+    try:
+      candidates = detector.get_probabilities()
+    except LangDetectException:
+      return LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
+    scores: dict[str, float] = {}
+    for candidate in candidates:
+      code = to_xm3600_code(candidate.lang)
+      scores[code] = scores.get(code, 0.0) + candidate.prob
+    if not scores:
+      return LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
+    return _best_label(scores)
+
+  def _threshold(self, prediction: LanguagePrediction) -> LanguagePrediction:
+    if prediction.score < self.min_score:
+      return LanguagePrediction(records.UNDETERMINED_LANG, prediction.score)
+    return prediction
