@@ -1,0 +1,183 @@
+"""Safe image decoding, resizing and re-encoding for training records.
+
+`decode_image` turns untrusted bytes into RGB pixels or raises a `Rejection`
+with a reason; it never lets a PIL error escape. `resize_shorter_side` and
+`encode_jpeg` make the stored training image. All three are deterministic for
+a given Pillow build.
+"""
+
+import dataclasses
+import hashlib
+import io
+
+import numpy as np
+from PIL import Image
+from PIL import ImageFile
+from PIL import ImageOps
+
+from pipelines.reasons import Reason
+from pipelines.reasons import Rejection
+
+# 8192 x 8192: 192 MiB of decoded RGB, below PIL's own bomb warning
+# (Image.MAX_IMAGE_PIXELS, about 89.5 MP), so this limit is the one that acts.
+# Larger limits still meet PIL's hard limit (twice its warning size), which is
+# reported as a decompression bomb too.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+DEFAULT_SHORTER_SIDE = 256
+DEFAULT_JPEG_QUALITY = 95
+
+# Formats a web pair may carry. Others (EPS, PSD, ICO, ...) are refused before
+# their decoders run: they are rare in web data and widen the attack surface.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+
+_WHITE = (255, 255, 255, 255)
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DecodedImage:
+  """A decoded image, upright (EXIF orientation applied).
+
+  Attributes:
+    pixels: (height, width, 3) uint8 RGB.
+    original_height: the image's height as stored (after orientation).
+    original_width: the image's width as stored (after orientation).
+    format: the container format PIL recognised ("JPEG", "PNG", ...).
+  """
+
+  pixels: np.ndarray
+  original_height: int
+  original_width: int
+  format: str
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+  """Any PIL mode -> RGB; transparency is composited onto white."""
+  if image.mode in _SIXTEEN_BIT_MODES:
+    # PIL's own 16-bit -> 8-bit conversion clips at 255 instead of scaling.
+    values = np.clip(np.asarray(image, dtype=np.int64), 0, 0xFFFF) >> 8
+    image = Image.fromarray(values.astype(np.uint8))
+  if image.has_transparency_data:
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE),
+                                 rgba).convert("RGB")
+  return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+  try:
+    return ImageOps.exif_transpose(image)
+  except Exception:  # pylint: disable=broad-except
+    # EXIF is optional side data: unreadable EXIF means no known orientation,
+    # not a bad image.
+    return image
+
+
+def decode_image(
+    data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+  """Decodes untrusted image bytes fully into upright RGB pixels.
+
+  The pixel count is checked from the header before any pixel is decoded.
+  Truncated files are rejected, never padded (PIL's LOAD_TRUNCATED_IMAGES is
+  left False). CMYK, greyscale (1, L, 16-bit), palette and alpha images become
+  RGB, transparency composited onto white; of an animation, the first frame.
+
+  Raises:
+    Rejection: MISSING_IMAGE for None, EMPTY_IMAGE for b"", DECOMPRESSION_BOMB
+      when width * height > max_pixels, CORRUPT_IMAGE for anything that cannot
+      be fully decoded (with PIL's message as the detail).
+  """
+  if data is None:
+    raise Rejection(Reason.MISSING_IMAGE)
+  if not data:
+    raise Rejection(Reason.EMPTY_IMAGE)
+  if ImageFile.LOAD_TRUNCATED_IMAGES:
+    raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated "
+                       "images would be padded instead of rejected")
+  try:
+    with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
+      width, height = image.size
+      if width * height > max_pixels:
+        raise Rejection(Reason.DECOMPRESSION_BOMB,
+                        f"{width}x{height} is over {max_pixels} pixels")
+      if width * height == 0:
+        raise Rejection(Reason.CORRUPT_IMAGE, f"{width}x{height} image")
+      image.load()
+      image_format = image.format
+      pixels = np.asarray(_to_rgb(_upright(image)), dtype=np.uint8)
+  except Rejection:
+    raise
+  except Image.DecompressionBombError as e:
+    raise Rejection(Reason.DECOMPRESSION_BOMB, str(e)) from e
+  except MemoryError:
+    # Out of memory says nothing about the image: rejecting would make the
+    # output depend on the worker's load.
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # PIL's decoders raise OSError, SyntaxError, ValueError, struct.error,
+    # EOFError, IndexError, ... on bad input; none may stop a pipeline.
+    raise Rejection(Reason.CORRUPT_IMAGE, f"{type(e).__name__}: {e}") from e
+  return DecodedImage(pixels=pixels, original_height=pixels.shape[0],
+                      original_width=pixels.shape[1], format=image_format)
+
+
+def _check_rgb(pixels: np.ndarray) -> None:
+  if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+    raise ValueError(f"expected (height, width, 3) uint8 RGB pixels, got "
+                     f"{pixels.dtype} {pixels.shape}")
+
+
+def pixel_sha256(pixels: np.ndarray) -> str:
+  """Hex SHA-256 of the shape and RGB bytes: equal pixels, equal digest.
+
+  The de-duplication and block-list key: it does not depend on the file
+  format or encoder settings the pixels came from.
+  """
+  _check_rgb(pixels)
+  digest = hashlib.sha256(b"%dx%dx3:" % pixels.shape[:2])
+  digest.update(np.ascontiguousarray(pixels).tobytes())
+  return digest.hexdigest()
+
+
+def shorter_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+  """(height, width) with the shorter side at most `size`, aspect kept.
+
+  Images whose shorter side is already `size` or less keep their size (no
+  upsampling: it adds bytes, not detail, and training crops resize anyway).
+  The longer side is rounded half up.
+  """
+  if size <= 0:
+    raise ValueError(f"size must be positive, got {size}")
+  shorter, longer = min(height, width), max(height, width)
+  if shorter <= size:
+    return height, width
+  scaled = max(1, (2 * longer * size + shorter) // (2 * shorter))
+  return (size, scaled) if height <= width else (scaled, size)
+
+
+def resize_shorter_side(pixels: np.ndarray, size: int) -> np.ndarray:
+  """Downsizes RGB pixels so the shorter side is `size`; never upsamples.
+
+  Uses PIL's antialiased bicubic filter. Returns `pixels` itself when no
+  resize is needed.
+  """
+  _check_rgb(pixels)
+  height, width = pixels.shape[:2]
+  new_height, new_width = shorter_side_size(height, width, size)
+  if (new_height, new_width) == (height, width):
+    return pixels
+  resized = Image.fromarray(pixels).resize(
+      (new_width, new_height), Image.Resampling.BICUBIC)
+  return np.asarray(resized, dtype=np.uint8)
+
+
+def encode_jpeg(pixels: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+  """Baseline JPEG bytes of RGB pixels (4:2:0, no metadata), deterministic."""
+  _check_rgb(pixels)
+  if not 1 <= quality <= 100:
+    raise ValueError(f"JPEG quality must be in [1, 100], got {quality}")
+  buffer = io.BytesIO()
+  Image.fromarray(pixels).save(
+      buffer, format="JPEG", quality=quality, subsampling="4:2:0",
+      optimize=False, progressive=False)
+  return buffer.getvalue()

@@ -1,0 +1,260 @@
+"""Tests for pipelines.images: safe decoding, resizing, re-encoding, hashing."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+from PIL import ImageFile
+import pytest
+
+from pipelines import images
+from pipelines.reasons import Reason
+from pipelines.reasons import Rejection
+
+
+def _encode(image: Image.Image, image_format: str, **kwargs) -> bytes:
+  buffer = io.BytesIO()
+  image.save(buffer, format=image_format, **kwargs)
+  return buffer.getvalue()
+
+
+def _gradient(height: int, width: int) -> np.ndarray:
+  y, x = np.mgrid[0:height, 0:width]
+  return np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
+                   (x + y) % 256], axis=-1).astype(np.uint8)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+  """A PNG whose header claims width x height, with no pixel data at all."""
+  ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+
+  def chunk(kind: bytes, body: bytes) -> bytes:
+    return (struct.pack(">I", len(body)) + kind + body
+            + struct.pack(">I", zlib.crc32(kind + body)))
+
+  return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def _rejection(data: bytes | None, **kwargs) -> Rejection:
+  with pytest.raises(Rejection) as info:
+    images.decode_image(data, **kwargs)
+  return info.value
+
+
+def test_missing_and_empty_images_are_rejected():
+  assert _rejection(None).reason == Reason.MISSING_IMAGE
+  assert _rejection(b"").reason == Reason.EMPTY_IMAGE
+
+
+@pytest.mark.parametrize("kept", [0.2, 0.6, 0.99])
+def test_truncated_jpeg_is_rejected_not_padded(kept):
+  data = _encode(Image.fromarray(_gradient(64, 96)), "JPEG", quality=90)
+  rejection = _rejection(data[:int(len(data) * kept)])
+  assert rejection.reason == Reason.CORRUPT_IMAGE
+  assert "truncated" in rejection.detail.lower()
+  assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+@pytest.mark.parametrize("data", [
+    bytes(range(256)) * 4,
+    b"\x89PNG\r\n\x1a\n" + b"\x00" * 64,
+    b"\xff\xd8\xff\xe0" + b"\x13" * 64,
+    b"GIF89a" + b"\xff" * 32,
+    b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x01" * 16,
+])
+def test_garbage_is_a_corrupt_image(data):
+  assert _rejection(data).reason == Reason.CORRUPT_IMAGE
+
+
+def test_formats_outside_the_accepted_list_are_refused():
+  ico = _encode(Image.new("RGB", (16, 16), (1, 2, 3)), "ICO")
+  rejection = _rejection(ico)
+  assert rejection.reason == Reason.CORRUPT_IMAGE
+  assert "cannot identify" in rejection.detail
+
+
+def test_oversized_header_is_a_bomb_rejected_before_decoding():
+  # Over the default limit but under PIL's own, so this module's check acts;
+  # the file has no pixel data at all, so only a header check can fire.
+  rejection = _rejection(_png_header_only(9000, 9000))
+  assert rejection.reason == Reason.DECOMPRESSION_BOMB
+  assert rejection.detail == f"9000x9000 is over {images.DEFAULT_MAX_PIXELS} pixels"
+
+
+def test_bomb_limit_is_configurable():
+  data = _encode(Image.fromarray(_gradient(40, 50)), "PNG")
+  assert _rejection(data, max_pixels=1999).reason == Reason.DECOMPRESSION_BOMB
+  assert images.decode_image(data, max_pixels=2000).pixels.shape == (40, 50, 3)
+
+
+def test_pils_own_hard_limit_is_also_a_bomb():
+  side = 2 * int(Image.MAX_IMAGE_PIXELS ** 0.5) + 2
+  rejection = _rejection(_png_header_only(side, side), max_pixels=10**12)
+  assert rejection.reason == Reason.DECOMPRESSION_BOMB
+
+
+@pytest.mark.parametrize("image_format,kwargs", [
+    ("PNG", {}),
+    ("WEBP", {"lossless": True}),
+    ("BMP", {}),
+    ("TIFF", {}),
+])
+def test_lossless_formats_decode_to_exact_pixels(image_format, kwargs):
+  pixels = _gradient(30, 50)
+  decoded = images.decode_image(
+      _encode(Image.fromarray(pixels), image_format, **kwargs))
+  assert decoded.format == image_format
+  assert (decoded.original_height, decoded.original_width) == (30, 50)
+  assert decoded.pixels.dtype == np.uint8
+  np.testing.assert_array_equal(decoded.pixels, pixels)
+
+
+def test_cmyk_jpeg_cyan_becomes_rgb_cyan():
+  data = _encode(Image.new("CMYK", (8, 8), (255, 0, 0, 0)), "JPEG", quality=95)
+  pixels = images.decode_image(data).pixels
+  assert pixels.shape == (8, 8, 3)
+  np.testing.assert_allclose(pixels.reshape(-1, 3).mean(0), (0, 255, 255),
+                             atol=3)
+
+
+def test_half_transparent_red_is_composited_on_white():
+  data = _encode(Image.new("RGBA", (4, 4), (255, 0, 0, 128)), "PNG")
+  pixels = images.decode_image(data).pixels
+  np.testing.assert_array_equal(pixels, np.full((4, 4, 3), (255, 127, 127)))
+
+
+def test_transparent_grey_with_alpha_becomes_white():
+  data = _encode(Image.new("LA", (3, 3), (100, 0)), "PNG")
+  np.testing.assert_array_equal(images.decode_image(data).pixels, 255)
+
+
+def test_palette_transparency_becomes_white():
+  image = Image.new("P", (4, 2), 0)
+  image.putpalette([0, 128, 0, 10, 20, 30] + [0] * 762)
+  image.putpixel((0, 0), 1)
+  pixels = images.decode_image(
+      _encode(image, "PNG", transparency=0)).pixels
+  assert tuple(pixels[0, 0]) == (10, 20, 30)
+  np.testing.assert_array_equal(pixels[1], 255)
+
+
+@pytest.mark.parametrize("value", [0, 37, 200, 255])
+def test_greyscale_value_becomes_equal_rgb(value):
+  data = _encode(Image.new("L", (5, 3), value), "PNG")
+  np.testing.assert_array_equal(images.decode_image(data).pixels, value)
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped():
+  values = np.array([[0, 257 * 37, 257 * 200, 65535]], dtype=np.uint16)
+  data = _encode(Image.fromarray(values), "PNG")
+  pixels = images.decode_image(data).pixels
+  np.testing.assert_array_equal(pixels[0, :, 0], [0, 37, 200, 255])
+  np.testing.assert_array_equal(pixels[..., 0], pixels[..., 2])
+
+
+def test_bilevel_image_is_black_and_white():
+  image = Image.new("1", (4, 1), 0)
+  image.putpixel((1, 0), 1)
+  pixels = images.decode_image(_encode(image, "PNG")).pixels
+  np.testing.assert_array_equal(pixels[0, :, 0], [0, 255, 0, 0])
+
+
+def test_gif_first_frame_is_decoded():
+  frames = [Image.new("RGB", (6, 6), color) for color in
+            ((255, 0, 0), (0, 0, 255))]
+  data = _encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+  decoded = images.decode_image(data)
+  assert decoded.format == "GIF"
+  np.testing.assert_array_equal(decoded.pixels, np.full((6, 6, 3), (255, 0, 0)))
+
+
+def test_exif_orientation_is_applied():
+  pixels = np.zeros((16, 32, 3), np.uint8)
+  pixels[:, :16] = (255, 0, 0)
+  pixels[:, 16:] = (0, 0, 255)
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Stored rotated: display turned 90 degrees clockwise.
+  decoded = images.decode_image(
+      _encode(Image.fromarray(pixels), "PNG", exif=exif.tobytes()))
+  assert (decoded.original_height, decoded.original_width) == (32, 16)
+  np.testing.assert_array_equal(decoded.pixels[:16], np.full((16, 16, 3),
+                                                             (255, 0, 0)))
+  np.testing.assert_array_equal(decoded.pixels[16:], np.full((16, 16, 3),
+                                                             (0, 0, 255)))
+
+
+def test_truncated_images_setting_is_refused(monkeypatch):
+  monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+  with pytest.raises(RuntimeError, match="LOAD_TRUNCATED_IMAGES"):
+    images.decode_image(_encode(Image.new("RGB", (2, 2)), "PNG"))
+
+
+@pytest.mark.parametrize("shape,size,expected", [
+    ((480, 640), 256, (256, 341)),
+    ((640, 480), 256, (341, 256)),
+    ((100, 1000), 50, (50, 500)),
+    ((512, 513), 256, (256, 257)),  # 256.5 rounds half up.
+    ((300, 300), 256, (256, 256)),
+    ((2000, 3), 2, (1333, 2)),
+])
+def test_resize_keeps_aspect(shape, size, expected):
+  assert images.shorter_side_size(*shape, size) == expected
+  resized = images.resize_shorter_side(_gradient(*shape), size)
+  assert resized.shape == (*expected, 3)
+  assert resized.dtype == np.uint8
+
+
+def test_resize_never_upsamples():
+  pixels = _gradient(200, 300)
+  assert images.resize_shorter_side(pixels, 256) is pixels
+  assert images.resize_shorter_side(pixels, 200) is pixels
+
+
+def test_resize_is_antialiased():
+  # A one-pixel checkerboard averages to grey when shrunk, not to aliasing.
+  checkerboard = ((np.indices((64, 64)).sum(0) % 2) * 255).astype(np.uint8)
+  pixels = np.repeat(checkerboard[..., None], 3, axis=-1)
+  resized = images.resize_shorter_side(pixels, 16)
+  assert np.abs(resized.astype(int) - 127.5).max() <= 2
+
+
+def test_resize_rejects_bad_arguments():
+  with pytest.raises(ValueError, match="size must be positive"):
+    images.resize_shorter_side(_gradient(4, 4), 0)
+  with pytest.raises(ValueError, match="uint8 RGB"):
+    images.resize_shorter_side(np.zeros((4, 4), np.uint8), 2)
+
+
+def test_encode_jpeg_is_deterministic_and_decodable():
+  pixels = _gradient(48, 64)
+  data = images.encode_jpeg(pixels)
+  assert data == images.encode_jpeg(pixels.copy())
+  assert data != images.encode_jpeg(pixels, quality=50)
+  decoded = images.decode_image(data)
+  assert decoded.format == "JPEG"
+  assert decoded.pixels.shape == pixels.shape
+  assert np.abs(decoded.pixels.astype(int) - pixels).mean() < 3
+  with pytest.raises(ValueError, match="quality"):
+    images.encode_jpeg(pixels, quality=101)
+
+
+def test_pixel_sha256_depends_on_pixels_only():
+  pixels = _gradient(20, 30)
+  digests = {
+      images.pixel_sha256(images.decode_image(
+          _encode(Image.fromarray(pixels), image_format, **kwargs)).pixels)
+      for image_format, kwargs in (("PNG", {}), ("BMP", {}),
+                                   ("WEBP", {"lossless": True}))}
+  assert digests == {images.pixel_sha256(pixels)}
+  changed = pixels.copy()
+  changed[5, 5, 1] ^= 1
+  assert images.pixel_sha256(changed) != images.pixel_sha256(pixels)
+
+
+def test_pixel_sha256_includes_the_shape():
+  flat = np.arange(36, dtype=np.uint8)
+  assert (images.pixel_sha256(flat.reshape(2, 6, 3))
+          != images.pixel_sha256(flat.reshape(6, 2, 3)))
+  assert len(images.pixel_sha256(flat.reshape(2, 6, 3))) == 64
