@@ -1,0 +1,231 @@
+"""Tests for trainer.input_pipeline."""
+
+import collections
+import io
+import shutil
+
+import ml_collections
+import numpy as np
+from PIL import Image
+import pytest
+
+from pipelines import records
+from tests.fixtures import records as synthetic
+from tokenizers import vocabulary
+from trainer import input_pipeline
+
+NUM_RECORDS = 64
+
+
+def data_config(train_dir, **overrides) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict(dict(
+      train_dir=str(train_dir), split="train",
+      vocab_name=synthetic.VOCAB_NAME, text_len=6, image_size=16,
+      shuffle_seed=0, num_workers=0,
+      lang_weights=ml_collections.config_dict.placeholder(dict)))
+  config.update(overrides)
+  return config
+
+
+def take(iterator, n):
+  return [next(iterator) for _ in range(n)]
+
+
+def record_indices(batches) -> list[int]:
+  return [synthetic.index_of_tokens(text)
+          for batch in batches for text in batch[input_pipeline.TEXT]]
+
+
+def test_batches_have_the_model_input_shapes_and_ranges(records_dataset):
+  iterator = input_pipeline.make_train_iterator(
+      data_config(records_dataset), 8, seed=0)
+  batch = next(iterator)
+  assert set(batch) == {input_pipeline.IMAGE, input_pipeline.TEXT}
+  image, text = batch[input_pipeline.IMAGE], batch[input_pipeline.TEXT]
+  assert image.shape == (8, 16, 16, 3) and image.dtype == np.float32
+  assert -1.0 <= image.min() < 0.0 < image.max() <= 1.0
+  assert text.shape == (8, 6) and text.dtype == np.int32
+  # Four stored ids (the last EOS), padded with EOS to the text length.
+  np.testing.assert_array_equal(text[:, 3:], vocabulary.EOS_ID)
+  assert (text[:, :3] != vocabulary.EOS_ID).all()
+
+
+def test_texts_longer_than_text_len_keep_eos_last(records_dataset):
+  iterator = input_pipeline.make_train_iterator(
+      data_config(records_dataset, text_len=2), 4, seed=0)
+  text = next(iterator)[input_pipeline.TEXT]
+  np.testing.assert_array_equal(text[:, 1], vocabulary.EOS_ID)
+
+
+def test_decoded_image_shows_the_coloured_square():
+  red = synthetic.COLOURS["red"]
+  encoded = synthetic.jpeg_square(red, 64, 96)
+  for mode in (input_pipeline.RESIZE, input_pipeline.CENTER_CROP):
+    image = input_pipeline.decode_image(encoded, 32, mode)
+    assert image.shape == (32, 32, 3)
+    centre = (image[16, 16] + 1) * 255 / 2
+    np.testing.assert_allclose(centre, red, atol=12)
+    corner = (image[0, 0] + 1) * 255 / 2
+    np.testing.assert_allclose(corner, 128, atol=12)
+
+
+def test_center_crop_keeps_aspect_and_resize_squashes():
+  # A 40x80 image whose left half is black and right half white.
+  pixels = np.zeros((40, 80, 3), np.uint8)
+  pixels[:, 40:] = 255
+  out = io.BytesIO()
+  Image.fromarray(pixels).save(out, format="PNG")
+  squashed = input_pipeline.decode_image(out.getvalue(), 20,
+                                         input_pipeline.RESIZE)
+  cropped = input_pipeline.decode_image(out.getvalue(), 20,
+                                        input_pipeline.CENTER_CROP)
+  # Squashed: half the columns black. Cropped: the central 40x40 square,
+  # again half and half, but from columns 20..60 of the original.
+  assert squashed[:, 2].max() < -0.9 and squashed[:, 17].min() > 0.9
+  assert cropped[:, 2].max() < -0.9 and cropped[:, 17].min() > 0.9
+  wide = np.zeros((40, 80, 3), np.uint8)
+  wide[:, :10] = 255  # White only in the part the centre crop drops.
+  out = io.BytesIO()
+  Image.fromarray(wide).save(out, format="PNG")
+  assert input_pipeline.decode_image(
+      out.getvalue(), 20, input_pipeline.CENTER_CROP).max() < -0.9
+  assert input_pipeline.decode_image(
+      out.getvalue(), 20, input_pipeline.RESIZE).max() > 0.9
+
+
+def test_random_crop_follows_its_rng():
+  encoded = synthetic.jpeg_square(synthetic.COLOURS["blue"], 64, 96)
+
+  def crop(seed):
+    return input_pipeline.decode_image(encoded, 24, input_pipeline.RANDOM_CROP,
+                                       np.random.default_rng(seed))
+
+  np.testing.assert_array_equal(crop(1), crop(1))
+  assert any(not np.array_equal(crop(1), crop(s)) for s in range(2, 6))
+
+
+def test_same_seed_same_batches_other_seed_other_order(records_dataset):
+  config = data_config(records_dataset)
+
+  def first_batches(seed):
+    return take(input_pipeline.make_train_iterator(config, 8, seed), 3)
+
+  first, again = first_batches(3), first_batches(3)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a[input_pipeline.IMAGE],
+                                  b[input_pipeline.IMAGE])
+    np.testing.assert_array_equal(a[input_pipeline.TEXT],
+                                  b[input_pipeline.TEXT])
+  assert record_indices(first) != record_indices(first_batches(4))
+
+
+def test_each_epoch_visits_every_record_once_in_a_new_order(records_dataset):
+  iterator = input_pipeline.make_train_iterator(
+      data_config(records_dataset), 16, seed=0)
+  per_epoch = NUM_RECORDS // 16
+  epoch1 = record_indices(take(iterator, per_epoch))
+  epoch2 = record_indices(take(iterator, per_epoch))
+  assert sorted(epoch1) == sorted(epoch2) == list(range(NUM_RECORDS))
+  assert epoch1 != epoch2 and epoch1 != sorted(epoch1)
+
+
+def test_processes_read_disjoint_halves_of_each_epoch(records_dataset):
+  config = data_config(records_dataset)
+  halves = [
+      record_indices(take(input_pipeline.make_train_iterator(
+          config, 8, seed=0, process_index=p, process_count=2), 4))
+      for p in range(2)
+  ]
+  assert not set(halves[0]) & set(halves[1])
+  assert sorted(halves[0] + halves[1]) == list(range(NUM_RECORDS))
+
+
+def test_restored_iterator_state_continues_the_stream(records_dataset):
+  config = data_config(records_dataset)
+  iterator = input_pipeline.make_train_iterator(config, 8, seed=0)
+  take(iterator, 5)  # Past the first epoch (8 batches of 8 = 64).
+  state = iterator.get_state()
+  expected = record_indices(take(iterator, 6))
+  resumed = input_pipeline.make_train_iterator(config, 8, seed=0)
+  resumed.set_state(state)
+  assert record_indices(take(resumed, 6)) == expected
+
+
+def test_language_weights_set_the_language_mix(records_dataset):
+  # The dataset is half English; weights 1:1 between en and ja make ja as
+  # frequent as en, and drop de and fr.
+  config = data_config(records_dataset, lang_weights={"en": 1.0, "ja": 1.0,
+                                                      "de": 0.0})
+  texts = [text for batch in take(
+      input_pipeline.make_train_iterator(config, 16, seed=0), 4)
+           for text in batch[input_pipeline.TEXT]]
+  counts = collections.Counter(synthetic.lang_of_tokens(t) for t in texts)
+  assert counts == {"en": 32, "ja": 32}
+  # ja has 8 records: each is seen 4 times in 32 draws.
+  ja = collections.Counter(synthetic.index_of_tokens(t) for t in texts
+                           if synthetic.lang_of_tokens(t) == "ja")
+  assert sorted(ja.values()) == [4] * 8
+
+
+def test_language_weights_naming_absent_languages_fail(records_dataset):
+  config = data_config(records_dataset, lang_weights={"en": 1.0, "sw": 2.0})
+  with pytest.raises(ValueError, match="sw"):
+    input_pipeline.make_train_iterator(config, 8, seed=0)
+
+
+def test_lit_datasets_yield_image_embeddings(lit_records_dataset):
+  config = data_config(lit_records_dataset,
+                       image_field=records.IMAGE_EMBEDDING)
+  batch = next(input_pipeline.make_train_iterator(config, 4, seed=0))
+  image = batch[input_pipeline.IMAGE]
+  assert image.shape == (4, 16) and image.dtype == np.float32
+  np.testing.assert_array_equal(image.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("override, message", [
+    (dict(vocab_name="mc4"), "no tokens of vocabulary 'mc4'"),
+    (dict(image_mode="zoom"), "image_mode"),
+    (dict(image_field="image/png"), "image_field"),
+])
+def test_bad_data_configs_fail_with_a_clear_message(records_dataset, override,
+                                                    message):
+  config = data_config(records_dataset, **override)
+  with pytest.raises(ValueError, match=message):
+    next(input_pipeline.make_train_iterator(config, 4, seed=0))
+
+
+def test_incomplete_or_missing_datasets_are_refused(records_dataset,
+                                                    tmp_path):
+  with pytest.raises(ValueError, match="does not exist"):
+    input_pipeline.dataset_shards(tmp_path / "nothing", "train")
+  incomplete = tmp_path / "incomplete"
+  shutil.copytree(records_dataset, incomplete)
+  (incomplete / "COMPLETED").unlink()
+  with pytest.raises(ValueError, match="COMPLETED"):
+    input_pipeline.dataset_shards(incomplete, "train")
+  with pytest.raises(ValueError, match="no 'validation' shards"):
+    input_pipeline.dataset_shards(records_dataset, "validation")
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_batches_and_resume(records_dataset):
+  in_process = input_pipeline.make_train_iterator(
+      data_config(records_dataset), 8, seed=0)
+  expected = take(in_process, 10)
+  workers = input_pipeline.make_train_iterator(
+      data_config(records_dataset, num_workers=2), 8, seed=0)
+  try:
+    got = take(workers, 4)
+    state = workers.get_state()
+  finally:
+    workers.close()
+  for a, b in zip(expected, got):
+    np.testing.assert_array_equal(a[input_pipeline.IMAGE],
+                                  b[input_pipeline.IMAGE])
+  resumed = input_pipeline.make_train_iterator(
+      data_config(records_dataset, num_workers=2), 8, seed=0)
+  try:
+    resumed.set_state(state)
+    assert record_indices(take(resumed, 6)) == record_indices(expected[4:])
+  finally:
+    resumed.close()
