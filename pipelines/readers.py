@@ -231,12 +231,12 @@ def _is_metadata_type(arrow_type: pa.DataType) -> bool:
 
 
 def _as_bytes_column(column: pa.Array) -> list[bytes | None]:
-  """A string or binary column as raw bytes, so bad UTF-8 reaches validation."""
+  """A text column as raw bytes (bad UTF-8 reaches validation); else None."""
   if pa.types.is_string(column.type):
     column = column.cast(pa.binary())
   elif pa.types.is_large_string(column.type):
     column = column.cast(pa.large_binary())
-  return column.to_pylist()
+  return [v if isinstance(v, bytes) else None for v in column.to_pylist()]
 
 
 def _parquet_image(value: Any, source: str) -> tuple[bytes | None, dict]:
@@ -247,7 +247,30 @@ def _parquet_image(value: Any, source: str) -> tuple[bytes | None, dict]:
     value = value.get("path")
   if isinstance(value, str):
     return _read_referenced_image(value, source)
-  return value, {}
+  return (value if isinstance(value, bytes) else None), {}
+
+
+def _parquet_layout(
+    schema: pa.Schema, columns: ParquetColumns
+) -> tuple[str | None, str, str, list[str]]:
+  """(key, caption, image, metadata) column names present in `schema`.
+
+  Raises:
+    CorruptInputError: if the file has no image or no caption column.
+  """
+  key, caption, image = (
+      next((c for c in candidates if c in schema.names), None)
+      for candidates in (columns.key, columns.caption, columns.image))
+  for role, found, candidates in (("image", image, columns.image),
+                                  ("caption", caption, columns.caption)):
+    if found is None:
+      raise CorruptInputError(
+          f"no {role} column: expected one of {list(candidates)}, "
+          f"found {schema.names}")
+  metadata = [field.name for field in schema
+              if field.name not in (key, caption, image)
+              and _is_metadata_type(field.type)]
+  return key, caption, image, metadata
 
 
 def read_parquet(
@@ -274,27 +297,18 @@ def read_parquet(
   """
   try:
     parquet_file = pq.ParquetFile(fileobj)
-    schema = parquet_file.schema_arrow
-    key_column = next((c for c in columns.key if c in schema.names), None)
-    caption_column = next(
-        (c for c in columns.caption if c in schema.names), None)
-    image_column = next((c for c in columns.image if c in schema.names), None)
-    for role, found, wanted in (("image", image_column, columns.image),
-                                ("caption", caption_column, columns.caption)):
-      if found is None:
-        raise CorruptInputError(
-            f"no {role} column: expected one of {list(wanted)}, "
-            f"found {schema.names}")
-    metadata_columns = [
-        field.name for field in schema
-        if field.name not in (key_column, caption_column, image_column)
-        and _is_metadata_type(field.type)
-    ]
+    key_column, caption_column, image_column, metadata_columns = (
+        _parquet_layout(parquet_file.schema_arrow, columns))
     row = 0
-    for batch in parquet_file.iter_batches(
-        batch_size=_PARQUET_BATCH_ROWS,
-        columns=[c for c in (key_column, caption_column, image_column) if c]
-        + metadata_columns):
+    # One row group at a time: the reader would otherwise read ahead, and
+    # damage in a later row group would hide the rows before it.
+    batches = (
+        batch for group in range(parquet_file.num_row_groups)
+        for batch in parquet_file.iter_batches(
+            batch_size=_PARQUET_BATCH_ROWS, row_groups=[group],
+            columns=[c for c in (key_column, caption_column, image_column) if c]
+            + metadata_columns))
+    for batch in batches:
       images = batch.column(image_column).to_pylist()
       captions = _as_bytes_column(batch.column(caption_column))
       keys = (batch.column(key_column).to_pylist() if key_column
@@ -558,6 +572,8 @@ def read_jsonl(
 Reader = Callable[[BinaryIO, str, OnError], Iterator[RawExample]]
 
 _GZIP_SUFFIX = ".gz"
+# No ".json": img2dataset writes `NNNNN_stats.json` beside its shards, and a
+# glob over a download folder must not take those for manifests.
 _READERS_BY_EXTENSION: dict[str, Callable[..., Iterator[RawExample]]] = {
     ".tar": read_webdataset_tar,
     ".tgz": read_webdataset_tar,
