@@ -1,0 +1,309 @@
+"""Writing a dataset directory: shards, rejected examples, manifest, marker.
+
+A dataset directory (DESIGN.md, "Contracts") holds
+
+  <split>-XXXXX-of-YYYYY.array_record  the records; shard = stable hash of the
+                                       key, records sorted by key inside
+  rejected.jsonl                       {key, source, reason, detail} per line
+  stats.png                            languages, caption lengths, image sizes
+  manifest.json                        counts, shards, options (deterministic)
+  COMPLETED                            written last
+
+Everything written depends only on the input and the options, so two builds
+of the same input give byte-identical directories. ArrayRecord needs a local
+file, so shards are written to a local temporary file and then copied with
+Beam's FileSystems, which also serves gs:// outputs.
+"""
+
+import collections
+from collections.abc import Iterable, Mapping, Sequence
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+from array_record.python import array_record_module
+
+from pipelines.reasons import REASONS
+
+WRITER_OPTIONS = "group_size:1"
+MANIFEST = "manifest.json"
+REJECTED = "rejected.jsonl"
+STATS_PLOT = "stats.png"
+COMPLETED = "COMPLETED"
+REJECTED_PARTS_DIR = "rejected.parts"
+SHARD_SUFFIX = ".array_record"
+_COPY_CHUNK_BYTES = 8 << 20
+# Image size histogram cells are this many pixels wide, up to the limit.
+IMAGE_SIZE_BIN = 32
+IMAGE_SIZE_LIMIT = 2048
+
+
+def shard_index(key: str, num_shards: int) -> int:
+  """The shard of `key`: a stable hash (SHA-256, not Python's `hash`)."""
+  digest = hashlib.sha256(key.encode("utf-8")).digest()
+  return int.from_bytes(digest[:8], "big") % num_shards
+
+
+def shard_name(split: str, index: int, num_shards: int) -> str:
+  """'train', 3, 16 -> 'train-00003-of-00016.array_record'."""
+  return f"{split}-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardInfo:
+  """A written shard: its file name (in the dataset directory), count, hash."""
+
+  file: str
+  count: int
+  sha256: str
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class RejectedExample:
+  """One line of the rejected-examples file."""
+
+  key: str
+  source: str
+  reason: str
+  detail: str
+
+  def to_json_line(self) -> str:
+    return json.dumps(dataclasses.asdict(self), ensure_ascii=False) + "\n"
+
+
+def copy_local_file(local_path: str, destination: str) -> str:
+  """Copies a local file to any FileSystems path; returns its SHA-256."""
+  sha = hashlib.sha256()
+  with open(local_path, "rb") as src, FileSystems.create(destination) as dst:
+    while chunk := src.read(_COPY_CHUNK_BYTES):
+      sha.update(chunk)
+      dst.write(chunk)
+  return sha.hexdigest()
+
+
+def write_array_record(destination: str, records: Iterable[bytes]) -> ShardInfo:
+  """Writes records, in the order given, as an ArrayRecord file.
+
+  The file is written locally with `group_size:1` (one record per chunk, so
+  readers have random access) and then copied to `destination`.
+  """
+  fd, local_path = tempfile.mkstemp(suffix=SHARD_SUFFIX)
+  os.close(fd)
+  try:
+    writer = array_record_module.ArrayRecordWriter(local_path, WRITER_OPTIONS)
+    count = 0
+    for record in records:
+      writer.write(record)
+      count += 1
+    writer.close()
+    sha = copy_local_file(local_path, destination)
+  finally:
+    os.remove(local_path)
+  return ShardInfo(file=destination.rsplit("/", 1)[-1], count=count,
+                   sha256=sha)
+
+
+def read_array_record(path: str) -> list[bytes]:
+  """Reads all records of a local ArrayRecord file, in order."""
+  reader = array_record_module.ArrayRecordReader(path)
+  try:
+    return list(reader.read_all())
+  finally:
+    reader.close()
+
+
+def file_sha256(path: str) -> str:
+  """The SHA-256 of any FileSystems file."""
+  sha = hashlib.sha256()
+  with FileSystems.open(path) as f:
+    while chunk := f.read(_COPY_CHUNK_BYTES):
+      sha.update(chunk)
+  return sha.hexdigest()
+
+
+def rejected_part_name(index: int, num_shards: int) -> str:
+  return f"{REJECTED_PARTS_DIR}/{index:05d}-of-{num_shards:05d}.jsonl"
+
+
+def write_rejected_part(destination: str,
+                        rejected: Iterable[RejectedExample]) -> None:
+  """Writes rejected examples as JSON lines, sorted."""
+  text = "".join(r.to_json_line() for r in sorted(rejected))
+  with FileSystems.create(destination) as f:
+    f.write(text.encode("utf-8"))
+
+
+def concatenate(parts: Sequence[str], destination: str) -> None:
+  """Writes the files `parts`, in order, into one file."""
+  with FileSystems.create(destination) as dst:
+    for part in parts:
+      with FileSystems.open(part) as src:
+        while chunk := src.read(_COPY_CHUNK_BYTES):
+          dst.write(chunk)
+
+
+def remove_rejected_parts(output_dir: str) -> None:
+  """Deletes the per-shard rejected files once they are concatenated."""
+  parts_dir = FileSystems.join(output_dir, REJECTED_PARTS_DIR)
+  if FileSystems.get_scheme(parts_dir) is None:
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return
+  parts = FileSystems.match([FileSystems.join(parts_dir, "*")])[0]
+  if parts.metadata_list:
+    FileSystems.delete([m.path for m in parts.metadata_list])
+
+
+def read_rejected(path: str) -> list[RejectedExample]:
+  """Reads a rejected-examples file."""
+  with FileSystems.open(path) as f:
+    lines = f.read().decode("utf-8").splitlines()
+  return [RejectedExample(**json.loads(line)) for line in lines]
+
+
+@dataclasses.dataclass
+class DatasetStats:
+  """Histograms over kept examples; merged across shards.
+
+  Attributes:
+    languages: examples per language code.
+    caption_chars: examples per caption length in characters.
+    image_sizes: examples per (width bin, height bin) of the original image,
+      bins `IMAGE_SIZE_BIN` pixels wide, the last bin holding all larger.
+  """
+
+  languages: collections.Counter = dataclasses.field(
+      default_factory=collections.Counter)
+  caption_chars: collections.Counter = dataclasses.field(
+      default_factory=collections.Counter)
+  image_sizes: collections.Counter = dataclasses.field(
+      default_factory=collections.Counter)
+
+  def add(self, lang: str, caption_chars: int, height: int,
+          width: int) -> None:
+    last_bin = IMAGE_SIZE_LIMIT // IMAGE_SIZE_BIN
+    self.languages[lang] += 1
+    self.caption_chars[caption_chars] += 1
+    self.image_sizes[(min(width // IMAGE_SIZE_BIN, last_bin),
+                      min(height // IMAGE_SIZE_BIN, last_bin))] += 1
+
+  def merge(self, other: "DatasetStats") -> "DatasetStats":
+    self.languages.update(other.languages)
+    self.caption_chars.update(other.caption_chars)
+    self.image_sizes.update(other.image_sizes)
+    return self
+
+  def language_histogram(self) -> dict[str, int]:
+    """Examples per language, most frequent first, ties by code."""
+    return dict(sorted(self.languages.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def plot_stats(stats: DatasetStats, destination: str, title: str) -> None:
+  """Draws the language, caption length and image size histograms as PNG."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  fig, (ax_lang, ax_chars, ax_size) = plt.subplots(
+      1, 3, figsize=(16, 4.5), layout="constrained")
+  langs = stats.language_histogram()
+  ax_lang.bar(list(langs), list(langs.values()), color="tab:blue")
+  ax_lang.set_title("Languages")
+  ax_lang.set_ylabel("examples")
+  ax_lang.tick_params(axis="x", labelrotation=90, labelsize=7)
+
+  lengths = sorted(stats.caption_chars)
+  ax_chars.bar(lengths, [stats.caption_chars[n] for n in lengths], width=1.0,
+               color="tab:green")
+  ax_chars.set_title("Caption length")
+  ax_chars.set_xlabel("characters")
+  ax_chars.set_ylabel("examples")
+
+  cells = IMAGE_SIZE_LIMIT // IMAGE_SIZE_BIN + 1
+  grid = np.zeros((cells, cells))
+  for (w, h), n in stats.image_sizes.items():
+    grid[h, w] = n
+  image = ax_size.imshow(
+      np.ma.masked_equal(grid, 0), origin="lower", cmap="viridis",
+      extent=(0, cells * IMAGE_SIZE_BIN, 0, cells * IMAGE_SIZE_BIN))
+  ax_size.set_title(f"Original image size ({IMAGE_SIZE_BIN} px cells)")
+  ax_size.set_xlabel("width")
+  ax_size.set_ylabel("height")
+  fig.colorbar(image, ax=ax_size, label="examples")
+  fig.suptitle(title)
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=80)
+  plt.close(fig)
+  with FileSystems.create(destination) as f:
+    f.write(buffer.getvalue())
+
+
+def rejected_counts(counts: Mapping[str, int]) -> dict[str, int]:
+  """Counts for every reason, in check order, zeros included."""
+  unknown = set(counts) - set(REASONS)
+  if unknown:
+    raise ValueError(f"unknown rejection reasons: {sorted(unknown)}")
+  return {str(r): int(counts.get(r, 0)) for r in REASONS}
+
+
+def write_json(destination: str, value: Any) -> None:
+  """Writes `value` as indented JSON with keys in their given order."""
+  text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+  with FileSystems.create(destination) as f:
+    f.write(text.encode("utf-8"))
+
+
+def read_json(path: str) -> Any:
+  with FileSystems.open(path) as f:
+    return json.loads(f.read().decode("utf-8"))
+
+
+def write_completed(output_dir: str) -> None:
+  """Writes the COMPLETED marker; call it after everything else is written."""
+  with FileSystems.create(FileSystems.join(output_dir, COMPLETED)) as f:
+    f.write(b"")
+
+
+def is_completed(output_dir: str) -> bool:
+  return FileSystems.exists(FileSystems.join(output_dir, COMPLETED))
+
+
+def dataset_files(output_dir: str) -> list[str]:
+  """The files of a (possibly partial) dataset build in `output_dir`."""
+  patterns = [FileSystems.join(output_dir, f"*-?????-of-?????{SHARD_SUFFIX}")]
+  patterns += [FileSystems.join(output_dir, name)
+               for name in (MANIFEST, REJECTED, STATS_PLOT, COMPLETED)]
+  return sorted(m.path for result in FileSystems.match(patterns)
+                for m in result.metadata_list)
+
+
+def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
+  """Makes `output_dir` ready for a build.
+
+  A completed dataset is only replaced when `overwrite` is set. The COMPLETED
+  marker goes first, then the other files of an earlier build (so no stale
+  shard of a build with more shards survives).
+
+  Raises:
+    FileExistsError: if `output_dir` holds a completed dataset and not
+      `overwrite`.
+  """
+  if is_completed(output_dir) and not overwrite:
+    raise FileExistsError(
+        f"{output_dir} already holds a completed dataset; "
+        "pass --overwrite to replace it")
+  marker = FileSystems.join(output_dir, COMPLETED)
+  if FileSystems.exists(marker):
+    FileSystems.delete([marker])
+  stale = dataset_files(output_dir)
+  if stale:
+    FileSystems.delete(stale)
+  remove_rejected_parts(output_dir)
+  if FileSystems.get_scheme(output_dir) is None:
+    os.makedirs(output_dir, exist_ok=True)

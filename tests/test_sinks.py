@@ -1,0 +1,148 @@
+"""Tests for pipelines.sinks."""
+
+import collections
+import hashlib
+import json
+import os
+
+import pytest
+
+from pipelines import sinks
+from pipelines.reasons import REASONS
+
+
+def test_shard_index_is_a_stable_hash():
+  # Pinned values: a change would reshuffle every existing dataset.
+  assert [sinks.shard_index(k, 16) for k in ("a", "b", "000001")] == [
+      int.from_bytes(hashlib.sha256(k.encode()).digest()[:8], "big") % 16
+      for k in ("a", "b", "000001")]
+  assert [sinks.shard_index(k, 16) for k in ("a", "b", "000001")] == [
+      10, 10, 0]
+  assert sinks.shard_index("a", 1) == 0
+  counts = collections.Counter(sinks.shard_index(str(i), 8)
+                               for i in range(8000))
+  assert set(counts) == set(range(8))
+  assert min(counts.values()) > 900  # Roughly uniform.
+
+
+def test_shard_name():
+  assert sinks.shard_name("train", 3, 16) == "train-00003-of-00016.array_record"
+
+
+def test_write_array_record_round_trip_and_checksum(tmp_path):
+  path = str(tmp_path / "out" / "train-00000-of-00001.array_record")
+  records = [b"first", b"", b"x" * 100_000]
+  info = sinks.write_array_record(path, records)
+  assert info.file == "train-00000-of-00001.array_record"
+  assert info.count == 3
+  assert info.sha256 == hashlib.sha256(open(path, "rb").read()).hexdigest()
+  assert info.sha256 == sinks.file_sha256(path)
+  assert sinks.read_array_record(path) == records
+  from array_record.python import array_record_module
+  reader = array_record_module.ArrayRecordReader(path)
+  assert reader.writer_options_string().startswith("group_size:1,")
+  reader.close()
+
+
+def test_write_array_record_is_deterministic_and_empty_shards_work(tmp_path):
+  infos = [sinks.write_array_record(str(tmp_path / f"{i}.array_record"),
+                                    [b"a", b"b"]) for i in range(2)]
+  assert infos[0].sha256 == infos[1].sha256
+  empty = sinks.write_array_record(str(tmp_path / "e.array_record"), [])
+  assert empty.count == 0
+  assert sinks.read_array_record(str(tmp_path / "e.array_record")) == []
+
+
+def test_rejected_parts_are_sorted_and_concatenated(tmp_path):
+  out = str(tmp_path)
+  part0 = os.path.join(out, sinks.rejected_part_name(0, 2))
+  part1 = os.path.join(out, sinks.rejected_part_name(1, 2))
+  sinks.write_rejected_part(part0, [
+      sinks.RejectedExample("b", "s.tar", "empty_caption", ""),
+      sinks.RejectedExample("a", "s.tar", "corrupt_image", "OSError: x"),
+  ])
+  sinks.write_rejected_part(part1, [])
+  destination = os.path.join(out, sinks.REJECTED)
+  sinks.concatenate([part0, part1], destination)
+  sinks.remove_rejected_parts(out)
+  assert not os.path.exists(os.path.join(out, sinks.REJECTED_PARTS_DIR))
+  lines = open(destination, encoding="utf-8").read().splitlines()
+  assert json.loads(lines[0]) == {"key": "a", "source": "s.tar",
+                                  "reason": "corrupt_image",
+                                  "detail": "OSError: x"}
+  assert [r.key for r in sinks.read_rejected(destination)] == ["a", "b"]
+
+
+def test_rejected_counts_lists_every_reason_in_order():
+  counts = sinks.rejected_counts({"empty_caption": 2})
+  assert list(counts) == [str(r) for r in REASONS]
+  assert counts["empty_caption"] == 2 and sum(counts.values()) == 2
+  with pytest.raises(ValueError, match="unknown rejection reasons"):
+    sinks.rejected_counts({"cosmic_rays": 1})
+
+
+def test_dataset_stats_merge_and_language_order():
+  a, b = sinks.DatasetStats(), sinks.DatasetStats()
+  a.add("en", 10, 480, 640)
+  a.add("de", 12, 5000, 40)
+  b.add("de", 12, 33, 33)
+  b.add("fr", 3, 64, 64)
+  merged = a.merge(b)
+  assert merged.language_histogram() == {"de": 2, "en": 1, "fr": 1}
+  assert list(merged.language_histogram()) == ["de", "en", "fr"]
+  assert merged.caption_chars == {10: 1, 12: 2, 3: 1}
+  assert merged.image_sizes[(20, 15)] == 1
+  assert merged.image_sizes[(1, 64)] == 1  # Height clipped to the last bin.
+
+
+def test_plot_stats_writes_a_deterministic_png(tmp_path):
+  stats = sinks.DatasetStats()
+  for i in range(50):
+    stats.add(["en", "de", "ja"][i % 3], 5 + i, 100 + 10 * i, 200 + 7 * i)
+  paths = [str(tmp_path / f"{i}.png") for i in range(2)]
+  for path in paths:
+    sinks.plot_stats(stats, path, "train: 50 examples")
+  data = [open(p, "rb").read() for p in paths]
+  assert data[0].startswith(b"\x89PNG\r\n\x1a\n")
+  assert data[0] == data[1]
+
+
+def test_write_json_keeps_order_and_unicode(tmp_path):
+  path = str(tmp_path / "m.json")
+  sinks.write_json(path, {"z": 1, "a": "日本"})
+  text = open(path, encoding="utf-8").read()
+  assert text == '{\n  "z": 1,\n  "a": "日本"\n}\n'
+  assert sinks.read_json(path) == {"z": 1, "a": "日本"}
+
+
+def _touch(path):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  open(path, "wb").close()
+
+
+def test_prepare_output_dir_refuses_completed_unless_overwrite(tmp_path):
+  out = str(tmp_path / "ds")
+  sinks.prepare_output_dir(out, overwrite=False)  # Creates it.
+  assert os.path.isdir(out)
+  for name in ("train-00000-of-00002.array_record",
+               "train-00001-of-00002.array_record", sinks.MANIFEST,
+               sinks.REJECTED, sinks.STATS_PLOT, "notes.txt",
+               sinks.rejected_part_name(0, 2)):
+    _touch(os.path.join(out, name))
+  sinks.write_completed(out)
+  assert sinks.is_completed(out)
+  with pytest.raises(FileExistsError,
+                     match="already holds a completed dataset; pass "
+                     "--overwrite to replace it"):
+    sinks.prepare_output_dir(out, overwrite=False)
+  assert sinks.is_completed(out)
+  sinks.prepare_output_dir(out, overwrite=True)
+  # Only the user's own file survives.
+  assert os.listdir(out) == ["notes.txt"]
+
+
+def test_prepare_output_dir_cleans_an_unfinished_build(tmp_path):
+  out = str(tmp_path)
+  _touch(os.path.join(out, "train-00007-of-00008.array_record"))
+  sinks.prepare_output_dir(out, overwrite=False)
+  assert os.listdir(out) == []
