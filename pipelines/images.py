@@ -73,13 +73,23 @@ def _upright(image: Image.Image) -> Image.Image:
     return image
 
 
+def _verify_png_checksums(data: bytes) -> None:
+  """Raises if a PNG chunk, pixel data included, is cut short or corrupt.
+
+  PIL's decoder skips the pixel data checksums: a PNG cut inside its final
+  pixel chunk, or with flipped pixel bytes, would decode without an error.
+  """
+  with Image.open(io.BytesIO(data), formats=("PNG",)) as image:
+    image.verify()
+
+
 def decode_image(
     data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
   """Decodes untrusted image bytes fully into upright RGB pixels.
 
   The pixel count is checked from the header before any pixel is decoded.
   Truncated files are rejected, never padded (PIL's LOAD_TRUNCATED_IMAGES is
-  left False). CMYK, greyscale (1, L, 16-bit), palette and alpha images become
+  left False); PNG chunk checksums are verified. CMYK, greyscale (1, L, 16-bit), palette and alpha images become
   RGB, transparency composited onto white; of an animation, the first frame.
 
   Raises:
@@ -102,6 +112,8 @@ def decode_image(
                         f"{width}x{height} is over {max_pixels} pixels")
       if width * height == 0:
         raise Rejection(Reason.CORRUPT_IMAGE, f"{width}x{height} image")
+      if image.format == "PNG":
+        _verify_png_checksums(data)
       image.load()
       image_format = image.format
       pixels = np.asarray(_to_rgb(_upright(image)), dtype=np.uint8)

@@ -57,6 +57,24 @@ def test_truncated_jpeg_is_rejected_not_padded(kept):
   assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
+@pytest.mark.parametrize("damage,detail", [
+    ("cut", "incomplete checksum in b'IDAT'"),
+    ("flip", "bad header checksum in b'IDAT'"),
+])
+def test_damaged_png_is_rejected_by_its_checksums(damage, detail):
+  # Cut just before the pixel chunk's checksum, PIL's decoder alone would
+  # still produce every pixel.
+  data = bytearray(_encode(Image.fromarray(_gradient(32, 32)), "PNG"))
+  pixels_end = data.rindex(b"IEND") - 4
+  if damage == "cut":
+    data = data[:pixels_end - 2]
+  else:
+    data[pixels_end - 10] ^= 0x01
+  rejection = _rejection(bytes(data))
+  assert rejection.reason == Reason.CORRUPT_IMAGE
+  assert detail in rejection.detail
+
+
 @pytest.mark.parametrize("data", [
     bytes(range(256)) * 4,
     b"\x89PNG\r\n\x1a\n" + b"\x00" * 64,
@@ -258,3 +276,22 @@ def test_pixel_sha256_includes_the_shape():
   assert (images.pixel_sha256(flat.reshape(2, 6, 3))
           != images.pixel_sha256(flat.reshape(6, 2, 3)))
   assert len(images.pixel_sha256(flat.reshape(2, 6, 3))) == 64
+
+
+@pytest.mark.filterwarnings("ignore:(Truncated File Read|Corrupt EXIF)")
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF", "TIFF"])
+def test_mutated_files_decode_or_are_rejected_never_crash(image_format):
+  data = _encode(Image.fromarray(_gradient(24, 40)), image_format)
+  rng = np.random.default_rng(0)
+  outcomes = set()
+  for _ in range(100):
+    mutated = bytearray(data[:rng.integers(1, len(data) + 1)])
+    for position in rng.integers(0, len(mutated), rng.integers(0, 4)):
+      mutated[position] = rng.integers(0, 256)
+    try:
+      pixels = images.decode_image(bytes(mutated)).pixels
+      assert pixels.dtype == np.uint8 and pixels.shape[2] == 3
+      outcomes.add("decoded")
+    except Rejection as e:
+      outcomes.add(e.reason)
+  assert Reason.CORRUPT_IMAGE in outcomes
