@@ -28,6 +28,7 @@ from langdetect import detector_factory
 from langdetect.detector import Detector
 from langdetect.lang_detect_exception import LangDetectException
 from langdetect.utils.ngram import NGram
+from langdetect.utils.unicode_block import unicode_block
 import numpy as np
 
 from pipelines import records
@@ -60,6 +61,9 @@ _NGRAM_LENGTHS = tuple(range(1, NGram.N_GRAM + 1))
 # non-Latin when deciding whether stray Latin letters are noise.
 _LATIN_RE = re.compile("[A-z]")
 _NON_LATIN_RE = re.compile("[\u0300-\u1dff\u1f00-\U0010ffff]")
+# A Unicode block holding this share of a profile's characters is one of its
+# main scripts; text with none of them is not in that language.
+MAIN_SCRIPT_SHARE = 0.1
 # The highest code point langdetect's character normalisation changes.
 _LAST_NORMALIZED_CODE_POINT = 0xFFFF
 
@@ -76,12 +80,6 @@ def to_xm3600_code(langdetect_code: str) -> str:
   return LANGDETECT_TO_XM3600.get(langdetect_code, langdetect_code)
 
 
-def _profile_paths() -> list[str]:
-  directory = detector_factory.PROFILES_DIRECTORY
-  return [os.path.join(directory, name)
-          for name in sorted(os.listdir(directory)) if not name.startswith(".")]
-
-
 def _character_table() -> dict[int, str]:
   """`str.translate` table doing langdetect's per-character normalisation."""
   table = {}
@@ -93,13 +91,65 @@ def _character_table() -> dict[int, str]:
   return table
 
 
+def _load_profiles() -> list[dict[str, Any]]:
+  """langdetect's profiles, in file-name order: name, freq, n_words."""
+  directory = detector_factory.PROFILES_DIRECTORY
+  profiles = []
+  for name in sorted(os.listdir(directory)):
+    if not name.startswith("."):
+      with open(os.path.join(directory, name), encoding="utf-8") as f:
+        profiles.append(json.load(f))
+  return profiles
+
+
+def _ngram_probabilities(
+    profiles: list[dict[str, Any]]) -> tuple[dict[str, int], np.ndarray]:
+  """p(n-gram | language) as langdetect computes it, one row per n-gram.
+
+  Returns:
+    (n-gram -> row, [n_ngrams, n_profiles] float64 probabilities: the n-gram's
+    count over the profile's count of n-grams of that length).
+  """
+  row_of_ngram: dict[str, int] = {}
+  for profile in profiles:
+    for ngram in profile["freq"]:
+      if 1 <= len(ngram) <= NGram.N_GRAM:
+        row_of_ngram.setdefault(ngram, len(row_of_ngram))
+  probs = np.zeros((len(row_of_ngram), len(profiles)))
+  for column, profile in enumerate(profiles):
+    freq = {g: c for g, c in profile["freq"].items() if g in row_of_ngram}
+    rows = np.fromiter((row_of_ngram[g] for g in freq), np.intp, len(freq))
+    counts = np.fromiter(freq.values(), np.float64, len(freq))
+    lengths = np.fromiter(map(len, freq), np.intp, len(freq))
+    probs[rows, column] = counts / np.asarray(
+        profile["n_words"], np.float64)[lengths - 1]
+  return row_of_ngram, probs
+
+
+def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> np.ndarray:
+  """Per n-gram row, a bit per profile: is it a character of that profile's
+  main scripts (Unicode blocks holding MAIN_SCRIPT_SHARE of its characters)?"""
+  chars = [(g, r) for g, r in row_of_ngram.items() if len(g) == 1]
+  char_rows = np.array([r for _, r in chars])
+  blocks = np.array([unicode_block(g) or 0 for g, _ in chars])
+  bits = np.zeros(len(row_of_ngram), np.int64)
+  for column in range(probs.shape[1]):
+    share = np.bincount(blocks, weights=probs[char_rows, column])
+    main = np.isin(blocks, np.flatnonzero(share >= MAIN_SCRIPT_SHARE))
+    bits[char_rows[main]] |= np.int64(1) << column
+  return bits
+
+
 class _FastModel:
-  """The profiles as a log-probability matrix, built once per process.
+  """The profiles as matrices for the fast backend, built once per process.
 
   Attributes:
-    row_of_ngram: n-gram -> row of `log_probs`.
+    row_of_ngram: n-gram -> row of `log_probs` and `script_bits`.
+    unknown_row: the row standing for n-grams in no profile (zeros).
     log_probs: [n_ngrams + 1, n_profiles] float32 log(p(n-gram | language) +
-      SMOOTHING); the last row is all zeros and stands for unknown n-grams.
+      SMOOTHING).
+    script_bits: [n_ngrams + 1] int64, bit j set if the row is a character of
+      profile j's main scripts.
     profile_to_label: [n_profiles, n_labels] one-hot: the label of each
       profile (zh-cn and zh-tw share one).
     labels: the mapped language codes, sorted.
@@ -107,26 +157,13 @@ class _FastModel:
   """
 
   def __init__(self):
-    profiles = []
-    for path in _profile_paths():
-      with open(path, encoding="utf-8") as f:
-        profiles.append(json.load(f))
-    self.row_of_ngram: dict[str, int] = {}
-    for profile in profiles:
-      for ngram in profile["freq"]:
-        self.row_of_ngram.setdefault(ngram, len(self.row_of_ngram))
-    unknown_row = len(self.row_of_ngram)
-    probs = np.zeros((unknown_row + 1, len(profiles)), np.float64)
-    for column, profile in enumerate(profiles):
-      ngrams = [g for g in profile["freq"] if 1 <= len(g) <= NGram.N_GRAM]
-      rows = np.fromiter((self.row_of_ngram[g] for g in ngrams), np.int64)
-      counts = np.fromiter((profile["freq"][g] for g in ngrams), np.float64)
-      totals = np.asarray(profile["n_words"], np.float64)
-      lengths = np.fromiter((len(g) for g in ngrams), np.int64)
-      probs[rows, column] = counts / totals[lengths - 1]
-    self.log_probs = np.log(probs + SMOOTHING).astype(np.float32)
-    self.log_probs[unknown_row] = 0.0
-    self.unknown_row = unknown_row
+    profiles = _load_profiles()
+    self.row_of_ngram, probs = _ngram_probabilities(profiles)
+    self.unknown_row = len(self.row_of_ngram)
+    self.log_probs = np.zeros((self.unknown_row + 1, len(profiles)), np.float32)
+    self.log_probs[:-1] = np.log(probs + SMOOTHING)
+    self.script_bits = np.append(_script_bits(self.row_of_ngram, probs), 0)
+    self._profile_bits = np.int64(1) << np.arange(len(profiles), dtype=np.int64)
     mapped = [to_xm3600_code(p["name"]) for p in profiles]
     self.labels: tuple[str, ...] = tuple(sorted(set(mapped)))
     self.profile_to_label = np.array(
@@ -163,6 +200,10 @@ class _FastModel:
       self, rows: list[list[int]]) -> tuple[np.ndarray, list[int]]:
     """Posterior over `labels` per text, and the count of known n-grams.
 
+    Profiles whose main scripts do not occur in a text are ruled out, unless
+    none occurs (the profiles alone would let, say, Korean with its Hanja win
+    over Chinese on a caption without a single Hangul syllable).
+
     Args:
       rows: per text, the rows from `ngram_rows` (never empty).
 
@@ -175,6 +216,10 @@ class _FastModel:
     flat = np.fromiter(itertools.chain.from_iterable(rows), np.intp)
     log_likelihood = np.add.reduceat(
         np.take(self.log_probs, flat, axis=0), starts).astype(np.float64)
+    scripts = np.bitwise_or.reduceat(np.take(self.script_bits, flat), starts)
+    ruled_out = (scripts[:, None] & self._profile_bits) == 0
+    ruled_out[ruled_out.all(axis=1)] = False
+    log_likelihood[ruled_out] = -np.inf
     log_likelihood -= log_likelihood.max(axis=1, keepdims=True)
     posteriors = np.exp(log_likelihood * EVIDENCE_SCALE) @ self.profile_to_label
     posteriors /= posteriors.sum(axis=1, keepdims=True)
