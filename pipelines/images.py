@@ -89,8 +89,9 @@ def decode_image(
 
   The pixel count is checked from the header before any pixel is decoded.
   Truncated files are rejected, never padded (PIL's LOAD_TRUNCATED_IMAGES is
-  left False); PNG chunk checksums are verified. CMYK, greyscale (1, L, 16-bit), palette and alpha images become
-  RGB, transparency composited onto white; of an animation, the first frame.
+  left False); PNG chunk checksums are verified. CMYK, greyscale (1, L,
+  16-bit), palette and alpha images become RGB, transparency composited onto
+  white; of an animation, the first frame is decoded.
 
   Raises:
     Rejection: MISSING_IMAGE for None, EMPTY_IMAGE for b"", DECOMPRESSION_BOMB
@@ -183,7 +184,8 @@ def resize_shorter_side(pixels: np.ndarray, size: int) -> np.ndarray:
   return np.asarray(resized, dtype=np.uint8)
 
 
-def encode_jpeg(pixels: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+def encode_jpeg(pixels: np.ndarray,
+                quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
   """Baseline JPEG bytes of RGB pixels (4:2:0, no metadata), deterministic."""
   _check_rgb(pixels)
   if not 1 <= quality <= 100:

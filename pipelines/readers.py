@@ -2,10 +2,10 @@
 
 Four input formats, chosen by file extension (`reader_for`):
 
-  .tar .tgz (.tar.gz)      webdataset shards as img2dataset writes them
-  .parquet                 a key, a caption and an image column (`ParquetColumns`)
-  .tfrecord .tfrecords(.gz) `tf.train.Example`s (`key`, `image/encoded`, `text`)
-  .jsonl (.jsonl.gz)       manifests: `{"key", "image_path", "caption"}` per line
+  .tar .tgz .tar.gz         webdataset shards as img2dataset writes them
+  .parquet                  key, caption and image columns (`ParquetColumns`)
+  .tfrecord(s) (.gz)        `tf.train.Example`s: `key`, `image/encoded`, `text`
+  .jsonl (.jsonl.gz)        manifests: `{"key", "image_path", "caption"}` lines
 
 Paths are opened through Beam's `FileSystems`, so `gs://` and other Beam
 filesystems work like local paths.
@@ -144,20 +144,26 @@ def _split_member_name(name: str) -> tuple[str, str]:
   base = posixpath.basename(name)
   stem, dot, ext = base.partition(".")
   prefix = posixpath.dirname(name)
-  return (posixpath.join(prefix, stem) if prefix else stem), (ext if dot else "")
+  key = posixpath.join(prefix, stem) if prefix else stem
+  return key, (ext if dot else "")
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+  """`data` parsed as a JSON object, or {} if it is not one."""
+  try:
+    value = json.loads(data)
+  except ValueError:
+    return {}
+  return value if isinstance(value, dict) else {}
 
 
 def _to_example(key: str, source: str, files: dict[str, bytes]) -> RawExample:
   image = next((files[e] for e in IMAGE_EXTENSIONS if e in files), None)
   caption = next((files[e] for e in CAPTION_EXTENSIONS if e in files), None)
-  metadata = {}
-  if "json" in files:
-    try:
-      metadata = json.loads(files["json"])
-    except (ValueError, UnicodeDecodeError):
-      metadata = {}
   return RawExample(key=posixpath.basename(key), source=source, image=image,
-                    caption=caption, metadata=metadata)
+                    caption=caption,
+                    metadata=_json_object(files["json"]) if "json" in files
+                    else {})
 
 
 def read_webdataset_tar(
@@ -435,7 +441,8 @@ def _tfrecord_payloads(fileobj: BinaryIO) -> Iterator[bytes]:
       raise CorruptInputError(f"truncated record header at byte {offset}")
     length, length_crc = _TFRECORD_HEADER.unpack(header)
     if masked_crc32c(header[:8]) != length_crc:
-      raise CorruptInputError(f"record length checksum mismatch at byte {offset}")
+      raise CorruptInputError(
+          f"record length checksum mismatch at byte {offset}")
     payload = _read_exactly(fileobj, length)
     footer = _read_exactly(fileobj, _TFRECORD_FOOTER.size)
     if len(payload) < length or len(footer) < _TFRECORD_FOOTER.size:
@@ -452,7 +459,7 @@ def _feature_values(feature) -> list[Any]:
 
 
 def _metadata_value(values: list[Any]) -> Any:
-  """Feature values as JSON-able metadata: text decoded, singletons unwrapped."""
+  """Feature values as JSON-able metadata: text decoded, one value unlisted."""
   if values and isinstance(values[0], bytes):
     values = [v.decode("utf-8", "backslashreplace") for v in values]
   return values[0] if len(values) == 1 else values

@@ -98,7 +98,8 @@ def test_oversized_header_is_a_bomb_rejected_before_decoding():
   # the file has no pixel data at all, so only a header check can fire.
   rejection = _rejection(_png_header_only(9000, 9000))
   assert rejection.reason == Reason.DECOMPRESSION_BOMB
-  assert rejection.detail == f"9000x9000 is over {images.DEFAULT_MAX_PIXELS} pixels"
+  assert rejection.detail == (
+      f"9000x9000 is over {images.DEFAULT_MAX_PIXELS} pixels")
 
 
 def test_bomb_limit_is_configurable():

@@ -48,7 +48,7 @@ def _webdataset_members(keys) -> list[tuple[str, bytes]]:
   for i, key in enumerate(keys):
     members += [(f"{key}.jpg", _jpeg((i, 0, 0)) + bytes(2000)),
                 (f"{key}.txt", f"caption {key}".encode()),
-                (f"{key}.json", json.dumps({"url": f"http://x/{key}"}).encode())]
+                (f"{key}.json", json.dumps({"url": f"http://{key}"}).encode())]
   return members
 
 
@@ -67,7 +67,7 @@ def test_tar_round_trip(tmp_path):
   assert _keys(examples) == ["000000", "000001", "000002", "000003"]
   assert examples[1] == RawExample(
       key="000001", source=path, image=_jpeg((1, 0, 0)) + bytes(2000),
-      caption=b"caption 000001", metadata={"url": "http://x/000001"})
+      caption=b"caption 000001", metadata={"url": "http://000001"})
   assert (examples[2].image, examples[2].caption) == (b"png bytes", None)
   assert (examples[3].image, examples[3].caption) == (None, b"no image")
 
@@ -424,9 +424,9 @@ def test_read_raw_examples_with_beam(tmp_path):
               equal_to([(str(path), "ReadError")]), label="FileErrors")
   result = pipeline.run()
   result.wait_until_finish()
-  counters = {
-      c.key.metric.name: c.committed for c in result.metrics().query(
-          MetricsFilter().with_namespace(readers.METRICS_NAMESPACE))["counters"]}
+  query = result.metrics().query(
+      MetricsFilter().with_namespace(readers.METRICS_NAMESPACE))
+  counters = {c.key.metric.name: c.committed for c in query["counters"]}
   assert counters == {"files_read": 3, "examples_read": 5, "corrupt_files": 1}
 
 
