@@ -16,6 +16,7 @@ ship to Beam workers and safe to share between threads.
 """
 
 from collections.abc import Sequence
+import functools
 import itertools
 import json
 import os
@@ -69,7 +70,7 @@ _LAST_NORMALIZED_CODE_POINT = 0xFFFF
 
 
 class LanguagePrediction(NamedTuple):
-  """A language code (or `und`) and the posterior probability of the best one."""
+  """A language code (or `und`) and the best language's posterior."""
 
   lang: str
   score: float
@@ -91,14 +92,25 @@ def _character_table() -> dict[int, str]:
   return table
 
 
+@functools.cache
+def profile_languages() -> tuple[str, ...]:
+  """The codes of langdetect's 55 profiles, mapped and sorted (54 codes)."""
+  return tuple(sorted({to_xm3600_code(name) for name in _profile_names()}))
+
+
+def _profile_names() -> list[str]:
+  """The profile files' names, which are langdetect's language codes."""
+  return sorted(name for name in os.listdir(detector_factory.PROFILES_DIRECTORY)
+                if not name.startswith("."))
+
+
 def _load_profiles() -> list[dict[str, Any]]:
   """langdetect's profiles, in file-name order: name, freq, n_words."""
-  directory = detector_factory.PROFILES_DIRECTORY
   profiles = []
-  for name in sorted(os.listdir(directory)):
-    if not name.startswith("."):
-      with open(os.path.join(directory, name), encoding="utf-8") as f:
-        profiles.append(json.load(f))
+  for name in _profile_names():
+    path = os.path.join(detector_factory.PROFILES_DIRECTORY, name)
+    with open(path, encoding="utf-8") as f:
+      profiles.append(json.load(f))
   return profiles
 
 
@@ -127,8 +139,11 @@ def _ngram_probabilities(
 
 
 def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> np.ndarray:
-  """Per n-gram row, a bit per profile: is it a character of that profile's
-  main scripts (Unicode blocks holding MAIN_SCRIPT_SHARE of its characters)?"""
+  """Per n-gram row, bit j set if it is a character of profile j's main scripts.
+
+  A profile's main scripts are the Unicode blocks holding at least
+  MAIN_SCRIPT_SHARE of its characters' probability.
+  """
   chars = [(g, r) for g, r in row_of_ngram.items() if len(g) == 1]
   char_rows = np.array([r for _, r in chars])
   blocks = np.array([unicode_block(g) or 0 for g, _ in chars])
@@ -140,8 +155,10 @@ def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> np.ndarray:
   return bits
 
 
-class _FastModel:
-  """The profiles as matrices for the fast backend, built once per process.
+class FastModel:
+  """langdetect's profiles as matrices for the fast backend.
+
+  Build it through `fast_model()`, which makes one per process.
 
   Attributes:
     row_of_ngram: n-gram -> row of `log_probs` and `script_bits`.
@@ -165,7 +182,7 @@ class _FastModel:
     self.script_bits = np.append(_script_bits(self.row_of_ngram, probs), 0)
     self._profile_bits = np.int64(1) << np.arange(len(profiles), dtype=np.int64)
     mapped = [to_xm3600_code(p["name"]) for p in profiles]
-    self.labels: tuple[str, ...] = tuple(sorted(set(mapped)))
+    self.labels = profile_languages()
     self.profile_to_label = np.array(
         [[float(code == label) for label in self.labels] for code in mapped])
     self.characters = _character_table()
@@ -196,35 +213,34 @@ class _FastModel:
     return [get(padded[i:i + n], unknown)
             for n in _NGRAM_LENGTHS for i in range(len(padded) - n + 1)]
 
-  def label_posteriors(
-      self, rows: list[list[int]]) -> tuple[np.ndarray, list[int]]:
-    """Posterior over `labels` per text, and the count of known n-grams.
+  def best_labels(
+      self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The most probable label per text and its posterior probability.
 
     Profiles whose main scripts do not occur in a text are ruled out, unless
-    none occurs (the profiles alone would let, say, Korean with its Hanja win
-    over Chinese on a caption without a single Hangul syllable).
+    none occurs (the profiles alone would let Korean, with its Hanja, win
+    over Chinese on a caption without a single Hangul syllable). Ties go to
+    the first label.
 
     Args:
       rows: per text, the rows from `ngram_rows` (never empty).
 
     Returns:
-      ([n_texts, n_labels] float64 posteriors, known n-grams per text).
+      ([n_texts] indices into `labels`, [n_texts] float64 posteriors).
     """
-    lengths = [len(r) for r in rows]
-    starts = np.zeros(len(rows), np.intp)
-    np.cumsum(lengths[:-1], out=starts[1:])
+    starts = np.fromiter(
+        itertools.accumulate(map(len, rows[:-1]), initial=0), np.intp)
     flat = np.fromiter(itertools.chain.from_iterable(rows), np.intp)
     log_likelihood = np.add.reduceat(
         np.take(self.log_probs, flat, axis=0), starts).astype(np.float64)
     scripts = np.bitwise_or.reduceat(np.take(self.script_bits, flat), starts)
-    ruled_out = (scripts[:, None] & self._profile_bits) == 0
-    ruled_out[ruled_out.all(axis=1)] = False
-    log_likelihood[ruled_out] = -np.inf
+    allowed = (scripts[:, None] & self._profile_bits) != 0
+    allowed |= ~allowed.any(axis=1, keepdims=True)
+    log_likelihood = np.where(allowed, log_likelihood, -np.inf)
     log_likelihood -= log_likelihood.max(axis=1, keepdims=True)
     posteriors = np.exp(log_likelihood * EVIDENCE_SCALE) @ self.profile_to_label
-    posteriors /= posteriors.sum(axis=1, keepdims=True)
-    known = [n - r.count(self.unknown_row) for n, r in zip(lengths, rows)]
-    return posteriors, known
+    best = posteriors.argmax(axis=1)
+    return best, posteriors.max(axis=1) / posteriors.sum(axis=1)
 
 
 class _Once:
@@ -249,8 +265,13 @@ def _load_langdetect_factory() -> detector_factory.DetectorFactory:
   return factory
 
 
-_FAST_MODEL = _Once(_FastModel)
+_FAST_MODEL = _Once(FastModel)
 _LANGDETECT_FACTORY = _Once(_load_langdetect_factory)
+
+
+def fast_model() -> FastModel:
+  """The process-wide `FastModel`, built on first use (about a second)."""
+  return _FAST_MODEL.get()
 
 
 def _best_label(scores: dict[str, float]) -> LanguagePrediction:
@@ -292,7 +313,7 @@ class LanguageIdentifier:
   @property
   def languages(self) -> tuple[str, ...]:
     """The language codes it can output besides `und`, sorted."""
-    return _FAST_MODEL.get().labels
+    return profile_languages()
 
   def identify(self, text: str) -> LanguagePrediction:
     """The language of `text`; `und` with score 0 if it has no usable text."""
@@ -304,14 +325,14 @@ class LanguageIdentifier:
       return [self._threshold(self._identify_langdetect(t)) for t in texts]
     if not texts:
       return []
-    model = _FAST_MODEL.get()
-    posteriors, known = model.label_posteriors(
-        [model.ngram_rows(t) for t in texts])
-    best = posteriors.argmax(axis=1)
+    model = fast_model()
+    rows = [model.ngram_rows(t) for t in texts]
+    best, scores = model.best_labels(rows)
     return [
-        self._threshold(LanguagePrediction(model.labels[b], float(p[b])))
-        if k else LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
-        for p, b, k in zip(posteriors, best, known)]
+        self._threshold(LanguagePrediction(model.labels[b], float(score)))
+        if len(r) > r.count(model.unknown_row)
+        else LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
+        for r, b, score in zip(rows, best, scores)]
 
   def _identify_langdetect(self, text: str) -> LanguagePrediction:
     detector = _LANGDETECT_FACTORY.get().create()
