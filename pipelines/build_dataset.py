@@ -1,0 +1,629 @@
+"""Builds a training dataset from raw web image-text pairs, as a Beam pipeline.
+
+  python -m pipelines.build_dataset --input 'corpus/*.tar' --output data/ \\
+      --vocab vocabs/en32k --vocab vocabs/multi250k [options] [Beam options]
+
+The pipeline is a chain of named transforms:
+
+  Read          input files -> raw examples (and damaged-file reports)
+  Process       decode and validate, filter, tag the language, tokenize,
+                resize and re-encode (`process.process_batch`, in batches)
+  Deduplicate   group kept examples by decoded-pixel hash: block-listed
+                images and all but the smallest key of each hash are dropped
+  WriteShards   group by shard (stable hash of the key), sort by key, write
+                ArrayRecord shards and the rejected examples of each shard
+  Finalize      check read == kept + rejected, write rejected.jsonl,
+                stats.png, manifest.json, and COMPLETED last
+
+The output depends only on the input and the options: reruns, and runs with
+any number of workers, give byte-identical directories. Without `--runner`
+(or with `--runner DirectRunner`) it runs on Beam's local FnApiRunner, which
+needs no download; `--direct_num_workers N --direct_running_mode
+multi_processing` spreads the work over N processes. Every other Beam option
+passes through, e.g. to run on Dataflow (see README.md).
+"""
+
+import argparse
+import collections
+import dataclasses
+from collections.abc import Iterable, Sequence
+import logging
+import sys
+import time
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import WorkerOptions
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.portability.api import beam_provision_api_pb2
+from apache_beam.runners.portability import portable_runner
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+from pipelines import blocklist
+from pipelines import filters
+from pipelines import langid
+from pipelines import process
+from pipelines import readers
+from pipelines import records
+from pipelines import sinks
+from pipelines.reasons import Reason
+from pipelines.reasons import Rejection
+from tokenizers.vocabulary import Vocabulary
+
+METRICS_NAMESPACE = "build_dataset"
+DEFAULT_NUM_SHARDS = 16
+DEFAULT_SPLIT = "train"
+# Examples per `process_batch` call: enough to share the language
+# identifier's and tokenizers' per-call work, small enough to bound memory.
+BATCH_SIZE = 32
+PROGRESS_EVERY = 1000
+_REJECTED_TAG = "rejected"
+_LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+
+_LOG = logging.getLogger(__name__)
+
+
+class KeptExample(NamedTuple):
+  """A processed example on its way to deduplication and its shard."""
+
+  key: str
+  source: str
+  image_sha256: str
+  lang: str
+  caption_chars: int
+  original_height: int
+  original_width: int
+  record: bytes
+
+
+class ShardResult(NamedTuple):
+  """What writing one shard produced."""
+
+  index: int
+  info: sinks.ShardInfo
+  rejected: dict[str, int]
+  stats: sinks.DatasetStats
+
+
+def kept_example(record: records.Record) -> KeptExample:
+  return KeptExample(
+      key=record.key, source=record.source, image_sha256=record.image_sha256,
+      lang=record.lang, caption_chars=len(record.text),
+      original_height=record.image_original_height,
+      original_width=record.image_original_width,
+      record=records.serialize_record(record))
+
+
+def set_level_rejections(image_sha256: str, keys: Iterable[str],
+                         blocklisted: bool) -> list[tuple[str, Reason, str]]:
+  """The examples sharing one decoded image that must go, and why.
+
+  A block-listed image drops every example that has it. Otherwise the example
+  with the smallest key keeps the image and the others are duplicates.
+
+  Returns:
+    (key, reason, detail) for each dropped example, sorted by key.
+  """
+  keys = sorted(keys)
+  if blocklisted:
+    return [(k, Reason.BLOCKLISTED_IMAGE, f"pixel sha256 {image_sha256}")
+            for k in keys]
+  return [(k, Reason.DUPLICATE_IMAGE, f"duplicate of {keys[0]}")
+          for k in keys[1:]]
+
+
+def split_shard(
+    kept: Iterable[KeptExample], rejected: Iterable[sinks.RejectedExample],
+    dropped: Iterable[tuple[str, str, str]],
+) -> tuple[list[KeptExample], list[sinks.RejectedExample]]:
+  """Applies set-level drops to one shard's examples.
+
+  Args:
+    kept: the examples that passed the per-example checks.
+    rejected: the examples that failed them.
+    dropped: (key, reason, detail) of kept examples to reject after all.
+
+  Returns:
+    The examples to write, sorted by key (then record bytes, so that even
+    repeated keys have one order), and all rejected examples.
+  """
+  dropped = {key: (reason, detail) for key, reason, detail in dropped}
+  written, rejected = [], list(rejected)
+  for example in kept:
+    if example.key in dropped:
+      reason, detail = dropped[example.key]
+      rejected.append(sinks.RejectedExample(example.key, example.source,
+                                            str(reason), detail))
+    else:
+      written.append(example)
+  written.sort(key=lambda e: (e.key, e.record))
+  return written, rejected
+
+
+class _ProcessFn(beam.DoFn):
+  """Batches of raw examples -> KeptExamples, and (shard, RejectedExample)s."""
+
+  def __init__(self, config: process.ProcessConfig,
+               identifier: langid.LanguageIdentifier,
+               vocabularies: Sequence[Vocabulary], num_shards: int):
+    self._config = config
+    self._identifier = identifier
+    self._vocabularies = list(vocabularies)
+    self._num_shards = num_shards
+    self._processed = beam.metrics.Metrics.counter(METRICS_NAMESPACE,
+                                                   "processed")
+    self._passed = beam.metrics.Metrics.counter(METRICS_NAMESPACE,
+                                                "passed_example_checks")
+    self._rejected = {r: beam.metrics.Metrics.counter(METRICS_NAMESPACE,
+                                                      f"rejected_{r}")
+                      for r in Reason}
+    self._count = 0
+
+  def setup(self):
+    # Loads the language model now rather than on the first example.
+    self._identifier.identify("warm up")
+
+  def process(self, batch: list[readers.RawExample]):
+    results = process.process_batch(batch, self._config, self._identifier,
+                                    self._vocabularies)
+    for raw, result in zip(batch, results):
+      self._processed.inc()
+      if isinstance(result, Rejection):
+        self._rejected[result.reason].inc()
+        yield beam.pvalue.TaggedOutput(_REJECTED_TAG, (
+            sinks.shard_index(raw.key, self._num_shards),
+            sinks.RejectedExample(raw.key, raw.source, str(result.reason),
+                                  result.detail)))
+      else:
+        self._passed.inc()
+        yield kept_example(result)
+    before, self._count = self._count, self._count + len(batch)
+    if before // PROGRESS_EVERY != self._count // PROGRESS_EVERY:
+      _LOG.info("processed %d examples in this worker", self._count)
+
+
+class _SetLevelRejectionsFn(beam.DoFn):
+  """(image hash, {keys, blocked}) -> (shard, (key, reason, detail))s."""
+
+  def __init__(self, num_shards: int):
+    self._num_shards = num_shards
+    self._rejected = {r: beam.metrics.Metrics.counter(METRICS_NAMESPACE,
+                                                      f"rejected_{r}")
+                      for r in (Reason.BLOCKLISTED_IMAGE,
+                                Reason.DUPLICATE_IMAGE)}
+
+  def process(self, element):
+    image_sha256, grouped = element
+    keys = list(grouped["keys"])
+    if not keys:
+      return
+    for key, reason, detail in set_level_rejections(
+        image_sha256, keys, bool(list(grouped["blocked"]))):
+      self._rejected[reason].inc()
+      yield sinks.shard_index(key, self._num_shards), (key, reason, detail)
+
+
+class _WriteShardFn(beam.DoFn):
+  """(shard, grouped examples) -> ShardResult, writing the shard's files."""
+
+  def __init__(self, output_dir: str, split: str, num_shards: int):
+    self._output_dir = output_dir
+    self._split = split
+    self._num_shards = num_shards
+    self._kept = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "kept")
+    self._shards = beam.metrics.Metrics.counter(METRICS_NAMESPACE,
+                                                "shards_written")
+
+  def process(self, element):
+    index, grouped = element
+    written, rejected = split_shard(grouped["kept"], grouped["rejected"],
+                                    grouped["dropped"])
+    info = sinks.write_array_record(
+        FileSystems.join(self._output_dir, sinks.shard_name(
+            self._split, index, self._num_shards)),
+        (e.record for e in written))
+    sinks.write_rejected_part(
+        FileSystems.join(self._output_dir,
+                         sinks.rejected_part_name(index, self._num_shards)),
+        rejected)
+    stats = sinks.DatasetStats()
+    for e in written:
+      stats.add(e.lang, e.caption_chars, e.original_height, e.original_width)
+    self._kept.inc(info.count)
+    self._shards.inc()
+    yield ShardResult(index, info,
+                      dict(collections.Counter(r.reason for r in rejected)),
+                      stats)
+
+
+class _FinalizeFn(beam.DoFn):
+  """Checks the counts and writes rejected.jsonl, stats, manifest, COMPLETED."""
+
+  def __init__(self, output_dir: str, split: str, num_shards: int,
+               input_file_count: int, manifest_fields: dict[str, Any]):
+    self._output_dir = output_dir
+    self._split = split
+    self._num_shards = num_shards
+    self._input_file_count = input_file_count
+    self._manifest_fields = manifest_fields
+
+  def process(self, unused_element, shards, read, file_errors):
+    shards = sorted(shards, key=lambda s: s.index)
+    if [s.index for s in shards] != list(range(self._num_shards)):
+      raise RuntimeError(f"expected {self._num_shards} shards, got indices "
+                         f"{[s.index for s in shards]}")
+    kept = sum(s.info.count for s in shards)
+    rejected = collections.Counter()
+    stats = sinks.DatasetStats()
+    for shard in shards:
+      rejected.update(shard.rejected)
+      stats.merge(shard.stats)
+    if read != kept + sum(rejected.values()):
+      raise RuntimeError(
+          f"examples lost: read {read} != kept {kept} + rejected "
+          f"{sum(rejected.values())} ({dict(rejected)})")
+    join = lambda name: FileSystems.join(self._output_dir, name)
+    sinks.concatenate(
+        [join(sinks.rejected_part_name(i, self._num_shards))
+         for i in range(self._num_shards)], join(sinks.REJECTED))
+    sinks.remove_rejected_parts(self._output_dir)
+    sinks.plot_stats(stats, join(sinks.STATS_PLOT),
+                     f"{self._split}: {kept} examples")
+    manifest = {
+        "schema_version": records.SCHEMA_VERSION,
+        "split": self._split,
+        "counts": {"read": read, "kept": kept,
+                   "rejected": sinks.rejected_counts(rejected)},
+        "shards": [dataclasses.asdict(s.info) for s in shards],
+        "rejected_file": {"file": sinks.REJECTED,
+                          "count": sum(rejected.values()),
+                          "sha256": sinks.file_sha256(join(sinks.REJECTED))},
+        "stats_plot": sinks.STATS_PLOT,
+        "languages": stats.language_histogram(),
+        **self._manifest_fields,
+        "input_files": {
+            "count": self._input_file_count,
+            "corrupt": [{"file": e.source, "error": e.message}
+                        for e in sorted(file_errors)],
+        },
+    }
+    sinks.write_json(join(sinks.MANIFEST), manifest)
+    sinks.write_completed(self._output_dir)
+    yield manifest
+
+
+class BuildDataset(beam.PTransform):
+  """The whole build, from a pipeline's start to the finished directory."""
+
+  def __init__(self, *, inputs: Sequence[str], output_dir: str,
+               config: process.ProcessConfig,
+               identifier: langid.LanguageIdentifier,
+               vocabularies: Sequence[Vocabulary],
+               blocked_hashes: Iterable[str], num_shards: int, split: str,
+               manifest_fields: dict[str, Any]):
+    super().__init__()
+    self._inputs = readers.match_input_files(inputs)
+    self._output_dir = output_dir
+    self._config = config
+    self._identifier = identifier
+    self._vocabularies = list(vocabularies)
+    self._blocked_hashes = sorted(blocked_hashes)
+    self._num_shards = num_shards
+    self._split = split
+    self._manifest_fields = manifest_fields
+
+  def expand(self, pbegin):
+    n = self._num_shards
+    read = pbegin | "Read" >> readers.ReadRawExamples(self._inputs)
+    examples = read[readers.EXAMPLES_TAG]
+    processed = (
+        examples
+        | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE,
+                                        max_batch_size=BATCH_SIZE)
+        | "Process" >> beam.ParDo(_ProcessFn(
+            self._config, self._identifier, self._vocabularies,
+            n)).with_outputs(_REJECTED_TAG, main="kept"))
+    kept = processed.kept
+    dropped = (
+        {
+            "keys": kept | "KeyByImageHash" >> beam.Map(
+                lambda e: (e.image_sha256, e.key)),
+            "blocked": (pbegin
+                        | "Blocklist" >> beam.Create(self._blocked_hashes)
+                        | "KeyBlocked" >> beam.Map(lambda h: (h, True))),
+        }
+        | "GroupByImageHash" >> beam.CoGroupByKey()
+        | "Deduplicate" >> beam.ParDo(_SetLevelRejectionsFn(n)))
+    shards = (
+        {
+            "kept": kept | "KeyByShard" >> beam.Map(
+                lambda e: (sinks.shard_index(e.key, n), e)),
+            "rejected": processed[_REJECTED_TAG],
+            "dropped": dropped,
+            "all": (pbegin
+                    | "ShardIndices" >> beam.Create(range(n))
+                    | "KeyShardIndices" >> beam.Map(lambda i: (i, None))),
+        }
+        | "GroupByShard" >> beam.CoGroupByKey()
+        | "WriteShards" >> beam.ParDo(
+            _WriteShardFn(self._output_dir, self._split, n)))
+    return (
+        pbegin
+        | "FinalizeTrigger" >> beam.Create([None])
+        | "Finalize" >> beam.ParDo(
+            _FinalizeFn(self._output_dir, self._split, n, len(self._inputs),
+                        self._manifest_fields),
+            shards=beam.pvalue.AsList(shards),
+            read=beam.pvalue.AsSingleton(
+                examples | "CountRead" >> beam.combiners.Count.Globally()),
+            file_errors=beam.pvalue.AsList(read[readers.FILE_ERRORS_TAG])))
+
+
+def _parser() -> argparse.ArgumentParser:
+  defaults = process.ProcessConfig()
+  thresholds = filters.FilterConfig()
+  parser = argparse.ArgumentParser(
+      prog="python -m pipelines.build_dataset",
+      description="Build a training dataset (ArrayRecord shards, manifest, "
+      "rejected examples, stats) from raw image-text pairs with Apache Beam. "
+      "Flags not listed here are Beam pipeline options (e.g. --runner, "
+      "--direct_num_workers, --direct_running_mode, --project, --region, "
+      "--temp_location, --setup_file).",
+      allow_abbrev=False,
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  io = parser.add_argument_group("input and output")
+  io.add_argument("--input", action="append", required=True, metavar="GLOB",
+                  help="input files: webdataset .tar, .parquet, .tfrecord, "
+                  ".jsonl (optionally .gz), local or gs://; repeatable")
+  io.add_argument("--output", required=True, metavar="DIR",
+                  help="the dataset directory to write (local or gs://)")
+  io.add_argument("--vocab", action="append", default=[], metavar="DIR",
+                  help="a vocabulary directory (or SentencePiece .model) to "
+                  "tokenize captions with, stored as tokens/<name>; "
+                  "repeatable")
+  io.add_argument("--num_shards", type=int, default=DEFAULT_NUM_SHARDS,
+                  help="number of ArrayRecord shards (choose so that a shard "
+                  "fits in a worker's memory, e.g. <= 1 GB)")
+  io.add_argument("--split", default=DEFAULT_SPLIT,
+                  help="the split name in shard file names")
+  io.add_argument("--overwrite", action="store_true",
+                  help="replace a completed dataset in --output")
+  io.add_argument("--blocklist", action="append", default=[], metavar="PATH",
+                  help="images to exclude, e.g. eval images: a file of hex "
+                  "pixel SHA-256 lines (python -m pipelines.blocklist) or a "
+                  "directory of images; repeatable")
+  image = parser.add_argument_group("images")
+  image.add_argument("--image_size", type=int, default=defaults.image_size,
+                     help="stored images' shorter side is downsized to this "
+                     "many pixels (aspect kept, never upsampled)")
+  image.add_argument("--jpeg_quality", type=int,
+                     default=defaults.jpeg_quality,
+                     help="JPEG quality of the stored images")
+  image.add_argument("--max_image_pixels", type=int,
+                     default=defaults.max_image_pixels,
+                     help="images with more pixels are rejected as "
+                     "decompression bombs")
+  image.add_argument("--min_image_side", type=int,
+                     default=thresholds.min_image_side,
+                     help="reject images whose shorter side is smaller")
+  image.add_argument("--max_aspect_ratio", type=float,
+                     default=thresholds.max_aspect_ratio,
+                     help="reject images whose longer side is more than this "
+                     "many times the shorter")
+  text = parser.add_argument_group("captions and languages")
+  text.add_argument("--min_caption_chars", type=int,
+                    default=thresholds.min_caption_chars,
+                    help="reject captions with fewer characters")
+  text.add_argument("--max_caption_chars", type=int,
+                    default=thresholds.max_caption_chars,
+                    help="reject captions with more characters")
+  text.add_argument("--min_caption_words", type=int,
+                    default=thresholds.min_caption_words,
+                    help="reject captions with fewer words (scripts without "
+                    "spaces count 2 Han/kana or 4 Thai/Lao/Khmer/Myanmar "
+                    "characters as a word)")
+  text.add_argument("--max_caption_words", type=int,
+                    default=thresholds.max_caption_words,
+                    help="reject captions with more words")
+  text.add_argument("--max_tokens", type=int, default=defaults.max_tokens,
+                    help="stored token lists are cut to this length, EOS kept "
+                    "last")
+  text.add_argument("--languages", default="all",
+                    help="comma-separated language codes to keep (e.g. "
+                    "en,de,und); 'all' keeps every language")
+  text.add_argument("--langid_backend", choices=langid.BACKENDS,
+                    default=langid.FAST_BACKEND,
+                    help="language identifier: 'fast' (deterministic) or "
+                    "'langdetect' (seeded reference)")
+  text.add_argument("--langid_min_score", type=float,
+                    default=langid.DEFAULT_MIN_SCORE,
+                    help="language predictions scoring lower become 'und'")
+  parser.add_argument("--verbose", action="store_true",
+                      help="log Beam's progress and show tracebacks")
+  return parser
+
+
+def beam_options(argv: Sequence[str]) -> PipelineOptions:
+  """Beam's options from the flags this module does not know.
+
+  Raises:
+    ValueError: for a flag that neither this module nor Beam knows.
+  """
+  options = PipelineOptions(list(argv))
+  unknown = (set(options.get_all_options(retain_unknown_options=True))
+             - set(options.get_all_options()))
+  if unknown:
+    raise ValueError(f"unrecognized arguments: "
+                     f"{' '.join('--' + u for u in sorted(unknown))}")
+  return options
+
+
+def runner_for(options: PipelineOptions):
+  """The runner: FnApiRunner for local runs, else the one named.
+
+  Beam's DirectRunner would first try the Prism runner, which downloads a
+  binary. The FnApiRunner also serves `--direct_num_workers` and
+  `--direct_running_mode`; like the DirectRunner, it hands the options to
+  worker processes (their log level, for one).
+  """
+  name = options.view_as(StandardOptions).runner
+  if name not in _LOCAL_RUNNERS:
+    return name
+  encoded = portable_runner.JobServiceHandle.encode_pipeline_options(
+      options.get_all_options(drop_default=True))
+  return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+      beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
+def _quiet_workers(worker_options: WorkerOptions) -> None:
+  """Worker logs: this package's progress, and errors only from the rest."""
+  if worker_options.default_sdk_harness_log_level is None:
+    worker_options.default_sdk_harness_log_level = "ERROR"
+  # A local worker process's own module is `__main__`; it warns about the
+  # missing staging directory that local runs never have.
+  worker_options.sdk_harness_log_level_overrides = {
+      "pipelines": "INFO", "__main__": "ERROR",
+      **(worker_options.sdk_harness_log_level_overrides or {})}
+
+
+def load_vocabularies(paths: Sequence[str]) -> list[Vocabulary]:
+  """Loads vocabularies; their names (the record fields) must differ.
+
+  Raises:
+    ValueError: if a vocabulary cannot be loaded or two share a name.
+  """
+  vocabularies = [Vocabulary.load(p) for p in paths]
+  names = [v.name for v in vocabularies]
+  if len(set(names)) != len(names):
+    raise ValueError(f"vocabulary names must differ, got {names}")
+  return vocabularies
+
+
+def _config_from_args(args: argparse.Namespace) -> process.ProcessConfig:
+  return process.ProcessConfig(
+      thresholds=filters.FilterConfig(
+          min_image_side=args.min_image_side,
+          max_aspect_ratio=args.max_aspect_ratio,
+          min_caption_chars=args.min_caption_chars,
+          max_caption_chars=args.max_caption_chars,
+          min_caption_words=args.min_caption_words,
+          max_caption_words=args.max_caption_words,
+          languages=filters.parse_languages(args.languages)),
+      image_size=args.image_size,
+      jpeg_quality=args.jpeg_quality,
+      max_image_pixels=args.max_image_pixels,
+      max_tokens=args.max_tokens)
+
+
+def _plural(n: int, noun: str) -> str:
+  return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def summary(manifest: dict[str, Any], output_dir: str,
+            seconds: float) -> str:
+  """The human-readable report printed at the end of a build."""
+  counts = manifest["counts"]
+  read = counts["read"]
+  files = _plural(manifest["input_files"]["count"], "input file")
+  lines = [
+      f"read {read} examples from {files} in {seconds:.1f} s "
+      f"({read / max(seconds, 1e-9):.1f} examples/s)",
+      f"kept {counts['kept']}, rejected "
+      f"{sum(counts['rejected'].values())}:",
+  ]
+  lines += [f"  {reason:<22} {n}"
+            for reason, n in counts["rejected"].items() if n]
+  for corrupt in manifest["input_files"]["corrupt"]:
+    lines.append(f"damaged input file {corrupt['file']}: {corrupt['error']}")
+  languages = ", ".join(f"{lang} {n}"
+                        for lang, n in manifest["languages"].items())
+  lines.append(f"languages: {languages or '-'}")
+  lines.append(f"wrote {len(manifest['shards'])} shards, manifest, "
+               f"{sinks.REJECTED} and {sinks.STATS_PLOT} to {output_dir}")
+  return "\n".join(lines)
+
+
+def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> dict:
+  """Runs the build described by parsed flags; returns the manifest.
+
+  Raises:
+    ValueError: for bad options or inputs.
+    FileExistsError: if --output holds a completed dataset, without
+      --overwrite.
+  """
+  if args.num_shards < 1:
+    raise ValueError(f"--num_shards must be positive, got {args.num_shards}")
+  if not args.split or not args.split.replace("_", "").isalnum():
+    raise ValueError(f"--split must be letters, digits and '_', got "
+                     f"{args.split!r}")
+  options = beam_options(beam_argv)
+  if not args.verbose:
+    _quiet_workers(options.view_as(WorkerOptions))
+  config = _config_from_args(args)
+  identifier = langid.LanguageIdentifier(args.langid_backend,
+                                         args.langid_min_score)
+  input_files = readers.match_input_files(args.input)  # Fails early.
+  vocabularies = load_vocabularies(args.vocab)
+  blocked = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
+  sinks.prepare_output_dir(args.output, args.overwrite)
+  _LOG.info("building %s from %s", args.output,
+            _plural(len(input_files), "input file"))
+  manifest_fields = {
+      "vocabularies": [{"name": v.name, "size": v.size, "sha256": v.sha256}
+                       for v in vocabularies],
+      "options": {
+          "inputs": list(args.input),
+          "num_shards": args.num_shards,
+          **config.to_json(),
+          "langid": {"backend": identifier.backend,
+                     "min_score": identifier.min_score},
+          "blocklist": {"sources": list(args.blocklist),
+                        "hashes": len(blocked),
+                        "sha256": blocklist.blocklist_sha256(blocked)},
+      },
+  }
+  with beam.Pipeline(runner=runner_for(options), options=options) as p:
+    _ = p | "BuildDataset" >> BuildDataset(
+        inputs=args.input, output_dir=args.output, config=config,
+        identifier=identifier, vocabularies=vocabularies,
+        blocked_hashes=blocked, num_shards=args.num_shards, split=args.split,
+        manifest_fields=manifest_fields)
+  return sinks.read_json(FileSystems.join(args.output, sinks.MANIFEST))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args, beam_argv = _parser().parse_known_args(argv)
+  logging.getLogger().setLevel(logging.INFO if args.verbose
+                               else logging.WARNING)
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter("build_dataset: %(message)s"))
+  _LOG.addHandler(handler)
+  _LOG.setLevel(logging.INFO)
+  _LOG.propagate = False
+  start = time.perf_counter()
+  try:
+    manifest = build(args, beam_argv)
+  except (ValueError, FileExistsError, OSError) as e:
+    if args.verbose:
+      raise
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  except Exception as e:  # pylint: disable=broad-except
+    # Beam wraps a worker's exception with its traceback in the message.
+    if args.verbose:
+      raise
+    last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+    print(f"error: the pipeline failed: {type(e).__name__}: {last_line} "
+          "(--verbose shows the traceback)", file=sys.stderr)
+    return 1
+  print(summary(manifest, args.output, time.perf_counter() - start))
+  return 0
+
+
+if __name__ == "__main__":
+  # Run the imported module, not __main__: Beam workers unpickle this
+  # module's DoFns and element types by their importable names.
+  from pipelines import build_dataset  # pylint: disable=g-import-not-at-top
+  sys.exit(build_dataset.main())

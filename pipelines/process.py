@@ -1,0 +1,171 @@
+"""The per-example work of a dataset build, without Beam: raw pair -> Record.
+
+`process_batch` is the build's kernel: decode and validate the image, decode
+the caption, apply the filters, tag the language, tokenize with every
+vocabulary, and resize and re-encode the image. The Beam pipeline
+(`pipelines.build_dataset`) and the kernel-limit benchmark both call it.
+
+Checks run in the order of `reasons.REASONS`, so an example with several
+defects is rejected for the first one. Language identification and
+tokenization run once per batch (both share work across a batch); the result
+of every example is independent of the batch it came in.
+"""
+
+from collections.abc import Sequence
+import dataclasses
+import re
+
+from pipelines import captions
+from pipelines import filters
+from pipelines import images
+from pipelines import langid
+from pipelines.readers import RawExample
+from pipelines.reasons import Rejection
+from pipelines.records import Record
+from tokenizers.vocabulary import Vocabulary
+
+DEFAULT_MAX_TOKENS = 64
+_ADDRESS_RE = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessConfig:
+  """Everything besides the models that decides how an example is processed.
+
+  Attributes:
+    thresholds: the thresholds of the per-example filters.
+    image_size: stored images are downsized so that their shorter side is at
+      most this many pixels (aspect ratio kept; never upsampled).
+    jpeg_quality: the stored images' JPEG quality.
+    max_image_pixels: images with more pixels are DECOMPRESSION_BOMBs.
+    max_tokens: stored token lists are truncated to this length, keeping EOS
+      last.
+  """
+
+  thresholds: filters.FilterConfig = dataclasses.field(
+      default_factory=filters.FilterConfig)
+  image_size: int = images.DEFAULT_SHORTER_SIDE
+  jpeg_quality: int = images.DEFAULT_JPEG_QUALITY
+  max_image_pixels: int = images.DEFAULT_MAX_PIXELS
+  max_tokens: int = DEFAULT_MAX_TOKENS
+
+  def __post_init__(self):
+    if self.image_size < 1:
+      raise ValueError(f"image_size must be positive, got {self.image_size}")
+    if not 1 <= self.jpeg_quality <= 100:
+      raise ValueError(
+          f"jpeg_quality must be in [1, 100], got {self.jpeg_quality}")
+    if self.max_image_pixels < 1:
+      raise ValueError(
+          f"max_image_pixels must be positive, got {self.max_image_pixels}")
+    if self.max_tokens < 1:
+      raise ValueError(f"max_tokens must be positive, got {self.max_tokens}")
+
+  def to_json(self) -> dict:
+    """The options as a JSON-ready dict, thresholds nested under `filters`."""
+    return {
+        "image_size": self.image_size,
+        "jpeg_quality": self.jpeg_quality,
+        "max_image_pixels": self.max_image_pixels,
+        "max_tokens": self.max_tokens,
+        "filters": self.thresholds.to_json(),
+    }
+
+
+def _raise_if(verdict: filters.Verdict) -> None:
+  if verdict is not None:
+    raise Rejection(*verdict)
+
+
+def _untokenized_record(raw: RawExample, text: str | Rejection,
+                        language: langid.LanguagePrediction | None,
+                        config: ProcessConfig) -> Record:
+  """Validates, filters and re-encodes one example (tokens come later).
+
+  Raises:
+    Rejection: the first check the example fails.
+  """
+  decoded = images.decode_image(raw.image, config.max_image_pixels)
+  if isinstance(text, Rejection):
+    raise text
+  height, width = decoded.original_height, decoded.original_width
+  _raise_if(filters.image_reject_reason(height, width, config.thresholds))
+  _raise_if(filters.caption_reject_reason(text, config.thresholds))
+  _raise_if(filters.language_reject_reason(language.lang, language.score,
+                                           config.thresholds))
+  pixels = images.resize_shorter_side(decoded.pixels, config.image_size)
+  return Record(
+      key=raw.key,
+      text=text,
+      lang=language.lang,
+      lang_score=language.score,
+      source=raw.source,
+      image_encoded=images.encode_jpeg(pixels, config.jpeg_quality),
+      image_height=pixels.shape[0],
+      image_width=pixels.shape[1],
+      image_original_height=height,
+      image_original_width=width,
+      image_sha256=images.pixel_sha256(decoded.pixels),
+  )
+
+
+def _stable(rejection: Rejection) -> Rejection:
+  # Library messages may name objects by address ("<_io.BytesIO object at
+  # 0x7f...>"), which would make the rejected file differ between runs.
+  detail = _ADDRESS_RE.sub("", rejection.detail)
+  return rejection if detail == rejection.detail else Rejection(
+      rejection.reason, detail)
+
+
+def _decoded_caption(raw: RawExample) -> str | Rejection:
+  try:
+    return captions.decode_caption(raw.caption)
+  except Rejection as e:
+    return e
+
+
+def process_batch(
+    raws: Sequence[RawExample],
+    config: ProcessConfig,
+    identifier: langid.LanguageIdentifier,
+    vocabularies: Sequence[Vocabulary],
+) -> list[Record | Rejection]:
+  """Processes examples: a Record for each kept one, a Rejection otherwise.
+
+  Returns:
+    One result per example, in order.
+  """
+  texts = [_decoded_caption(raw) for raw in raws]
+  clean = [t for t in texts if isinstance(t, str)]
+  predictions = iter(identifier.identify_batch(clean))
+  results: list[Record | Rejection] = []
+  for raw, text in zip(raws, texts):
+    language = next(predictions) if isinstance(text, str) else None
+    try:
+      results.append(_untokenized_record(raw, text, language, config))
+    except Rejection as e:
+      results.append(_stable(e))
+  kept = [r for r in results if isinstance(r, Record)]
+  for vocabulary in vocabularies:
+    ids = vocabulary.encode_batch([r.text for r in kept],
+                                  max_len=config.max_tokens)
+    for record, record_ids in zip(kept, ids):
+      record.tokens[vocabulary.name] = record_ids
+  return results
+
+
+def process_example(
+    raw: RawExample,
+    config: ProcessConfig,
+    identifier: langid.LanguageIdentifier,
+    vocabularies: Sequence[Vocabulary],
+) -> Record:
+  """Processes one example.
+
+  Raises:
+    Rejection: if the example is rejected.
+  """
+  [result] = process_batch([raw], config, identifier, vocabularies)
+  if isinstance(result, Rejection):
+    raise result
+  return result
