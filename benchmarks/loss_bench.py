@@ -56,14 +56,20 @@ def _inputs(mesh: jax.sharding.Mesh, batch: int, dim: int):
           jnp.float32(10.0), jnp.float32(-10.0))
 
 
-def _median_seconds(step, args, repeats: int) -> float:
-  jax.block_until_ready(step(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(step(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+def _median_seconds(steps: dict, args, repeats: int) -> dict[str, float]:
+  """Median seconds per step of each of `steps`.
+
+  The steps take turns within each repeat, so that load from other processes
+  on this machine falls on all of them alike.
+  """
+  times = {name: [] for name in steps}
+  for _ in range(repeats + 1):
+    for name, step in steps.items():
+      start = time.perf_counter()
+      jax.block_until_ready(step(*args))
+      times[name].append(time.perf_counter() - start)
+  # The first turn includes the warm-up.
+  return {name: statistics.median(t[1:]) for name, t in times.items()}
 
 
 def run(num_devices: list[int], per_device_batch: int, dim: int,
@@ -75,17 +81,20 @@ def run(num_devices: list[int], per_device_batch: int, dim: int,
                          axis_types=(jax.sharding.AxisType.Auto,))
     args = _inputs(mesh, d * per_device_batch, dim)
     with jax.set_mesh(mesh):
-      for name, loss in _variants(mesh).items():
-        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)))
-        memory = step.lower(*args).compile().memory_analysis()
-        rows.append({
-            "devices": d,
-            "variant": name,
-            "temp_mib": memory.temp_size_in_bytes / MIB,
-            "seconds": _median_seconds(step, args, repeats),
-        })
-        print(f"D={d} {name}: {rows[-1]['temp_mib']:.2f} MiB, "
-              f"{rows[-1]['seconds'] * 1e3:.1f} ms", flush=True)
+      steps = {
+          name: jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)))
+          for name, loss in _variants(mesh).items()
+      }
+      temp = {
+          name: step.lower(*args).compile().memory_analysis(
+          ).temp_size_in_bytes for name, step in steps.items()
+      }
+      seconds = _median_seconds(steps, args, repeats)
+    for name in steps:
+      rows.append({"devices": d, "variant": name,
+                   "temp_mib": temp[name] / MIB, "seconds": seconds[name]})
+      print(f"D={d} {name}: {rows[-1]['temp_mib']:.2f} MiB, "
+            f"{rows[-1]['seconds'] * 1e3:.1f} ms", flush=True)
   return rows
 
 
