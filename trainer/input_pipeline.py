@@ -206,6 +206,14 @@ def make_train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   return ds.random_map(to_example, seed=seed)
 
 
+def example_spec(
+    data_config: ml_collections.ConfigDict
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+  """(shape, dtype) of each field of one example, from the first record."""
+  example = make_train_dataset(data_config, seed=0)[0]
+  return {name: (value.shape, value.dtype) for name, value in example.items()}
+
+
 def make_train_iterator(data_config: ml_collections.ConfigDict,
                         batch_size_per_process: int, seed: int,
                         process_index: int = 0,
