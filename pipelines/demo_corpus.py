@@ -317,7 +317,7 @@ def _read_xm3600_captions(root: pathlib.Path) -> dict[str, dict[str, Any]]:
   return {line["image/key"]: line for line in lines}
 
 
-# The plan: languages and defects per example ---------------------------------
+# The plan: languages and defects per example ----------------------------------
 
 
 def plan_corpus(num_examples: int, seed: int, bad_fraction: float,
@@ -366,7 +366,7 @@ def plan_corpus(num_examples: int, seed: int, bad_fraction: float,
   return plans
 
 
-# One example ----------------------------------------------------------------
+# One example ------------------------------------------------------------------
 
 
 def _example_rng(seed: int, index: int) -> np.random.Generator:
@@ -637,7 +637,7 @@ def _write_json(path: pathlib.Path, value: Any) -> None:
                   encoding="utf-8")
 
 
-# The mini XM3600 set ------------------------------------------------------------
+# The mini XM3600 set ----------------------------------------------------------
 
 
 def xm3600_image_key(seed: int, index: int) -> str:
@@ -769,7 +769,8 @@ def _print_summary(summary: CorpusSummary, seconds: float) -> None:
         f"{summary.num_bad} bad) in {len(summary.shards)} shards to "
         f"{summary.output_dir} in {seconds:.1f} s")
   for kind, count in summary.defect_counts.items():
-    print(f"  defect {kind:<22} {count:>5}  -> {EXPECTED_REASONS[Defect(kind)]}")
+    reason = EXPECTED_REASONS[Defect(kind)]
+    print(f"  defect {kind:<22} {count:>5}  -> {reason}")
   print("  languages: " + " ".join(
       f"{lang}={count}" for lang, count in summary.language_counts.items()))
 

@@ -6,7 +6,7 @@ from pipelines.demo_grammar_common import Grammar
 from pipelines.demo_scenes import Scene
 from pipelines.demo_scenes import SceneShape
 
-# Swahili -------------------------------------------------------------------------
+# Swahili ----------------------------------------------------------------------
 
 # Noun classes: 3 (m-/mi-) and 9 (n-/n-). Adjective roots take the class
 # prefix (mdogo / ndogo); colours without a root of their own follow the
@@ -53,7 +53,7 @@ def swahili(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Māori ---------------------------------------------------------------------------
+# Māori ------------------------------------------------------------------------
 
 _MI_NOUNS = {
     "circle": "porowhita", "square": "tapawhā", "triangle": "tapatoru",
@@ -86,7 +86,7 @@ def maori(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Cusco Quechua --------------------------------------------------------------------
+# Cusco Quechua ----------------------------------------------------------------
 
 _QUZ_NOUNS = {
     "circle": "muyu", "square": "tawa k'uchu", "triangle": "kimsa k'uchu",

@@ -12,7 +12,7 @@ from pipelines.demo_grammar_common import Grammar
 from pipelines.demo_scenes import Scene
 from pipelines.demo_scenes import SceneShape
 
-# Arabic ------------------------------------------------------------------------
+# Arabic -----------------------------------------------------------------------
 
 _AR_NOUNS = {
     "circle": ("دائرة", "f"), "square": ("مربع", "m"),
@@ -50,7 +50,7 @@ def arabic(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Hebrew ------------------------------------------------------------------------
+# Hebrew -----------------------------------------------------------------------
 
 # Every shape noun here is masculine, and so is "רקע" (background).
 _HE_NOUNS = {
@@ -82,7 +82,7 @@ def hebrew(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Persian -----------------------------------------------------------------------
+# Persian ----------------------------------------------------------------------
 
 _FA_NOUNS = {
     "circle": "دایره", "square": "مربع", "triangle": "مثلث",
@@ -113,7 +113,7 @@ def persian(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Turkish -----------------------------------------------------------------------
+# Turkish ----------------------------------------------------------------------
 
 _TR_NOUNS = {
     "circle": "daire", "square": "kare", "triangle": "üçgen",
@@ -145,7 +145,7 @@ def turkish(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Hindi, Bengali, Telugu ---------------------------------------------------------
+# Hindi, Bengali, Telugu -------------------------------------------------------
 
 # Every shape noun here is masculine; "पृष्ठभूमि" (background) is feminine.
 _HI_NOUNS = {
@@ -237,7 +237,7 @@ def telugu(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Japanese, Chinese, Korean ------------------------------------------------------
+# Japanese, Chinese, Korean ----------------------------------------------------
 
 _JA_NOUNS = {
     "circle": "円", "square": "四角", "triangle": "三角", "star": "星",
@@ -365,7 +365,7 @@ def korean(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Thai, Vietnamese, Indonesian, Filipino ----------------------------------------
+# Thai, Vietnamese, Indonesian, Filipino ---------------------------------------
 
 # Thai classifiers: วง for a circle, รูป for polygons, ดวง for celestial
 # bodies and hearts.

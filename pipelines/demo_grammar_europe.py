@@ -13,7 +13,7 @@ from pipelines.demo_grammar_common import Grammar
 from pipelines.demo_scenes import Scene
 from pipelines.demo_scenes import SceneShape
 
-# English ---------------------------------------------------------------------
+# English ----------------------------------------------------------------------
 
 _EN_POSITIONS = {
     "left": "on the left", "right": "on the right", "top": "at the top",
@@ -42,7 +42,7 @@ def english(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# German ----------------------------------------------------------------------
+# German -----------------------------------------------------------------------
 
 _DE_NOUNS = {
     "circle": ("Kreis", "m"), "square": ("Quadrat", "n"),
@@ -88,7 +88,7 @@ def german(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Dutch -----------------------------------------------------------------------
+# Dutch ------------------------------------------------------------------------
 
 _NL_NOUNS = {
     "circle": ("cirkel", "de"), "square": ("vierkant", "het"),
@@ -123,7 +123,7 @@ def dutch(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Danish, Norwegian (Bokmål), Swedish -------------------------------------------
+# Danish, Norwegian (Bokmål), Swedish ------------------------------------------
 # The three share one shape: an article and adjectives by gender (common or
 # neuter), the noun, then the position; each has its own words and templates.
 
@@ -172,8 +172,8 @@ _SV_COLOURS = forms(
 _SV_SIZES = forms("c|n", small="liten|litet", large="stor|stort")
 _SV_ARTICLES = {"c": "en", "n": "ett"}
 _SV_POSITIONS = {
-    "left": "till vänster", "right": "till höger", "top": "upptill",
-    "bottom": "nedtill", "centre": "i mitten",
+    "left": "till vänster", "right": "till höger", "top": "längst upp",
+    "bottom": "längst ner", "centre": "i mitten",
 }
 
 
@@ -216,9 +216,9 @@ def swedish(scene: Scene) -> tuple[str, ...]:
                                 _SV_COLOURS, _SV_POSITIONS, "och")
   bg = f"en {_SV_COLOURS[scene.background.colour]['c']} bakgrund"
   return (
-      f"{capitalised(things)} på {bg}.",
+      f"{capitalised(things)} mot {bg}.",
       f"På {bg} syns {things}.",
-      f"En bild av {things} på {bg}.",
+      f"En bild som visar {things} mot {bg}.",
   )
 
 
@@ -323,7 +323,7 @@ def portuguese(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Spanish, Romanian: article, noun, colour, size --------------------------------
+# Spanish, Romanian: article, noun, colour, size -------------------------------
 
 _ES_NOUNS = {
     "circle": ("círculo", "m"), "square": ("cuadrado", "m"),
@@ -609,7 +609,7 @@ def ukrainian(scene: Scene) -> tuple[str, ...]:
   )
 
 
-# Greek -------------------------------------------------------------------------
+# Greek ------------------------------------------------------------------------
 
 _EL_NOUNS = {
     "circle": ("κύκλος", "m"), "square": ("τετράγωνο", "n"),
