@@ -134,6 +134,10 @@ def test_chunked_bfloat16_computes_in_float32():
   assert all(g.dtype == jnp.bfloat16 for g in grads)
   _assert_close(loss, _numpy_sigmoid_loss(
       np.asarray(x, np.float32), np.asarray(y, np.float32), 10.0, -10.0))
+  expected = jax.grad(losses.sigmoid_loss, (0, 1))(x, y, 10.0, -10.0)
+  for actual, reference in zip(grads, expected):
+    # Both round float32 gradients to bfloat16 (8 bits of mantissa).
+    _assert_close(actual, reference, rtol=1e-2)
 
 
 def test_chunked_one_element_scalars_and_no_bias():
