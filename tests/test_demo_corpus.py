@@ -14,10 +14,16 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from pipelines import blocklist
+from pipelines import build_dataset
 from pipelines import demo_captions
 from pipelines import demo_corpus as demo_corpus_lib
 from pipelines import demo_scenes
+from pipelines import filters
+from pipelines import langid
+from pipelines import process
 from pipelines import readers
+from pipelines import records
 from pipelines.demo_corpus import Defect
 from pipelines.reasons import Reason
 from tests.fixtures.corpus import DEMO_NUM_EXAMPLES
@@ -398,3 +404,43 @@ def test_cli_help_runs_as_a_module():
                "--lang_mix", "--xm3600_num_images",
                "--xm3600_captions_per_image", "--overwrite"):
     assert flag in result.stdout
+
+
+# The contract with the dataset pipeline -----------------------------------------
+
+
+def test_thresholds_are_the_pipeline_defaults():
+  config = filters.FilterConfig()
+  assert (config.min_image_side, config.max_aspect_ratio,
+          config.min_caption_chars, config.max_caption_chars,
+          config.max_caption_words) == (
+              demo_corpus_lib.MIN_IMAGE_SIDE,
+              demo_corpus_lib.MAX_ASPECT_RATIO,
+              demo_corpus_lib.MIN_CAPTION_CHARS,
+              demo_corpus_lib.MAX_CAPTION_CHARS,
+              demo_corpus_lib.MAX_CAPTION_WORDS)
+
+
+def test_pipeline_rejects_exactly_the_bad_examples(demo_corpus, xm3600_dir):
+  """The pipeline's kernel and set-level decisions, run on the corpus, give
+  each bad example its expected reason and keep every clean one."""
+  raws = []
+  for shard in demo_corpus.shards:
+    with open(shard, "rb") as f:
+      raws.extend(readers.read_webdataset_tar(f, str(shard)))
+  results = process.process_batch(raws, process.ProcessConfig(),
+                                  langid.LanguageIdentifier(), [])
+  rejected = {raw.key: str(result.reason)
+              for raw, result in zip(raws, results)
+              if not isinstance(result, records.Record)}
+  blocked = {sha for _, sha in blocklist.hash_images(
+      blocklist.image_paths(str(xm3600_dir / "images")))}
+  keys_by_image = collections.defaultdict(list)
+  for result in results:
+    if isinstance(result, records.Record):
+      keys_by_image[result.image_sha256].append(result.key)
+  for sha, keys in keys_by_image.items():
+    for key, reason, _ in build_dataset.set_level_rejections(
+        sha, keys, sha in blocked):
+      rejected[key] = str(reason)
+  assert rejected == demo_corpus.expected_rejections
