@@ -41,7 +41,8 @@ def default_config() -> ml_collections.ConfigDict:
       name="adamw",
       lr=1e-3,
       b1=0.9,  # Adam and Lion first moment; Adafactor momentum (0: none).
-      b2=0.95,  # Adam and Lion second moment; Adafactor's beta2 cap.
+      # Adam and Lion second moment (Lion's paper uses 0.99); Adafactor's cap.
+      b2=0.95,
       eps=1e-8,  # Adam only.
       adafactor_decay_rate=0.8,  # Adafactor's beta2(s) = 1 - (s + 1)^-rate.
       weight_decay=1e-4,
@@ -130,18 +131,18 @@ def _base_optimizer(optim_config: ml_collections.ConfigDict
   if name == "lion":
     return optax.scale_by_lion(b1=b1, b2=b2)
   if name == "adafactor":
-    exponent = optim_config.adafactor_decay_rate
 
-    def beta2(step, exponent):
-      # Adafactor's second-moment decay, capped at b2 (big_vision).
-      return jnp.minimum(b2, 1.0 - (jnp.asarray(step, jnp.float32) + 1.0)
-                         ** (-exponent))
+    def beta2(step, decay_rate):
+      # Adafactor's second-moment decay 1 - (s + 1)^-rate, capped at b2 as in
+      # big_vision, so that b2 = 0.95 plays the role it has in Adam.
+      t = jnp.asarray(step, jnp.float32) + 1.0
+      return jnp.minimum(b2, 1.0 - t**(-decay_rate))
 
-    # min_dim_size_to_factor=32 and no debiased momentum follow big_vision.
+    # min_dim_size_to_factor=32 and undebiased momentum follow big_vision.
     return optax.chain(
         optax.scale_by_factored_rms(
-            decay_rate=exponent, min_dim_size_to_factor=32,
-            decay_rate_fn=beta2),
+            decay_rate=optim_config.adafactor_decay_rate,
+            min_dim_size_to_factor=32, decay_rate_fn=beta2),
         optax.ema(b1, debias=False) if b1 else optax.identity())
   raise ValueError(f"optim.name must be one of {OPTIMIZERS}, got {name!r}")
 
