@@ -57,14 +57,18 @@ SMOOTHING = Detector.ALPHA_DEFAULT / Detector.BASE_FREQ
 EVIDENCE_SCALE = 1.0 / 3.0
 # langdetect's default cap on the characters it reads.
 MAX_TEXT_LENGTH = 10000
-_NGRAM_LENGTHS = tuple(range(1, NGram.N_GRAM + 1))
 # Characters >= U+0300 outside Latin Extended Additional (Vietnamese) count as
 # non-Latin when deciding whether stray Latin letters are noise.
 _LATIN_RE = re.compile("[A-z]")
-_NON_LATIN_RE = re.compile("[\u0300-\u1dff\u1f00-\U0010ffff]")
+_FIRST_NON_LATIN = "\u0300"
+_NON_LATIN_RE = re.compile(f"[{_FIRST_NON_LATIN}-\u1dff\u1f00-\U0010ffff]")
 # A Unicode block holding this share of a profile's characters is one of its
 # main scripts; text with none of them is not in that language.
 MAIN_SCRIPT_SHARE = 0.1
+# Subtracted from a ruled-out language's log-likelihood: more than any gap
+# between two languages on MAX_TEXT_LENGTH characters, so ruling out every
+# language leaves the ranking as it was.
+_RULED_OUT_PENALTY = 1e9
 # The highest code point langdetect's character normalisation changes.
 _LAST_NORMALIZED_CODE_POINT = 0xFFFF
 
@@ -115,76 +119,91 @@ def _load_profiles() -> list[dict[str, Any]]:
 
 
 def _ngram_probabilities(
-    profiles: list[dict[str, Any]]) -> tuple[dict[str, int], np.ndarray]:
+    profiles: list[dict[str, Any]],
+    labels: Sequence[str]) -> tuple[dict[str, int], np.ndarray]:
   """p(n-gram | language) as langdetect computes it, one row per n-gram.
 
+  A language with several profiles (zh: zh-cn and zh-tw) gets their mean.
+
   Returns:
-    (n-gram -> row, [n_ngrams, n_profiles] float64 probabilities: the n-gram's
-    count over the profile's count of n-grams of that length).
+    (n-gram -> row, [n_ngrams + 1, len(labels)] float64 probabilities: the
+    n-gram's count over the profile's count of n-grams of that length). Row 0
+    is all zeros and belongs to no n-gram.
   """
   row_of_ngram: dict[str, int] = {}
   for profile in profiles:
     for ngram in profile["freq"]:
       if 1 <= len(ngram) <= NGram.N_GRAM:
-        row_of_ngram.setdefault(ngram, len(row_of_ngram))
-  probs = np.zeros((len(row_of_ngram), len(profiles)))
-  for column, profile in enumerate(profiles):
+        row_of_ngram.setdefault(ngram, len(row_of_ngram) + 1)
+  columns = [labels.index(to_xm3600_code(p["name"])) for p in profiles]
+  probs = np.zeros((len(row_of_ngram) + 1, len(labels)))
+  for column, profile in zip(columns, profiles):
     freq = {g: c for g, c in profile["freq"].items() if g in row_of_ngram}
     rows = np.fromiter((row_of_ngram[g] for g in freq), np.intp, len(freq))
     counts = np.fromiter(freq.values(), np.float64, len(freq))
     lengths = np.fromiter(map(len, freq), np.intp, len(freq))
-    probs[rows, column] = counts / np.asarray(
-        profile["n_words"], np.float64)[lengths - 1]
+    probs[rows, column] += counts / np.asarray(
+        profile["n_words"], np.float64)[lengths - 1] / columns.count(column)
   return row_of_ngram, probs
 
 
-def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> np.ndarray:
-  """Per n-gram row, bit j set if it is a character of profile j's main scripts.
+def _suffix_rows(row_of_ngram: dict[str, int], start: int) -> np.ndarray:
+  """Per row, the row of its n-gram without the first `start` characters (0
+  where that is empty or no n-gram)."""
+  suffixes = np.zeros(len(row_of_ngram) + 1, np.intp)
+  for ngram, row in row_of_ngram.items():
+    suffixes[row] = row_of_ngram.get(ngram[start:], 0)
+  return suffixes
 
-  A profile's main scripts are the Unicode blocks holding at least
-  MAIN_SCRIPT_SHARE of its characters' probability.
-  """
+
+def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> np.ndarray:
+  """Per row, bit j set if its n-gram ends in a character of language j's
+  main scripts: the Unicode blocks holding MAIN_SCRIPT_SHARE of its
+  characters."""
   chars = [(g, r) for g, r in row_of_ngram.items() if len(g) == 1]
   char_rows = np.array([r for _, r in chars])
   blocks = np.array([unicode_block(g) or 0 for g, _ in chars])
-  bits = np.zeros(len(row_of_ngram), np.int64)
+  char_bits = np.zeros(len(row_of_ngram) + 1, np.int64)
   for column in range(probs.shape[1]):
     share = np.bincount(blocks, weights=probs[char_rows, column])
     main = np.isin(blocks, np.flatnonzero(share >= MAIN_SCRIPT_SHARE))
-    bits[char_rows[main]] |= np.int64(1) << column
-  return bits
+    char_bits[char_rows[main]] |= np.int64(1) << column
+  return char_bits[_suffix_rows(row_of_ngram, -1)]
 
 
 class FastModel:
   """langdetect's profiles as matrices for the fast backend.
 
-  Build it through `fast_model()`, which makes one per process.
+  Naive Bayes reads every 1-, 2- and 3-gram of the text padded with spaces,
+  that is, at each character, the n-grams ending there. Row r of
+  `window_log_probs` holds the summed log-probabilities of n-gram r and of
+  its known suffixes, so one lookup of the longest known n-gram ending at a
+  character stands for all the n-grams ending there. Build it through
+  `fast_model()`, which makes one per process.
 
   Attributes:
-    row_of_ngram: n-gram -> row of `log_probs` and `script_bits`.
-    unknown_row: the row standing for n-grams in no profile (zeros).
-    log_probs: [n_ngrams + 1, n_profiles] float32 log(p(n-gram | language) +
-      SMOOTHING).
-    script_bits: [n_ngrams + 1] int64, bit j set if the row is a character of
-      profile j's main scripts.
-    profile_to_label: [n_profiles, n_labels] one-hot: the label of each
-      profile (zh-cn and zh-tw share one).
-    labels: the mapped language codes, sorted.
+    labels: the language codes, sorted; one column each.
+    row_of_ngram: n-gram -> row of `window_log_probs` and `script_bits`.
+    window_log_probs: [n_ngrams + 1, n_labels] float32: for the row's n-gram
+      and each of its suffixes that is an n-gram, log(p(n-gram | language) +
+      SMOOTHING) * EVIDENCE_SCALE, summed. Row 0 (no n-gram) is zeros.
+    script_bits: [n_ngrams + 1] int64, bit j set if the row's n-gram ends in
+      a character of language j's main scripts.
     characters: the normalisation table for `str.translate`.
   """
 
   def __init__(self):
-    profiles = _load_profiles()
-    self.row_of_ngram, probs = _ngram_probabilities(profiles)
-    self.unknown_row = len(self.row_of_ngram)
-    self.log_probs = np.zeros((self.unknown_row + 1, len(profiles)), np.float32)
-    self.log_probs[:-1] = np.log(probs + SMOOTHING)
-    self.script_bits = np.append(_script_bits(self.row_of_ngram, probs), 0)
-    self._profile_bits = np.int64(1) << np.arange(len(profiles), dtype=np.int64)
-    mapped = [to_xm3600_code(p["name"]) for p in profiles]
     self.labels = profile_languages()
-    self.profile_to_label = np.array(
-        [[float(code == label) for label in self.labels] for code in mapped])
+    self.row_of_ngram, probs = _ngram_probabilities(_load_profiles(),
+                                                    self.labels)
+    log_probs = np.log(probs + SMOOTHING) * EVIDENCE_SCALE
+    log_probs[0] = 0.0
+    self.window_log_probs = (
+        log_probs + log_probs[_suffix_rows(self.row_of_ngram, 1)] +
+        log_probs[_suffix_rows(self.row_of_ngram, 2)]).astype(np.float32)
+    self.script_bits = _script_bits(self.row_of_ngram, probs)
+    self._label_bits = np.int64(1) << np.arange(len(self.labels),
+                                                dtype=np.int64)
     self.characters = _character_table()
 
   def normalize(self, text: str) -> str:
@@ -199,19 +218,20 @@ class FastModel:
     text = Detector.MAIL_RE.sub(" ", text)
     if not text.isascii():
       text = unicodedata.normalize("NFC", text)
-      if 2 * len(_LATIN_RE.findall(text)) < len(_NON_LATIN_RE.findall(text)):
+      if (max(text) >= _FIRST_NON_LATIN and 2 * len(_LATIN_RE.findall(text)) <
+          len(_NON_LATIN_RE.findall(text))):
         text = _LATIN_RE.sub("", text)
     words = text.translate(self.characters).split()
     return " ".join(w.lower() if len(w) > 1 and w.isupper() else w
                     for w in words)
 
-  def ngram_rows(self, text: str) -> list[int]:
-    """Rows of `log_probs` for every 1-3-gram of the space-padded text."""
-    padded = f" {self.normalize(text)} "
+  def window_rows(self, text: str) -> list[int]:
+    """Per character of the normalised text and the space after it, the row
+    of the longest known n-gram ending there (0 if none)."""
+    padded = f"  {self.normalize(text)} "
     get = self.row_of_ngram.get
-    unknown = self.unknown_row
-    return [get(padded[i:i + n], unknown)
-            for n in _NGRAM_LENGTHS for i in range(len(padded) - n + 1)]
+    return [get(padded[i:i + 3]) or get(padded[i + 1:i + 3]) or
+            get(padded[i + 2]) or 0 for i in range(len(padded) - 2)]
 
   def best_labels(
       self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -223,7 +243,7 @@ class FastModel:
     the first label.
 
     Args:
-      rows: per text, the rows from `ngram_rows` (never empty).
+      rows: per text, the rows from `window_rows` (never empty).
 
     Returns:
       ([n_texts] indices into `labels`, [n_texts] float64 posteriors).
@@ -232,15 +252,13 @@ class FastModel:
         itertools.accumulate(map(len, rows[:-1]), initial=0), np.intp)
     flat = np.fromiter(itertools.chain.from_iterable(rows), np.intp)
     log_likelihood = np.add.reduceat(
-        np.take(self.log_probs, flat, axis=0), starts).astype(np.float64)
+        np.take(self.window_log_probs, flat, axis=0), starts, dtype=np.float64)
     scripts = np.bitwise_or.reduceat(np.take(self.script_bits, flat), starts)
-    allowed = (scripts[:, None] & self._profile_bits) != 0
-    allowed |= ~allowed.any(axis=1, keepdims=True)
-    log_likelihood = np.where(allowed, log_likelihood, -np.inf)
+    np.subtract(log_likelihood, _RULED_OUT_PENALTY, out=log_likelihood,
+                where=(scripts[:, None] & self._label_bits) == 0)
     log_likelihood -= log_likelihood.max(axis=1, keepdims=True)
-    posteriors = np.exp(log_likelihood * EVIDENCE_SCALE) @ self.profile_to_label
-    best = posteriors.argmax(axis=1)
-    return best, posteriors.max(axis=1) / posteriors.sum(axis=1)
+    return (log_likelihood.argmax(axis=1),
+            1.0 / np.exp(log_likelihood).sum(axis=1))
 
 
 class _Once:
@@ -326,12 +344,11 @@ class LanguageIdentifier:
     if not texts:
       return []
     model = fast_model()
-    rows = [model.ngram_rows(t) for t in texts]
+    rows = [model.window_rows(t) for t in texts]
     best, scores = model.best_labels(rows)
     return [
         self._threshold(LanguagePrediction(model.labels[b], float(score)))
-        if len(r) > r.count(model.unknown_row)
-        else LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
+        if any(r) else LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
         for r, b, score in zip(rows, best, scores)]
 
   def _identify_langdetect(self, text: str) -> LanguagePrediction:

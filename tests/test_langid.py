@@ -1,18 +1,52 @@
-"""Tests for pipelines.langid."""
+"""Tests for pipelines.langid, against langdetect and the caption set."""
 
+import collections
+import concurrent.futures
+import json
 import pickle
+import subprocess
+import sys
 
 import pytest
 
+from benchmarks import langid_bench
 from pipelines import langid
 from pipelines import records
 
 UND = records.UNDETERMINED_LANG
+# Languages whose scripts do not separate words with spaces.
+UNSPACED = ("ja", "th", "zh")
+
+
+@pytest.fixture(scope="module")
+def captions():
+  return langid_bench.read_captions(langid_bench.CAPTIONS_PATH)
+
+
+@pytest.fixture(scope="module")
+def caption_texts(captions):
+  return [text for _, text in captions]
+
+
+@pytest.fixture(scope="module")
+def fast():
+  return langid.LanguageIdentifier(min_score=0.0)
+
+
+@pytest.fixture(scope="module")
+def reference():
+  return langid.LanguageIdentifier(langid.LANGDETECT_BACKEND, min_score=0.0)
 
 
 @pytest.fixture(scope="module", params=langid.BACKENDS)
 def identifier(request):
   return langid.LanguageIdentifier(backend=request.param)
+
+
+def _accuracy(identifier, captions):
+  predictions = identifier.identify_batch([text for _, text in captions])
+  return sum(p.lang == lang for p, (lang, _) in zip(predictions, captions)) / (
+      len(captions))
 
 
 def test_xm3600_languages_are_the_36_codes_of_the_design():
@@ -29,9 +63,9 @@ def test_code_mapping():
   assert langid.to_xm3600_code("af") == "af"
 
 
-def test_languages_are_langdetects_55_mapped_to_54_codes():
-  languages = langid.LanguageIdentifier().languages
-  assert len(languages) == 54
+def test_languages_are_langdetects_55_mapped_to_54_codes(identifier):
+  languages = identifier.languages
+  assert len(languages) == 54 and list(languages) == sorted(languages)
   assert {"zh", "fil", "he", "id", "no", "af", "bg"} <= set(languages)
   assert not {"zh-cn", "zh-tw", "tl", UND} & set(languages)
   assert set(langid.XM3600_LANGUAGES) - set(languages) == {"mi", "quz"}
@@ -67,6 +101,97 @@ def test_invalid_settings_are_rejected():
     langid.LanguageIdentifier(backend="cld3")
   with pytest.raises(ValueError, match=r"min_score must be in \[0, 1\]"):
     langid.LanguageIdentifier(min_score=1.5)
+
+
+def test_caption_set_has_short_captions_in_every_language(captions):
+  per_language = collections.Counter(lang for lang, _ in captions)
+  assert set(per_language) == set(langid.profile_languages())
+  assert min(per_language.values()) >= 8
+  assert per_language["zh"] == 16  # Simplified and traditional.
+  for lang, text in captions:
+    if lang not in UNSPACED:
+      assert 4 <= len(text.split()) <= 20, text
+
+
+def test_fast_is_at_least_as_accurate_as_langdetect_on_captions(
+    fast, reference, captions):
+  fast_accuracy = _accuracy(fast, captions)
+  assert fast_accuracy >= _accuracy(reference, captions)
+  assert fast_accuracy >= 0.95
+
+
+def test_chinese_without_hangul_is_never_korean(fast, captions):
+  chinese = [(lang, text) for lang, text in captions if lang == "zh"]
+  assert _accuracy(fast, chinese) == 1.0
+
+
+def test_backends_agree_on_long_unambiguous_text(fast, reference, captions):
+  paragraphs = collections.defaultdict(list)
+  for lang, text in captions:
+    paragraphs[lang].append(text)
+  languages = sorted(paragraphs)
+  texts = [" ".join(paragraphs[lang]) for lang in languages]
+  fast_predictions = fast.identify_batch(texts)
+  assert [p.lang for p in fast_predictions] == languages
+  assert min(p.score for p in fast_predictions) > 0.99
+  # langdetect calls even a long paragraph of Chinese Korean: the Korean
+  # profile holds more Han n-grams than the Chinese ones.
+  reference_languages = [p.lang for p in reference.identify_batch(texts)]
+  assert reference_languages == [
+      "ko" if lang == "zh" else lang for lang in languages]
+
+
+def test_identify_batch_equals_identify_one_by_one(identifier, caption_texts):
+  texts = caption_texts[::7] + ["", "1234"]
+  assert identifier.identify_batch(texts) == [
+      identifier.identify(t) for t in texts]
+  assert identifier.identify_batch([]) == []
+
+
+def test_scores_are_probabilities(fast, caption_texts):
+  scores = [p.score for p in fast.identify_batch(caption_texts)]
+  assert all(0.0 < s <= 1.0 for s in scores)
+
+
+def test_fast_is_deterministic_across_models_and_processes(caption_texts):
+  texts = caption_texts[::11]
+  model_a, model_b = langid.FastModel(), langid.FastModel()
+  rows = [model_a.window_rows(t) for t in texts]
+  assert rows == [model_b.window_rows(t) for t in texts]
+  best_a, scores_a = model_a.best_labels(rows)
+  best_b, scores_b = model_b.best_labels(rows)
+  assert best_a.tolist() == best_b.tolist()
+  assert scores_a.tolist() == scores_b.tolist()
+  script = ("import json, sys; from pipelines import langid; "
+            "print(json.dumps(langid.LanguageIdentifier().identify_batch("
+            "json.load(sys.stdin))))")
+  child = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts),
+                         capture_output=True, text=True, check=True)
+  in_process = langid.LanguageIdentifier().identify_batch(texts)
+  assert [tuple(p) for p in json.loads(child.stdout)] == in_process
+
+
+def test_langdetect_backend_is_deterministic_for_a_seed(caption_texts):
+  texts = caption_texts[::9]
+  first = langid.LanguageIdentifier(langid.LANGDETECT_BACKEND, seed=3)
+  second = langid.LanguageIdentifier(langid.LANGDETECT_BACKEND, seed=3)
+  assert first.identify_batch(texts) == second.identify_batch(texts)
+
+
+def test_urls_emails_and_capitals_do_not_change_the_answer(fast):
+  plain = fast.identify("Un perro corriendo por la playa al atardecer")
+  assert plain.lang == "es"
+  assert fast.identify("Un perro corriendo por la playa al atardecer "
+                       "https://example.com/Perro.jpg foto@example.com") == plain
+  assert fast.identify("UN PERRO CORRIENDO POR LA PLAYA AL ATARDECER") == (
+      fast.identify("un perro corriendo por la playa al atardecer"))
+
+
+def test_shared_between_threads(fast, caption_texts):
+  chunks = [caption_texts[i::4] for i in range(4)]
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    results = list(pool.map(fast.identify_batch, chunks))
+  assert results == [fast.identify_batch(chunk) for chunk in chunks]
 
 
 def test_pickle_round_trip_is_small_and_equivalent(identifier):
