@@ -119,7 +119,16 @@ class TrainingOptions:
 
 
 class VocabularyTrainingError(ValueError):
-  """The corpus cannot give the requested vocabulary."""
+  """The corpus cannot give the requested vocabulary.
+
+  Attributes:
+    supported_size: the largest (or, if the request was too small, the
+      smallest) vocabulary size the corpus supports, when known.
+  """
+
+  def __init__(self, message: str, supported_size: int | None = None):
+    super().__init__(message)
+    self.supported_size = supported_size
 
 
 def _progress(message: str) -> None:
@@ -340,14 +349,16 @@ def train_sentencepiece(sentences: Iterable[str],
         minloglevel=1, **sentencepiece_options(options))
   except RuntimeError as e:
     if match := _TOO_LARGE_RE.search(str(e)):
+      largest = int(match.group(2))
       raise VocabularyTrainingError(
           f"corpus too small for --vocab_size {options.vocab_size}; the "
-          f"largest size it supports is {match.group(2)}") from None
+          f"largest size it supports is {largest}", largest) from None
     if match := _TOO_SMALL_RE.search(str(e)):
+      smallest = int(match.group(2))
       raise VocabularyTrainingError(
           f"--vocab_size {options.vocab_size} is too small for the "
           f"characters of the corpus; the smallest size it supports is "
-          f"{match.group(2)}") from None
+          f"{smallest}", smallest) from None
     raise
   return model.getvalue()
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 import dataclasses
 import hashlib
 import json
+import os
 import posixpath
 from typing import Any
 
@@ -177,7 +178,7 @@ class Vocabulary:
     self.card = card
 
   @classmethod
-  def load(cls, path: str, *, lowercase: bool | None = None,
+  def load(cls, path: str | os.PathLike, *, lowercase: bool | None = None,
            name: str | None = None, num_threads: int = 1) -> "Vocabulary":
     """Loads a vocabulary directory or a bare SentencePiece `.model` file.
 
@@ -194,6 +195,7 @@ class Vocabulary:
       ValueError: if `path` is neither, or the model does not match the
         checksum or size in `vocab.json`.
     """
+    path = os.fspath(path)
     if path.endswith(MODEL_SUFFIX):
       if not FileSystems.exists(path):
         raise ValueError(f"no SentencePiece model at {path}")
