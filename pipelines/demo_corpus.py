@@ -401,15 +401,27 @@ def _render(seed: int, index: int, defect: Defect | None,
   return scene, jpeg, (width, height), rng
 
 
-def _non_utf8(caption: str, rng: np.random.Generator) -> tuple[bytes, str]:
-  """The caption in bytes that are not UTF-8, and how they were made."""
+def _is_utf8(data: bytes) -> bool:
   try:
-    data = caption.encode("cp1252")
     data.decode("utf-8")
-  except UnicodeEncodeError:
-    pass  # Not a Latin-1 script: a stray 0xFF byte goes in instead.
   except UnicodeDecodeError:
-    return data, "cp1252-encoded"
+    return False
+  return True
+
+
+def _non_utf8(caption: str, rng: np.random.Generator) -> tuple[bytes, str]:
+  """The caption in bytes that are not UTF-8, and how they were made.
+
+  Accented Latin text is encoded as Windows-1252, the usual mistake; text
+  that is plain ASCII or in another script gets a stray 0xFF byte between
+  two words instead.
+  """
+  try:
+    legacy = caption.encode("cp1252")
+  except UnicodeEncodeError:
+    legacy = caption.encode("utf-8")
+  if not _is_utf8(legacy):
+    return legacy, "cp1252-encoded"
   words = caption.encode("utf-8").split(b" ")
   cut = int(rng.integers(len(words) + 1))
   return b" ".join(words[:cut] + [b"\xff"] + words[cut:]), "0xff byte inserted"
@@ -472,6 +484,7 @@ def make_example(plan: ExamplePlan, seed: int, image_size: tuple[int, int],
   metadata = {
       "key": key,
       "status": "success",
+      "error_message": None,
       "caption": (None if caption is None
                   else caption.decode("utf-8", errors="replace")),
       "url": f"https://demo.invalid/{seed}/{key}.jpg",

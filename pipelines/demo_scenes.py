@@ -108,7 +108,10 @@ class Scene:
 
   def to_json(self) -> dict[str, Any]:
     """The scene as JSON-ready values (the corpus records it per example)."""
-    return dataclasses.asdict(self)
+    # Plain field dicts: `dataclasses.asdict` deep-copies, a tenth of the
+    # corpus generation time.
+    return {"shapes": [dict(vars(s)) for s in self.shapes],
+            "background": dict(vars(self.background))}
 
   @classmethod
   def from_json(cls, data: Mapping[str, Any]) -> "Scene":

@@ -32,7 +32,7 @@ from tests.fixtures.corpus import XM3600_NUM_IMAGES
 from tests.test_demo_captions import COLOUR_STEMS
 from tests.test_demo_captions import mentions_colour
 
-IMG2DATASET_FIELDS = ("key", "status", "caption", "url", "width", "height",
+IMG2DATASET_FIELDS = ("key", "status", "error_message", "caption", "url", "width", "height",
                       "original_width", "original_height", "exif", "sha256")
 
 
@@ -71,6 +71,28 @@ def _sha256_files(directory: pathlib.Path) -> dict[str, str]:
           for p in sorted(directory.glob("*.tar"))}
 
 
+# Scenes ---------------------------------------------------------------------
+
+
+def test_scenes_use_every_word_and_keep_shapes_apart():
+  scenes = [demo_scenes.sample_scene(np.random.default_rng(i))
+            for i in range(500)]
+  shapes = [s for scene in scenes for s in scene.shapes]
+  assert {s.colour for s in shapes} == set(demo_scenes.COLOURS)
+  assert {s.shape for s in shapes} == set(demo_scenes.SHAPES)
+  assert {s.size for s in shapes} == set(demo_scenes.SIZES)
+  assert {s.position for s in shapes} == set(demo_scenes.POSITIONS)
+  assert {scene.background.style for scene in scenes} == set(
+      demo_scenes.BACKGROUND_STYLES)
+  for scene in scenes:
+    assert all(s.colour != scene.background.colour for s in scene.shapes)
+    if len(scene.shapes) == 2:
+      assert {s.position for s in scene.shapes} in (
+          {"left", "right"}, {"top", "bottom"})
+    assert demo_scenes.Scene.from_json(
+        json.loads(json.dumps(scene.to_json()))) == scene
+
+
 # Layout ---------------------------------------------------------------------
 
 
@@ -96,8 +118,8 @@ def test_metadata_follows_img2dataset(examples):
   for key, example in examples.items():
     meta = _metadata(example)
     assert list(meta)[:len(IMG2DATASET_FIELDS)] == list(IMG2DATASET_FIELDS)
-    assert (meta["key"], meta["status"], meta["exif"]) == (key, "success",
-                                                           None)
+    assert (meta["key"], meta["status"], meta["error_message"],
+            meta["exif"]) == (key, "success", None, None)
     assert meta["url"] == f"https://demo.invalid/{DEMO_SEED}/{key}.jpg"
     assert meta["sha256"] == hashlib.sha256(example["jpg"]).hexdigest()
     assert set(meta["demo"]) >= {"lang", "defect", "duplicate_of", "scene"}
