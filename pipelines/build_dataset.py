@@ -545,8 +545,30 @@ def summary(manifest: dict[str, Any], output_dir: str,
   return "\n".join(lines)
 
 
-def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> dict:
-  """Runs the build described by parsed flags; returns the manifest.
+class BuildResult(NamedTuple):
+  """A finished build: its manifest, and the Beam counters of this module."""
+
+  manifest: dict[str, Any]
+  counters: dict[str, int]
+
+
+def _counters(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+  query = result.metrics().query(
+      beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE))
+  counters = collections.Counter()
+  for counter in query["counters"]:
+    counters[counter.key.metric.name] += counter.committed
+  return dict(sorted(counters.items()))
+
+
+def parse_args(
+    argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+  """This module's flags, and the rest (Beam's options)."""
+  return _parser().parse_known_args(argv)
+
+
+def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
+  """Runs the build described by parsed flags.
 
   Raises:
     ValueError: for bad options or inputs.
@@ -584,27 +606,32 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> dict:
                         "sha256": blocklist.blocklist_sha256(blocked)},
       },
   }
-  with beam.Pipeline(runner=runner_for(options), options=options) as p:
-    _ = p | "BuildDataset" >> BuildDataset(
-        inputs=args.input, output_dir=args.output, config=config,
-        identifier=identifier, vocabularies=vocabularies,
-        blocked_hashes=blocked, num_shards=args.num_shards, split=args.split,
-        manifest_fields=manifest_fields)
-  return sinks.read_json(FileSystems.join(args.output, sinks.MANIFEST))
+  pipeline = beam.Pipeline(runner=runner_for(options), options=options)
+  _ = pipeline | "BuildDataset" >> BuildDataset(
+      inputs=args.input, output_dir=args.output, config=config,
+      identifier=identifier, vocabularies=vocabularies,
+      blocked_hashes=blocked, num_shards=args.num_shards, split=args.split,
+      manifest_fields=manifest_fields)
+  result = pipeline.run()
+  result.wait_until_finish()
+  return BuildResult(
+      sinks.read_json(FileSystems.join(args.output, sinks.MANIFEST)),
+      _counters(result))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  args, beam_argv = _parser().parse_known_args(argv)
-  logging.getLogger().setLevel(logging.INFO if args.verbose
-                               else logging.WARNING)
-  handler = logging.StreamHandler(sys.stderr)
-  handler.setFormatter(logging.Formatter("build_dataset: %(message)s"))
-  _LOG.addHandler(handler)
-  _LOG.setLevel(logging.INFO)
-  _LOG.propagate = False
+  args, beam_argv = parse_args(argv)
+  if args.verbose:
+    logging.getLogger().setLevel(logging.INFO)
+  if not _LOG.handlers:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("build_dataset: %(message)s"))
+    _LOG.addHandler(handler)
+    _LOG.setLevel(logging.INFO)
+    _LOG.propagate = False
   start = time.perf_counter()
   try:
-    manifest = build(args, beam_argv)
+    result = build(args, beam_argv)
   except (ValueError, FileExistsError, OSError) as e:
     if args.verbose:
       raise
@@ -618,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"error: the pipeline failed: {type(e).__name__}: {last_line} "
           "(--verbose shows the traceback)", file=sys.stderr)
     return 1
-  print(summary(manifest, args.output, time.perf_counter() - start))
+  print(summary(result.manifest, args.output, time.perf_counter() - start))
   return 0
 
 

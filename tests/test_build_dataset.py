@@ -1,0 +1,288 @@
+"""Tests for pipelines.build_dataset: the dataset build, end to end."""
+
+import collections
+import json
+import os
+import pathlib
+import shutil
+
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+import pytest
+
+from pipelines import build_dataset
+from pipelines import demo_corpus as demo_corpus_lib
+from pipelines import images
+from pipelines import readers
+from pipelines import records
+from pipelines import sinks
+from pipelines.reasons import REASONS
+from pipelines.reasons import Reason
+from tests.fixtures import dataset as dataset_fixture
+from tokenizers.vocabulary import Vocabulary
+
+
+def _files(directory: pathlib.Path) -> dict[str, bytes]:
+  return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def _records(directory: pathlib.Path) -> list[records.Record]:
+  manifest = json.loads((directory / sinks.MANIFEST).read_text())
+  return [records.parse_record(data) for shard in manifest["shards"]
+          for data in sinks.read_array_record(str(directory / shard["file"]))]
+
+
+def _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output_dir):
+  return dataset_fixture.build_dataset_argv(
+      demo_corpus.output_dir, output_dir, [en_vocab_dir, multi_vocab_dir],
+      xm3600_dir)
+
+
+def test_counts_and_reasons_match_the_corpus_truth(built_dataset, demo_corpus):
+  manifest = json.loads((built_dataset / sinks.MANIFEST).read_text())
+  counts = manifest["counts"]
+  assert counts["read"] == demo_corpus.num_examples == 400
+  assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
+  assert counts["kept"] == demo_corpus.num_clean
+  assert list(counts["rejected"]) == [str(r) for r in REASONS]
+  assert {r: n for r, n in counts["rejected"].items() if n} == (
+      demo_corpus.reason_counts)
+  rejected = sinks.read_rejected(str(built_dataset / sinks.REJECTED))
+  assert {r.key: r.reason for r in rejected} == demo_corpus.expected_rejections
+  # Every set-level kind is there: the fixture block-lists XM3600's images.
+  assert counts["rejected"][Reason.BLOCKLISTED_IMAGE] > 0
+  assert counts["rejected"][Reason.DUPLICATE_IMAGE] > 0
+  duplicates = [r for r in rejected if r.reason == Reason.DUPLICATE_IMAGE]
+  assert all(r.detail.startswith("duplicate of ") for r in duplicates)
+  assert all(r.detail.removeprefix("duplicate of ") < r.key
+             for r in duplicates)
+  all_keys = {e.key for shard in demo_corpus.shards
+              for e in readers.read_examples(str(shard))}
+  kept_keys = {r.key for r in _records(built_dataset)}
+  assert kept_keys == all_keys - set(demo_corpus.expected_rejections)
+
+
+def test_every_kept_record_is_valid(built_dataset, en_vocab_dir,
+                                    multi_vocab_dir):
+  vocabularies = [Vocabulary.load(str(en_vocab_dir)),
+                  Vocabulary.load(str(multi_vocab_dir))]
+  kept = _records(built_dataset)
+  untruncated = collections.Counter()
+  for record in kept:
+    decoded = images.decode_image(record.image_encoded)
+    assert decoded.format == "JPEG"
+    expected_size = images.shorter_side_size(
+        record.image_original_height, record.image_original_width, 256)
+    assert decoded.pixels.shape[:2] == expected_size
+    assert (record.image_height, record.image_width) == expected_size
+    assert len(record.image_sha256) == 64
+    assert record.text and record.source.endswith(".tar")
+    assert sorted(record.tokens) == sorted(v.name for v in vocabularies)
+    for vocabulary in vocabularies:
+      ids = record.tokens[vocabulary.name]
+      assert ids == vocabulary.encode(record.text, max_len=64)
+      full = vocabulary.decode(vocabulary.encode(record.text))
+      if len(ids) < 64:
+        assert vocabulary.decode(ids) == full
+        untruncated[vocabulary.name] += 1
+      else:  # Cut to 64 ids, EOS last: the text's beginning.
+        assert ids[-1] == vocabulary.eos_id
+        assert full.startswith(vocabulary.decode(ids))
+  assert min(untruncated.values()) > len(kept) // 2
+
+
+def test_manifest(built_dataset, demo_corpus, en_vocab_dir, multi_vocab_dir):
+  manifest = json.loads((built_dataset / sinks.MANIFEST).read_text())
+  num_shards = dataset_fixture.BUILT_DATASET_NUM_SHARDS
+  assert [s["file"] for s in manifest["shards"]] == [
+      f"train-{i:05d}-of-{num_shards:05d}.array_record"
+      for i in range(num_shards)]
+  assert sum(s["count"] for s in manifest["shards"]) == (
+      manifest["counts"]["kept"])
+  for shard in manifest["shards"]:
+    assert shard["sha256"] == sinks.file_sha256(
+        str(built_dataset / shard["file"]))
+  assert [v["name"] for v in manifest["vocabularies"]] == [
+      Vocabulary.load(str(en_vocab_dir)).name,
+      Vocabulary.load(str(multi_vocab_dir)).name]
+  assert sum(manifest["languages"].values()) == manifest["counts"]["kept"]
+  kept_langs = collections.Counter(r.lang for r in _records(built_dataset))
+  assert manifest["languages"] == dict(kept_langs)
+  options = manifest["options"]
+  assert options["num_shards"] == num_shards
+  assert (options["image_size"], options["jpeg_quality"],
+          options["max_tokens"]) == (256, 95, 64)
+  assert options["filters"]["min_image_side"] == 32
+  assert options["blocklist"]["hashes"] == 24
+  assert manifest["input_files"] == {"count": 2, "corrupt": []}
+  assert manifest["rejected_file"]["count"] == len(
+      demo_corpus.expected_rejections)
+  assert manifest["schema_version"] == records.SCHEMA_VERSION
+  files = set(os.listdir(built_dataset))
+  assert {sinks.MANIFEST, sinks.REJECTED, sinks.STATS_PLOT,
+          sinks.COMPLETED} <= files
+  assert sinks.REJECTED_PARTS_DIR not in files
+  assert (built_dataset / sinks.STATS_PLOT).read_bytes().startswith(b"\x89PNG")
+
+
+def test_records_are_sorted_by_key_in_their_hash_shard(built_dataset):
+  manifest = json.loads((built_dataset / sinks.MANIFEST).read_text())
+  for index, shard in enumerate(manifest["shards"]):
+    keys = [records.parse_record(d).key for d in
+            sinks.read_array_record(str(built_dataset / shard["file"]))]
+    assert keys == sorted(keys)
+    assert {sinks.shard_index(k, len(manifest["shards"])) for k in keys} <= {
+        index}
+
+
+def test_rerun_into_a_completed_dataset_is_refused(built_dataset, demo_corpus,
+                                                  xm3600_dir, en_vocab_dir,
+                                                  multi_vocab_dir, capsys):
+  before = _files(built_dataset)
+  argv = _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir,
+               built_dataset)
+  assert build_dataset.main(argv) == 1
+  err = capsys.readouterr().err
+  assert err == (f"error: {built_dataset} already holds a completed dataset; "
+                 "pass --overwrite to replace it\n")
+  assert _files(built_dataset) == before
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--num_shards", "0"], "error: --num_shards must be positive, got 0"),
+    (["--split", "a/b"], "error: --split must be letters, digits and '_'"),
+    (["--jpeg_quality", "0"], "error: jpeg_quality must be in [1, 100], got 0"),
+    (["--min_caption_chars", "9", "--max_caption_chars", "3"],
+     "error: caption chars limits must satisfy"),
+    (["--num_shard", "3"], "error: unrecognized arguments: --num_shard"),
+    (["--vocab", "/nonexistent/vocab"], "error: /nonexistent/vocab is neither"),
+    (["--blocklist", "/nonexistent/list"],
+     "error: block-list /nonexistent/list does not exist"),
+    (["--langid_min_score", "2"], "error: min_score must be in [0, 1]"),
+])
+def test_bad_arguments_give_one_line_errors(extra, message, demo_corpus,
+                                            tmp_path, capsys):
+  output = tmp_path / "out"
+  argv = ["--input", str(demo_corpus.output_dir / "*.tar"),
+          "--output", str(output)] + extra
+  assert build_dataset.main(argv) == 1
+  err = capsys.readouterr().err
+  assert err.startswith(message) and err.count("\n") == 1
+  assert not output.exists()
+
+
+def test_input_matching_nothing_is_an_error(tmp_path, capsys):
+  argv = ["--input", str(tmp_path / "*.tar"), "--output", str(tmp_path / "o")]
+  assert build_dataset.main(argv) == 1
+  assert capsys.readouterr().err.startswith("error: no input files match")
+
+
+def test_set_level_rejections():
+  assert build_dataset.set_level_rejections("h", ["b", "a", "c"], False) == [
+      ("b", Reason.DUPLICATE_IMAGE, "duplicate of a"),
+      ("c", Reason.DUPLICATE_IMAGE, "duplicate of a")]
+  assert build_dataset.set_level_rejections("h", ["a"], False) == []
+  assert build_dataset.set_level_rejections("h", ["b", "a"], True) == [
+      ("a", Reason.BLOCKLISTED_IMAGE, "pixel sha256 h"),
+      ("b", Reason.BLOCKLISTED_IMAGE, "pixel sha256 h")]
+
+
+def _kept(key, record=b"r"):
+  return build_dataset.KeptExample(key, "s.tar", "h", "en", 3, 64, 64, record)
+
+
+def test_split_shard_applies_drops_and_sorts():
+  earlier = sinks.RejectedExample("z", "s.tar", "empty_caption", "")
+  written, rejected = build_dataset.split_shard(
+      [_kept("c"), _kept("a", b"2"), _kept("b"), _kept("a", b"1")], [earlier],
+      [("b", Reason.DUPLICATE_IMAGE, "duplicate of a")])
+  assert [(e.key, e.record) for e in written] == [
+      ("a", b"1"), ("a", b"2"), ("c", b"r")]
+  assert rejected == [earlier, sinks.RejectedExample(
+      "b", "s.tar", "duplicate_image", "duplicate of a")]
+
+
+def test_beam_options_and_runner():
+  options = build_dataset.beam_options(["--direct_num_workers", "2"])
+  assert isinstance(build_dataset.runner_for(options), fn_runner.FnApiRunner)
+  direct = build_dataset.beam_options(["--runner", "DirectRunner"])
+  assert isinstance(build_dataset.runner_for(direct), fn_runner.FnApiRunner)
+  dataflow = build_dataset.beam_options(["--runner", "DataflowRunner"])
+  assert build_dataset.runner_for(dataflow) == "DataflowRunner"
+  with pytest.raises(ValueError, match="unrecognized arguments: --bogus"):
+    build_dataset.beam_options(["--bogus", "1"])
+
+
+def test_help_explains_every_flag(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    build_dataset.main(["--help"])
+  assert exit_info.value.code == 0
+  text = capsys.readouterr().out
+  for flag in ("--input", "--output", "--vocab", "--num_shards", "--split",
+               "--blocklist", "--image_size", "--jpeg_quality",
+               "--max_image_pixels", "--min_image_side", "--max_aspect_ratio",
+               "--min_caption_chars", "--max_caption_chars",
+               "--min_caption_words", "--max_caption_words", "--max_tokens",
+               "--languages", "--langid_backend", "--langid_min_score",
+               "--overwrite", "--direct_num_workers"):
+    assert flag in text
+
+
+@pytest.mark.slow
+def test_rebuild_is_byte_identical_and_overwrite_replaces(
+    built_dataset, demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir,
+    tmp_path, capsys):
+  output = tmp_path / "again"
+  argv = _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output)
+  args, beam_argv = build_dataset.parse_args(argv)
+  result = build_dataset.build(args, beam_argv)
+  assert _files(output) == _files(built_dataset)
+  counts = result.manifest["counts"]
+  # Every decision was counted by a Beam counter too.
+  assert result.counters["processed"] == counts["read"]
+  assert result.counters["kept"] == counts["kept"]
+  assert {r: result.counters.get(f"rejected_{r}", 0)
+          for r in counts["rejected"]} == counts["rejected"]
+  (output / "stale-00009-of-00010.array_record").write_bytes(b"old")
+  assert build_dataset.main(argv + ["--overwrite"]) == 0
+  summary = capsys.readouterr().out
+  assert "read 400 examples from 2 input files" in summary
+  assert f"kept {counts['kept']}, rejected" in summary
+  assert _files(output) == _files(built_dataset)
+
+
+@pytest.mark.slow
+def test_two_worker_processes_give_identical_output(
+    built_dataset, demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir,
+    tmp_path):
+  output = tmp_path / "multi"
+  argv = _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output)
+  argv += ["--direct_num_workers", "2",
+           "--direct_running_mode", "multi_processing"]
+  assert build_dataset.main(argv) == 0
+  assert _files(output) == _files(built_dataset)
+
+
+@pytest.mark.slow
+def test_damaged_input_file_is_listed_and_counts_add_up(tmp_path, capsys):
+  corpus = demo_corpus_lib.generate_corpus(
+      tmp_path / "corpus", num_examples=30, seed=3, examples_per_shard=15,
+      bad_fraction=0.0)
+  damaged = corpus.shards[1]
+  data = damaged.read_bytes()
+  damaged.write_bytes(data[:len(data) // 2])
+  readable = sum(1 for _ in readers.read_examples(str(damaged),
+                                                  on_error=lambda *_: None))
+  output = tmp_path / "out"
+  argv = ["--input", str(corpus.output_dir / "*.tar"), "--output",
+          str(output), "--num_shards", "2", "--languages", "en"]
+  assert build_dataset.main(argv) == 0
+  manifest = json.loads((output / sinks.MANIFEST).read_text())
+  [corrupt] = manifest["input_files"]["corrupt"]
+  assert corrupt["file"] == str(damaged)
+  assert manifest["counts"]["read"] == 15 + readable
+  counts = manifest["counts"]
+  assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
+  assert counts["rejected"]["language_not_allowed"] > 0
+  assert set(manifest["languages"]) == {"en"}
+  assert f"damaged input file {damaged}" in capsys.readouterr().out
+  shutil.rmtree(output)
