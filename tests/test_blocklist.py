@@ -90,7 +90,8 @@ def test_load_blocklists_unions(tmp_path):
 def test_blocklist_sha256_ignores_order():
   assert (blocklist.blocklist_sha256(["b" * 64, "a" * 64])
           == blocklist.blocklist_sha256({"a" * 64, "b" * 64}))
-  assert blocklist.blocklist_sha256([]) != blocklist.blocklist_sha256(["a" * 64])
+  assert (blocklist.blocklist_sha256([])
+          != blocklist.blocklist_sha256(["a" * 64]))
 
 
 def test_cli_writes_a_loadable_sorted_file(tmp_path, capsys):
