@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+from pipelines import filters
 from pipelines import langid
 from pipelines import readers
 from pipelines.captions import decode_caption
@@ -41,14 +42,17 @@ def _run(argv, capsys) -> tuple[int, str]:
   return code, capsys.readouterr().err
 
 
-def _clean_captions(corpus) -> list[str]:
+def _kept_captions(corpus) -> list[str]:
+  """The corpus's captions that the dataset pipeline would keep."""
   texts = []
   for shard in corpus.shards:
     for example in readers.read_examples(str(shard)):
       try:
-        texts.append(decode_caption(example.caption))
+        text = decode_caption(example.caption)
       except Rejection:
-        pass
+        continue
+      if filters.caption_reject_reason(text, filters.FilterConfig()) is None:
+        texts.append(text)
   return texts
 
 
@@ -91,7 +95,7 @@ def test_sample_mix_is_the_formula_applied_to_the_corpus(multi_vocab_dir,
                                                          demo_corpus):
   card = _card(multi_vocab_dir)
   identifier = langid.LanguageIdentifier()
-  texts = _clean_captions(demo_corpus)
+  texts = _kept_captions(demo_corpus)
   langs = [p.lang for p in identifier.identify_batch(texts)]
   corpus_counts = collections.Counter(langs)
   assert dict(corpus_counts) == card["sample"]["corpus_languages"]

@@ -4,8 +4,9 @@
         --preset en32k [--vocab_size N] [Beam options]
 
 A Beam pipeline reads the examples (`pipelines.readers`), cleans their
-captions as the dataset pipeline does (`pipelines.captions`), identifies their
-language (`pipelines.langid`), keeps English only for `en32k`, samples them
+captions and drops those the dataset pipeline would reject for their length,
+with its default thresholds (`pipelines.captions`, `pipelines.filters`),
+identifies their language (`pipelines.langid`), keeps English only for `en32k`, samples them
 language-balanced (`tokenizers.sampling`) and writes the sample under
 a sample directory (`--sample_dir`, or a temporary one under Beam's
 `--temp_location` or on local disk). SentencePiece then trains in this process
@@ -38,6 +39,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 import sentencepiece
 
 from pipelines import captions
+from pipelines import filters
 from pipelines import langid
 from pipelines import readers
 from pipelines.reasons import Rejection
@@ -141,13 +143,23 @@ def _progress(message: str) -> None:
 class _CleanCaption(beam.DoFn):
   """RawExample -> its clean caption, or its rejection reason (tagged)."""
 
+  def __init__(self):
+    self._config = filters.FilterConfig()
+
   def process(self, example: readers.RawExample):
     try:
-      yield captions.decode_caption(example.caption)
+      text = captions.decode_caption(example.caption)
     except Rejection as rejection:
-      beam.metrics.Metrics.counter(
-          _METRICS_NAMESPACE, f"rejected_{rejection.reason}").inc()
-      yield beam.pvalue.TaggedOutput(_REJECTED, str(rejection.reason))
+      reason = rejection.reason
+    else:
+      verdict = filters.caption_reject_reason(text, self._config)
+      if verdict is None:
+        yield text
+        return
+      reason, _ = verdict
+    beam.metrics.Metrics.counter(_METRICS_NAMESPACE,
+                                 f"rejected_{reason}").inc()
+    yield beam.pvalue.TaggedOutput(_REJECTED, str(reason))
 
 
 class _IdentifyLanguages(beam.DoFn):

@@ -104,11 +104,14 @@ class VocabularyCard:
 
 def sticky_truncate(ids: Sequence[int], max_len: int,
                     eos_id: int) -> list[int]:
-  """`ids` cut to `max_len`, with EOS as the last id when anything was cut."""
+  """`ids` cut to `max_len`, with EOS as the last id when anything was cut.
+
+  A list that fits is returned as it is, not copied.
+  """
   if max_len < 1:
     raise ValueError(f"max_len must be positive, got {max_len}")
   if len(ids) <= max_len:
-    return list(ids)
+    return ids if isinstance(ids, list) else list(ids)
   return list(ids[:max_len - 1]) + [eos_id]
 
 
