@@ -88,13 +88,13 @@ def test_either_input_may_be_none(tiny):
   assert zimg is None and ztxt.shape == (BATCH, WIDTH)
 
 
-def test_towers_alone_match_the_joint_call(tiny):
+def test_towers_alone_match_the_joint_call_and_need_only_their_subtree(tiny):
   model, params = tiny
   zimg, ztxt, _ = model.apply({"params": params}, images(), tokens())
   np.testing.assert_array_equal(
-      two_towers.encode_images(model, params, images()), zimg)
+      two_towers.encode_images(model, {"img": params["img"]}, images()), zimg)
   np.testing.assert_array_equal(
-      two_towers.encode_texts(model, params, tokens()), ztxt)
+      two_towers.encode_texts(model, {"txt": params["txt"]}, tokens()), ztxt)
 
 
 def test_parameter_tree_has_big_vision_names_and_shapes(tiny):
@@ -224,6 +224,8 @@ def test_precomputed_image_embeddings_with_optional_head():
   zimg, _, _ = without_head.apply({"params": params}, embeddings, tokens())
   np.testing.assert_allclose(zimg, two_towers.l2_normalize(embeddings),
                              rtol=1e-6)
+  np.testing.assert_array_equal(
+      two_towers.encode_images(without_head, params, embeddings), zimg)
 
   with_head = two_tower(image=None, out_dim=16)
   shapes = jax.eval_shape(with_head.init, jax.random.key(0), embeddings,

@@ -44,6 +44,33 @@ def l2_normalize(x: jax.Array) -> jax.Array:
   return x / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-8)
 
 
+def _out_dims(out_dim) -> tuple[int | None, int | None]:
+  if isinstance(out_dim, (tuple, list)):
+    return tuple(out_dim)
+  return out_dim, out_dim
+
+
+def _check_tower(name: str, tower: Mapping[str, Any] | None) -> None:
+  if tower is not None and "num_classes" in tower:
+    raise ValueError(f"set model.out_dim, not model.{name}.num_classes")
+
+
+def _image_tower(model: "Model") -> nn.Module:
+  _check_tower("image", model.image)
+  img_dim, _ = _out_dims(model.out_dim)
+  if model.image is None:
+    return EmbeddingHead(num_classes=img_dim)
+  return vit.Model(**model.image, num_classes=img_dim)
+
+
+def _text_tower(model: "Model") -> nn.Module:
+  if model.text is None:
+    raise ValueError("the two-tower model needs a text tower config")
+  _check_tower("text", model.text)
+  _, txt_dim = _out_dims(model.out_dim)
+  return text_model.Model(**model.text, num_classes=txt_dim)
+
+
 class Model(nn.Module):
   """Image and text towers mapping into one L2-normalised space.
 
@@ -65,43 +92,14 @@ class Model(nn.Module):
   bias_init: float | None = -10.0
 
   def setup(self):
-    if self.text is None:
-      raise ValueError("the two-tower model needs a text tower config")
-    for name, tower in (("image", self.image), ("text", self.text)):
-      if tower is not None and "num_classes" in tower:
-        raise ValueError(f"set model.out_dim, not model.{name}.num_classes")
-    if isinstance(self.out_dim, (tuple, list)):
-      img_dim, txt_dim = self.out_dim
-    else:
-      img_dim = txt_dim = self.out_dim
-    if self.image is None:
-      self.img = EmbeddingHead(num_classes=img_dim)
-    else:
-      self.img = vit.Model(**self.image, num_classes=img_dim)
-    self.txt = text_model.Model(**self.text, num_classes=txt_dim)
-
-    log_t = math.log(self.temperature_init)
-    self.t = self.param("t", nn.initializers.constant(log_t), (1,),
-                        jnp.float32)
+    # Built here, the towers take the attribute names "img" and "txt".
+    self.img = _image_tower(self)
+    self.txt = _text_tower(self)
+    self.t = self.param("t", nn.initializers.constant(
+        math.log(self.temperature_init)), (1,), jnp.float32)
     if self.bias_init is not None:
       self.b = self.param("b", nn.initializers.constant(self.bias_init), (1,),
                           jnp.float32)
-
-  def image_features(self, images: jax.Array) -> jax.Array:
-    """Unnormalised float32 image features [B, D]."""
-    return self.img(images).astype(jnp.float32)
-
-  def text_features(self, texts: jax.Array) -> jax.Array:
-    """Unnormalised float32 text features [B, D]."""
-    return self.txt(texts).astype(jnp.float32)
-
-  def encode_images(self, images: jax.Array) -> jax.Array:
-    """L2-normalised image embeddings [B, D]."""
-    return l2_normalize(self.image_features(images))
-
-  def encode_texts(self, texts: jax.Array) -> jax.Array:
-    """L2-normalised text embeddings [B, D]."""
-    return l2_normalize(self.text_features(texts))
 
   def __call__(
       self, images: jax.Array | None, texts: jax.Array | None,
@@ -117,18 +115,19 @@ class Model(nn.Module):
         changes nothing.
 
     Returns:
-      (zimg, ztxt, extras): L2-normalised [B, D] embeddings (None where the
-      input was None) and a dict with scalars "t" = exp(t') and "b" (None
-      without bias), and the unnormalised "img/features" / "txt/features".
+      (zimg, ztxt, extras): L2-normalised float32 [B, D] embeddings (None
+      where the input was None) and a dict with scalars "t" = exp(t') and "b"
+      (None without bias), and the unnormalised "img/features" and
+      "txt/features".
     """
     del train
     extras = {}
     zimg = ztxt = None
     if images is not None:
-      extras["img/features"] = self.image_features(images)
+      extras["img/features"] = self.img(images).astype(jnp.float32)
       zimg = l2_normalize(extras["img/features"])
     if texts is not None:
-      extras["txt/features"] = self.text_features(texts)
+      extras["txt/features"] = self.txt(texts).astype(jnp.float32)
       ztxt = l2_normalize(extras["txt/features"])
     if zimg is not None and ztxt is not None and (
         zimg.shape[-1] != ztxt.shape[-1]):
@@ -162,10 +161,16 @@ def build_model(model_config: ml_collections.ConfigDict | Mapping[str, Any]
 
 def encode_images(model: Model, params: Params, images: jax.Array
                   ) -> jax.Array:
-  """L2-normalised image embeddings with the image tower alone."""
-  return model.apply({"params": params}, images, method=Model.encode_images)
+  """L2-normalised image embeddings from the image tower alone.
+
+  Only `params["img"]` is read, so a checkpoint's image subtree suffices.
+  """
+  features = _image_tower(model).apply(
+      {"params": params.get("img", {})}, images)
+  return l2_normalize(features.astype(jnp.float32))
 
 
 def encode_texts(model: Model, params: Params, texts: jax.Array) -> jax.Array:
-  """L2-normalised text embeddings with the text tower alone."""
-  return model.apply({"params": params}, texts, method=Model.encode_texts)
+  """L2-normalised text embeddings from the text tower alone."""
+  features = _text_tower(model).apply({"params": params["txt"]}, texts)
+  return l2_normalize(features.astype(jnp.float32))
