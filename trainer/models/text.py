@@ -8,9 +8,9 @@ so every position, padding included, attends to all others.
 
 Parameters, for a `B` text tower with a head:
 
-  Embed_0/embedding [vocab_size, 768]       full token table, or with
-  embed_bottleneck/embedding [vocab_size, K]  `bottleneck_dim=K`:
-  embed_bottleneck/kernel [K, 768]            an N x K table, a K x W projection
+  Embed_0/embedding [vocab_size, 768]         the full token table, or
+  embed_bottleneck/embedding [vocab_size, K]  with bottleneck_dim=K, the
+  embed_bottleneck/kernel [K, 768]            table and its projection
   pos_embedding [1, L, 768]
   Encoder_0/encoderblock_{i}/...              see `common.Encoder`
   Encoder_0/encoder_norm
