@@ -6,10 +6,13 @@ Markdown on stdout:
 
 - the fast backend's one-off build time (`FastModel()`, median of a few) next
   to langdetect's own profile loading;
-- the median time per caption of `LanguageIdentifier().identify` (one caption
-  per call) and of `langdetect.detect` with `DetectorFactory.seed = 0`, timed
-  interleaved caption by caption so both see the same machine load, and their
-  ratio; and the time per caption of one `identify_batch` over the whole set;
+- the time per caption (median and mean over captions) of
+  `LanguageIdentifier().identify`, one caption per call, and of
+  `langdetect.detect` with `DetectorFactory.seed = 0`, and their ratio; the
+  time per caption of one `identify_batch` over the whole set; passes over
+  the set alternate between the three so that all see the same machine load;
+- where the fast backend's time goes: normalising, looking up n-grams, and
+  the numpy part for one caption;
 - the accuracy of each backend overall and per language, taking the best
   language (`min_score=0`) and at the default `min_score` (`und` is wrong);
 - what each backend says on the Maori and Quechua captions
@@ -22,6 +25,7 @@ Markdown on stdout:
 import argparse
 import collections
 from collections.abc import Callable, Sequence
+import gc
 import json
 import os
 import statistics
@@ -42,7 +46,8 @@ BUILD_REPEATS = 3
 def read_captions(path: str) -> list[tuple[str, str]]:
   """(true code, text) per line of a caption file."""
   with open(path, encoding="utf-8") as f:
-    return [(c["lang"], c["text"]) for c in map(json.loads, f) if c]
+    return [(c["lang"], c["text"])
+            for c in map(json.loads, filter(str.strip, f))]
 
 
 def _seconds(fn: Callable[[], object]) -> float:
@@ -66,27 +71,73 @@ def build_seconds() -> dict[str, float]:
 
 
 def caption_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
-  """Median seconds per caption of each way of identifying one caption.
+  """Seconds per caption of each way of identifying captions.
 
-  Each repeat times every caption with one function, then every caption with
-  the other (in alternating order), so both run warm and see the same load.
+  For one call per caption: the median over captions and the mean over
+  captions of each caption's median time; for `identify_batch`: the median
+  over repeats of the time per caption.
+
+  Each repeat makes one pass over all captions per way (fast one call per
+  caption, `langdetect.detect` one call per caption, one fast
+  `identify_batch`), in an order that rotates between repeats, so every way
+  runs warm and all see the same machine load. Garbage collection is off
+  while timing.
   """
   detector_factory.DetectorFactory.seed = 0
   identifier = langid.LanguageIdentifier()
-  functions = {"fast": identifier.identify, "langdetect": langdetect.detect}
-  for function in functions.values():
+  singles = {"fast": identifier.identify, "langdetect": langdetect.detect}
+  for function in singles.values():
     function(texts[0])
-  times = {name: [[] for _ in texts] for name in functions}
-  for repeat in range(repeats):
-    for name in sorted(functions, reverse=repeat % 2 == 1):
-      for text, text_times in zip(texts, times[name]):
-        text_times.append(_seconds(lambda f=functions[name], t=text: f(t)))
-  result = {name: statistics.median(map(statistics.median, per_text))
-            for name, per_text in times.items()}
-  result["fast_batch"] = statistics.median(
-      _seconds(lambda: identifier.identify_batch(texts))
-      for _ in range(repeats)) / len(texts)
+  per_text = {name: [[] for _ in texts] for name in singles}
+  batch = []
+
+  def time_single(name):
+    for text, times in zip(texts, per_text[name]):
+      times.append(_seconds(lambda f=singles[name], t=text: f(t)))
+
+  def time_batch():
+    batch.append(_seconds(lambda: identifier.identify_batch(texts)) /
+                 len(texts))
+
+  passes = [lambda: time_single("fast"), lambda: time_single("langdetect"),
+            time_batch]
+  # As timeit does: a collection of langdetect's millions of objects would
+  # land on whichever call happens to trigger it.
+  gc.collect()
+  gc.disable()
+  try:
+    for repeat in range(repeats):
+      for i in range(len(passes)):
+        passes[(repeat + i) % len(passes)]()
+  finally:
+    gc.enable()
+  result = {}
+  for name, times in per_text.items():
+    medians = list(map(statistics.median, times))
+    result[f"{name}_median"] = statistics.median(medians)
+    result[f"{name}_mean"] = statistics.mean(medians)
+  result["fast_batch_mean"] = statistics.median(batch)
   return result
+
+
+def stage_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
+  """Mean seconds per caption of each stage of the fast backend."""
+  model = langid.fast_model()
+  rows = [[model.window_rows(t)] for t in texts]
+  stages = {
+      "normalize": lambda: [model.normalize(t) for t in texts],
+      "normalize + n-gram lookups": lambda: [model.window_rows(t)
+                                              for t in texts],
+      "numpy, one caption per call": lambda: [model.best_labels(r)
+                                              for r in rows],
+  }
+  gc.collect()
+  gc.disable()
+  try:
+    return {name: statistics.median(_seconds(stage) for _ in range(repeats)) /
+                  len(texts) for name, stage in stages.items()}
+  finally:
+    gc.enable()
 
 
 def predictions(backend: str, texts: Sequence[str],
@@ -103,10 +154,10 @@ def accuracy_tables(captions: Sequence[tuple[str, str]]) -> list[str]:
   """Markdown: overall accuracy, then accuracy per language."""
   truth = [lang for lang, _ in captions]
   texts = [text for _, text in captions]
-  best = {b: [p.lang for p in predictions(b, texts, 0.0)]
-          for b in langid.BACKENDS}
-  default = {b: [p.lang for p in predictions(b, texts, langid.DEFAULT_MIN_SCORE)]
-             for b in langid.BACKENDS}
+  best, default = (
+      {b: [p.lang for p in predictions(b, texts, min_score)]
+       for b in langid.BACKENDS}
+      for min_score in (0.0, langid.DEFAULT_MIN_SCORE))
   lines = [
       f"| backend | accuracy, best language | accuracy at min_score="
       f"{langid.DEFAULT_MIN_SCORE} | `und` at min_score="
@@ -124,30 +175,24 @@ def accuracy_tables(captions: Sequence[tuple[str, str]]) -> list[str]:
   for i, lang in enumerate(truth):
     by_lang[lang].append(i)
   for lang in sorted(by_lang):
-    idx = by_lang[lang]
-    cells = []
-    for b in langid.BACKENDS:
-      cells.append(_accuracy([lang] * len(idx), [best[b][i] for i in idx]))
-    mistakes = [", ".join(sorted(best[b][i] for i in idx
-                                 if best[b][i] != lang)) or "-"
-                for b in langid.BACKENDS]
-    lines.append(f"| {lang} ({len(idx)}) | {cells[0]:.2f} | {cells[1]:.2f} | "
-                 f"{mistakes[0]} | {mistakes[1]} |")
+    answers = {b: [best[b][i] for i in by_lang[lang]] for b in langid.BACKENDS}
+    accuracies = [f"{_accuracy([lang] * len(a), a):.2f}"
+                  for a in answers.values()]
+    mistakes = [", ".join(sorted(code for code in a if code != lang)) or "-"
+                for a in answers.values()]
+    lines.append(f"| {lang} ({len(by_lang[lang])}) | "
+                 + " | ".join(accuracies + mistakes) + " |")
   return lines
 
 
 def unsupported_table(captions: Sequence[tuple[str, str]]) -> list[str]:
-  """Markdown: what each backend outputs on languages it has no profile for."""
-  lines = ["| lang | fast | langdetect |", "|---|---|---|"]
-  for lang in sorted({lang for lang, _ in captions}):
-    texts = [text for code, text in captions if code == lang]
-    cells = []
-    for b in langid.BACKENDS:
-      counts = collections.Counter(
-          p.lang for p in predictions(b, texts, langid.DEFAULT_MIN_SCORE))
-      cells.append(", ".join(f"{code} x{n}" for code, n in
-                             sorted(counts.items(), key=lambda x: (-x[1], x[0]))))
-    lines.append(f"| {lang} ({len(texts)}) | {cells[0]} | {cells[1]} |")
+  """Markdown: each backend's best language and score per caption."""
+  texts = [text for _, text in captions]
+  answers = [predictions(b, texts, 0.0) for b in langid.BACKENDS]
+  lines = ["| lang | caption | fast | langdetect |", "|---|---|---|---|"]
+  for (lang, text), *per_backend in zip(captions, *answers):
+    cells = [f"{p.lang} {p.score:.2f}" for p in per_backend]
+    lines.append(f"| {lang} | {text} | " + " | ".join(cells) + " |")
   return lines
 
 
@@ -170,13 +215,21 @@ def main(argv: Sequence[str] | None = None) -> None:
       f"| one-off build / profile load (s) | {build['fast']:.2f} | "
       f"{build['langdetect']:.2f} | |",
       f"| median per caption, one call per caption (us) | "
-      f"{times['fast'] * us:.1f} | {times['langdetect'] * us:.1f} | "
-      f"{times['langdetect'] / times['fast']:.1f}x |",
-      f"| per caption, one identify_batch over the set (us) | "
-      f"{times['fast_batch'] * us:.1f} | | "
-      f"{times['langdetect'] / times['fast_batch']:.1f}x |",
+      f"{times['fast_median'] * us:.1f} | {times['langdetect_median'] * us:.1f}"
+      f" | {times['langdetect_median'] / times['fast_median']:.1f}x |",
+      f"| mean per caption, one call per caption (us) | "
+      f"{times['fast_mean'] * us:.1f} | {times['langdetect_mean'] * us:.1f} | "
+      f"{times['langdetect_mean'] / times['fast_mean']:.1f}x |",
+      f"| mean per caption, one identify_batch over the set (us) | "
+      f"{times['fast_batch_mean'] * us:.1f} | | "
+      f"{times['langdetect_mean'] / times['fast_batch_mean']:.1f}x |",
+      "", "Fast backend, mean per caption by stage:", "",
+      "| stage | us |", "|---|---|",
+      *(f"| {name} | {seconds * us:.1f} |"
+        for name, seconds in stage_seconds(texts, args.repeats).items()),
       "", *accuracy_tables(captions), "",
-      "Unsupported XM3600 languages, at the default min_score:", "",
+      "XM3600 languages without a langdetect profile: best language and its "
+      f"score (below {langid.DEFAULT_MIN_SCORE} is `und` by default):", "",
       *unsupported_table(read_captions(UNSUPPORTED_PATH))]
   print("\n".join(lines))
 

@@ -4,7 +4,9 @@ Two backends share one code mapping and one `und` rule:
 
 - "fast": naive Bayes over every character 1-, 2- and 3-gram of the text, with
   the per-language n-gram probabilities and additive smoothing of langdetect's
-  shipped profiles (55 languages), evaluated as one gather-and-sum in numpy.
+  shipped profiles (55 languages; zh-cn and zh-tw mixed into one zh), its text
+  normalisation, and one extra rule: a language is ruled out when none of its
+  main scripts occurs in the text. Evaluated as one gather-and-sum in numpy.
   No randomness: the answer depends on the text only.
 - "langdetect": langdetect's own detector (random n-gram sampling) with a fixed
   seed, kept as the reference.
@@ -124,6 +126,7 @@ def _ngram_probabilities(
   """p(n-gram | language) as langdetect computes it, one row per n-gram.
 
   A language with several profiles (zh: zh-cn and zh-tw) gets their mean.
+  langdetect's profiles hold 1-, 2- and 3-grams only.
 
   Returns:
     (n-gram -> row, [n_ngrams + 1, len(labels)] float64 probabilities: the
@@ -133,13 +136,12 @@ def _ngram_probabilities(
   row_of_ngram: dict[str, int] = {}
   for profile in profiles:
     for ngram in profile["freq"]:
-      if 1 <= len(ngram) <= NGram.N_GRAM:
-        row_of_ngram.setdefault(ngram, len(row_of_ngram) + 1)
+      row_of_ngram.setdefault(ngram, len(row_of_ngram) + 1)
   columns = [labels.index(to_xm3600_code(p["name"])) for p in profiles]
   probs = np.zeros((len(row_of_ngram) + 1, len(labels)))
   for column, profile in zip(columns, profiles):
-    freq = {g: c for g, c in profile["freq"].items() if g in row_of_ngram}
-    rows = np.fromiter((row_of_ngram[g] for g in freq), np.intp, len(freq))
+    freq = profile["freq"]
+    rows = np.fromiter(map(row_of_ngram.__getitem__, freq), np.intp, len(freq))
     counts = np.fromiter(freq.values(), np.float64, len(freq))
     lengths = np.fromiter(map(len, freq), np.intp, len(freq))
     probs[rows, column] += counts / np.asarray(
@@ -148,8 +150,10 @@ def _ngram_probabilities(
 
 
 def _suffix_rows(row_of_ngram: dict[str, int], start: int) -> np.ndarray:
-  """Per row, the row of its n-gram without the first `start` characters (0
-  where that is empty or no n-gram)."""
+  """Per row, the row of its n-gram's suffix `ngram[start:]`.
+
+  0 where the suffix is empty or not an n-gram of any profile.
+  """
   suffixes = np.zeros(len(row_of_ngram) + 1, np.intp)
   for ngram, row in row_of_ngram.items():
     suffixes[row] = row_of_ngram.get(ngram[start:], 0)
@@ -157,9 +161,11 @@ def _suffix_rows(row_of_ngram: dict[str, int], start: int) -> np.ndarray:
 
 
 def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> np.ndarray:
-  """Per row, bit j set if its n-gram ends in a character of language j's
-  main scripts: the Unicode blocks holding MAIN_SCRIPT_SHARE of its
-  characters."""
+  """Per row, bit j set if its n-gram ends in a main-script character of j.
+
+  Language j's main scripts are the Unicode blocks holding at least
+  MAIN_SCRIPT_SHARE of its single characters' probability.
+  """
   chars = [(g, r) for g, r in row_of_ngram.items() if len(g) == 1]
   char_rows = np.array([r for _, r in chars])
   blocks = np.array([unicode_block(g) or 0 for g, _ in chars])
@@ -226,8 +232,11 @@ class FastModel:
                     for w in words)
 
   def window_rows(self, text: str) -> list[int]:
-    """Per character of the normalised text and the space after it, the row
-    of the longest known n-gram ending there (0 if none)."""
+    """Per position, the row of the longest known n-gram ending there.
+
+    Positions are the characters of the normalised text and the space after
+    it; the row is 0 where no n-gram ending there is known.
+    """
     padded = f"  {self.normalize(text)} "
     get = self.row_of_ngram.get
     return [get(padded[i:i + 3]) or get(padded[i + 1:i + 3]) or
@@ -237,7 +246,7 @@ class FastModel:
       self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """The most probable label per text and its posterior probability.
 
-    Profiles whose main scripts do not occur in a text are ruled out, unless
+    Languages whose main scripts do not occur in a text are ruled out, unless
     none occurs (the profiles alone would let Korean, with its Hanja, win
     over Chinese on a caption without a single Hangul syllable). Ties go to
     the first label.
@@ -288,7 +297,7 @@ _LANGDETECT_FACTORY = _Once(_load_langdetect_factory)
 
 
 def fast_model() -> FastModel:
-  """The process-wide `FastModel`, built on first use (about a second)."""
+  """The process-wide `FastModel`, built on first use (about half a second)."""
   return _FAST_MODEL.get()
 
 
@@ -334,7 +343,11 @@ class LanguageIdentifier:
     return profile_languages()
 
   def identify(self, text: str) -> LanguagePrediction:
-    """The language of `text`; `und` with score 0 if it has no usable text."""
+    """The language of `text` and its posterior probability.
+
+    `und` with the best language's score when that is below `min_score`, and
+    `und` with score 0 when no character n-gram of the text is in a profile.
+    """
     return self.identify_batch([text])[0]
 
   def identify_batch(self, texts: Sequence[str]) -> list[LanguagePrediction]:
@@ -347,9 +360,9 @@ class LanguageIdentifier:
     rows = [model.window_rows(t) for t in texts]
     best, scores = model.best_labels(rows)
     return [
-        self._threshold(LanguagePrediction(model.labels[b], float(score)))
+        self._threshold(LanguagePrediction(model.labels[b], score))
         if any(r) else LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
-        for r, b, score in zip(rows, best, scores)]
+        for r, b, score in zip(rows, best.tolist(), scores.tolist())]
 
   def _identify_langdetect(self, text: str) -> LanguagePrediction:
     detector = _LANGDETECT_FACTORY.get().create()

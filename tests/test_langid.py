@@ -165,8 +165,9 @@ def test_fast_is_deterministic_across_models_and_processes(caption_texts):
   script = ("import json, sys; from pipelines import langid; "
             "print(json.dumps(langid.LanguageIdentifier().identify_batch("
             "json.load(sys.stdin))))")
-  child = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts),
-                         capture_output=True, text=True, check=True)
+  child = subprocess.run([sys.executable, "-c", script],
+                         input=json.dumps(texts), capture_output=True,
+                         text=True, check=True)
   in_process = langid.LanguageIdentifier().identify_batch(texts)
   assert [tuple(p) for p in json.loads(child.stdout)] == in_process
 
@@ -181,8 +182,9 @@ def test_langdetect_backend_is_deterministic_for_a_seed(caption_texts):
 def test_urls_emails_and_capitals_do_not_change_the_answer(fast):
   plain = fast.identify("Un perro corriendo por la playa al atardecer")
   assert plain.lang == "es"
-  assert fast.identify("Un perro corriendo por la playa al atardecer "
-                       "https://example.com/Perro.jpg foto@example.com") == plain
+  with_addresses = ("Un perro corriendo por la playa al atardecer "
+                    "https://example.com/Perro.jpg foto@example.com")
+  assert fast.identify(with_addresses) == plain
   assert fast.identify("UN PERRO CORRIENDO POR LA PLAYA AL ATARDECER") == (
       fast.identify("un perro corriendo por la playa al atardecer"))
 
