@@ -104,8 +104,16 @@ class Checkpointer:
     self._manager.close()
 
 
-def _step_dir(path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-  """(workdir, step directory) of a workdir (newest step) or a step dir."""
+def find_checkpoint(
+    path: str | pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+  """(workdir, step directory) of a workdir (newest step) or a step dir.
+
+  Raises:
+    ValueError: if `path` does not exist or holds no checkpoint.
+  """
+  path = pathlib.Path(path).absolute()
+  if not path.is_dir():
+    raise ValueError(f"checkpoint path {str(path)!r} does not exist")
   if (path / STATE).is_dir():
     return path.parent.parent, path
   # Finished saves are renamed to the bare step number; unfinished ones carry
@@ -125,10 +133,7 @@ def restore_for_inference(
   `workdir/checkpoints/<step>`. The parameters come back as numpy arrays,
   whatever devices they were trained on.
   """
-  path = pathlib.Path(path).absolute()
-  if not path.is_dir():
-    raise ValueError(f"checkpoint path {str(path)!r} does not exist")
-  workdir, step_dir = _step_dir(path)
+  workdir, step_dir = find_checkpoint(path)
   config = load_config(workdir)
   handler = ocp.PyTreeCheckpointHandler()
   params_metadata = handler.metadata(step_dir / STATE).tree[PARAMS]
