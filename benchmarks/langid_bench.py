@@ -14,7 +14,8 @@ Markdown on stdout:
 - where the fast backend's time goes: normalising, looking up n-grams, and
   the numpy part for one caption;
 - the accuracy of each backend overall and per language, taking the best
-  language (`min_score=0`) and at the default `min_score` (`und` is wrong);
+  language (`min_score=0`), and how well scores are calibrated: the mean
+  score, and the captions kept and their accuracy at a few `min_score`s;
 - what each backend says on the Maori and Quechua captions
   (benchmarks/data/langid_unsupported.jsonl), XM3600 languages that langdetect
   has no profile for.
@@ -35,12 +36,12 @@ from langdetect import detector_factory
 import langdetect
 
 from pipelines import langid
-from pipelines import records
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 CAPTIONS_PATH = os.path.join(DATA_DIR, "langid_captions.jsonl")
 UNSUPPORTED_PATH = os.path.join(DATA_DIR, "langid_unsupported.jsonl")
 BUILD_REPEATS = 3
+CALIBRATION_SCORES = (langid.DEFAULT_MIN_SCORE, 0.7, 0.9)
 
 
 def read_captions(path: str) -> list[tuple[str, str]]:
@@ -151,22 +152,27 @@ def _accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
 
 
 def accuracy_tables(captions: Sequence[tuple[str, str]]) -> list[str]:
-  """Markdown: overall accuracy, then accuracy per language."""
+  """Markdown: overall accuracy and calibration, then accuracy per language."""
   truth = [lang for lang, _ in captions]
   texts = [text for _, text in captions]
-  best, default = (
-      {b: [p.lang for p in predictions(b, texts, min_score)]
-       for b in langid.BACKENDS}
-      for min_score in (0.0, langid.DEFAULT_MIN_SCORE))
+  answers = {b: predictions(b, texts, 0.0) for b in langid.BACKENDS}
+  best = {b: [p.lang for p in answers[b]] for b in langid.BACKENDS}
   lines = [
-      f"| backend | accuracy, best language | accuracy at min_score="
-      f"{langid.DEFAULT_MIN_SCORE} | `und` at min_score="
-      f"{langid.DEFAULT_MIN_SCORE} |",
-      "|---|---|---|---|"]
+      "Accuracy of the best language, mean score, and for a few min_score "
+      "values the share of captions kept (not `und`) and the accuracy on "
+      "them:", "",
+      "| backend | accuracy | mean score | "
+      + " | ".join(f"kept / accuracy at {t}" for t in CALIBRATION_SCORES)
+      + " |", "|---|---|---|" + "---|" * len(CALIBRATION_SCORES)]
   for b in langid.BACKENDS:
-    und = default[b].count(records.UNDETERMINED_LANG)
-    lines.append(f"| {b} | {_accuracy(truth, best[b]):.3f} | "
-                 f"{_accuracy(truth, default[b]):.3f} | {und} |")
+    cells = [f"{_accuracy(truth, best[b]):.3f}",
+             f"{statistics.mean(p.score for p in answers[b]):.3f}"]
+    for threshold in CALIBRATION_SCORES:
+      kept = [(lang, p.lang) for lang, p in zip(truth, answers[b])
+              if p.score >= threshold]
+      cells.append(f"{len(kept) / len(truth):.3f} / "
+                   f"{_accuracy(*zip(*kept)):.3f}")
+    lines.append(f"| {b} | " + " | ".join(cells) + " |")
   lines += ["", "Per language (best language; captions per language in "
             "brackets):", "",
             "| lang | fast | langdetect | fast's mistakes | langdetect's "
@@ -175,11 +181,10 @@ def accuracy_tables(captions: Sequence[tuple[str, str]]) -> list[str]:
   for i, lang in enumerate(truth):
     by_lang[lang].append(i)
   for lang in sorted(by_lang):
-    answers = {b: [best[b][i] for i in by_lang[lang]] for b in langid.BACKENDS}
-    accuracies = [f"{_accuracy([lang] * len(a), a):.2f}"
-                  for a in answers.values()]
-    mistakes = [", ".join(sorted(code for code in a if code != lang)) or "-"
-                for a in answers.values()]
+    codes = [[best[b][i] for i in by_lang[lang]] for b in langid.BACKENDS]
+    accuracies = [f"{_accuracy([lang] * len(c), c):.2f}" for c in codes]
+    mistakes = [", ".join(sorted(code for code in c if code != lang)) or "-"
+                for c in codes]
     lines.append(f"| {lang} ({len(by_lang[lang])}) | "
                  + " | ".join(accuracies + mistakes) + " |")
   return lines
