@@ -14,7 +14,9 @@ from pipelines import demo_grammar_africa_oceania_americas
 from pipelines import demo_grammar_asia
 from pipelines import demo_grammar_europe
 from pipelines.demo_grammar_common import Grammar
+from pipelines.demo_scenes import Background
 from pipelines.demo_scenes import Scene
+from pipelines.demo_scenes import SceneShape
 
 # The XM3600 languages, in the dataset's order.
 LANGUAGES: tuple[str, ...] = (
@@ -33,6 +35,18 @@ _GRAMMARS: dict[str, Grammar] = {
 if sorted(_GRAMMARS) != sorted(LANGUAGES):
   raise ImportError("demo caption grammars do not cover exactly the XM3600 "
                     f"languages: {sorted(set(_GRAMMARS) ^ set(LANGUAGES))}")
+
+
+def _variant_count(lang: str) -> int:
+  # Each grammar writes the same number of variants for every scene.
+  scene = Scene(shapes=(SceneShape("circle", "red", "small", "left",
+                                   (0.25, 0.5), 0.1, 0.0),),
+                background=Background("blue", "plain"))
+  return len(_GRAMMARS[lang](scene))
+
+
+# The fewest caption variants (templates) any language has.
+MIN_VARIANTS: int = min(_variant_count(lang) for lang in LANGUAGES)
 
 
 def check_language(lang: str) -> None:

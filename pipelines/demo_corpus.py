@@ -14,8 +14,8 @@ seeded by (stream, seed, i), so the same options give byte-identical files.
 """
 
 import argparse
-from collections.abc import Callable, Mapping, Sequence
 import collections
+from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 import enum
 import hashlib
@@ -136,6 +136,7 @@ class CorpusSummary:
 
   @property
   def num_bad(self) -> int:
+    """Examples with a defect."""
     return self.num_examples - self.num_clean
 
 
@@ -150,6 +151,7 @@ class Xm3600Summary:
 
   @property
   def num_images(self) -> int:
+    """Images in the set."""
     return len(self.image_keys)
 
 
@@ -182,6 +184,15 @@ def example_key(index: int) -> str:
 # Options ----------------------------------------------------------------------
 
 
+def _parse_share(item: str) -> tuple[str, float]:
+  """"de=0.1" -> ("de", 0.1)."""
+  lang, _, share = item.partition("=")
+  try:
+    return lang.strip(), float(share)
+  except ValueError:
+    raise ValueError(f"--lang_mix item {item!r} is not LANG=SHARE") from None
+
+
 def parse_lang_mix(spec: str | Mapping[str, float] | None) -> dict[str, float]:
   """The share of every XM3600 language, summing to 1.
 
@@ -196,15 +207,8 @@ def parse_lang_mix(spec: str | Mapping[str, float] | None) -> dict[str, float]:
   if spec is None:
     spec = {"en": DEFAULT_ENGLISH_SHARE}
   if isinstance(spec, str):
-    named = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-      lang, equals, share = item.partition("=")
-      try:
-        named[lang.strip()] = float(share)
-      except ValueError:
-        equals = ""
-      if not equals:
-        raise ValueError(f"--lang_mix item {item!r} is not LANG=SHARE")
+    named = dict(_parse_share(part.strip()) for part in spec.split(",")
+                 if part.strip())
   else:
     named = dict(spec)
   for lang, share in named.items():
@@ -684,6 +688,11 @@ def generate_xm3600(
   """
   if num_images <= 0:
     raise ValueError(f"--xm3600_num_images must be positive, got {num_images}")
+  if not 0 < captions_per_image <= demo_captions.MIN_VARIANTS:
+    raise ValueError(
+        "--xm3600_captions_per_image must be "
+        f"1..{demo_captions.MIN_VARIANTS} (the fewest templates of a "
+        f"language), got {captions_per_image}")
   width, height = _check_image_size(image_size)
   output_dir = pathlib.Path(output_dir)
   _prepare_output_dir(output_dir, overwrite, "--xm3600_dir", _owned_by_xm3600)
@@ -700,10 +709,6 @@ def generate_xm3600(
     line = {"image/key": key}
     for lang in demo_captions.LANGUAGES:
       variants = demo_captions.caption_variants(scene, lang)
-      if not 0 < captions_per_image <= len(variants):
-        raise ValueError(
-            f"--xm3600_captions_per_image must be 1..{len(variants)} "
-            f"(the templates of {lang}), got {captions_per_image}")
       chosen = rng.choice(len(variants), captions_per_image, replace=False)
       captions = [variants[i] for i in sorted(chosen)]
       line[lang] = {

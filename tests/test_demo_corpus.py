@@ -345,6 +345,16 @@ def test_xm3600_layout(xm3600_dir):
   assert {p.stem for p in (xm3600_dir / "images").iterdir()} == keys
 
 
+def test_blocklist_source_may_be_the_images_dir(tmp_path, xm3600_dir):
+  summary = demo_corpus_lib.generate_corpus(
+      tmp_path / "out", num_examples=60, seed=1, bad_fraction=0.5,
+      blocklist_source_dir=xm3600_dir / "images")
+  assert summary.defect_counts[Defect.BLOCKLISTED_IMAGE] >= 2
+  with pytest.raises(ValueError, match="is not an XM3600 directory"):
+    demo_corpus_lib.generate_corpus(tmp_path / "other", num_examples=10,
+                                    blocklist_source_dir=tmp_path)
+
+
 def test_xm3600_images_never_repeat_training_images(demo_corpus, examples,
                                                     xm3600_dir):
   def pixels_sha(data):
@@ -386,7 +396,7 @@ def test_cli_bad_arguments_are_one_line_errors(tmp_path, capsys, argv,
   assert status != 0
   assert err.count("\n") == 1 and err.startswith("error: ")
   assert message in err
-  assert not (tmp_path / "out").exists()
+  assert not (tmp_path / "out").exists() and not (tmp_path / "XM").exists()
 
 
 def test_cli_refuses_non_empty_output_unless_overwrite(tmp_path, capsys):
