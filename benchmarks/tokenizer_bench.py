@@ -1,12 +1,14 @@
 """Caption encoding throughput of trained vocabularies.
 
     python -m benchmarks.tokenizer_bench [--num_examples N] [--repeats R]
+        [--vocab PATH ...]
 
 Generates the demo corpus, trains an `en32k` and a `multi250k` vocabulary on
 it at the largest sizes the corpus supports (asking SentencePiece for the
-preset's size and retrying at the size it names), then encodes the corpus's
-clean captions (truncated to 64 tokens, as the dataset pipeline stores them)
-three ways:
+preset's size and retrying at the size it names), or loads the vocabularies
+given with --vocab (e.g. the released T5 c4_en / mc4 models), then encodes
+the corpus's clean captions (truncated to 64 tokens, as the dataset pipeline
+stores them) three ways:
 
 - `encode`, one caption per call;
 - `encode_batch` on a 1-thread pool;
@@ -38,7 +40,7 @@ _THREAD_COUNTS = (1, 2)
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
-  preset: str
+  vocabulary: str
   vocab_size: int
   method: str
   captions_per_second: float
@@ -89,19 +91,19 @@ def median_rates(runs: Mapping[str, Callable[[], object]], count: int,
   return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def measure(vocab_dir: str, preset: str, texts: Sequence[str],
+def measure(vocab_path: str, label: str, texts: Sequence[str],
             repeats: int) -> list[Measurement]:
-  """Encoding throughput of the vocabulary in `vocab_dir`, three ways."""
-  single = Vocabulary.load(vocab_dir)
+  """Encoding throughput of the vocabulary at `vocab_path`, three ways."""
+  single = Vocabulary.load(vocab_path)
   runs = {"encode (one at a time)":
               lambda: [single.encode(t, MAX_LEN) for t in texts]}
   for threads in _THREAD_COUNTS:
-    batched = Vocabulary.load(vocab_dir, num_threads=threads)
+    batched = Vocabulary.load(vocab_path, num_threads=threads)
     runs[f"encode_batch ({threads} thread{'s' if threads > 1 else ''})"] = (
         lambda v=batched: v.encode_batch(texts, MAX_LEN))
   rates = median_rates(runs, len(texts), repeats)
   baseline = next(iter(rates.values()))
-  return [Measurement(preset, single.size, name, rate, rate / baseline)
+  return [Measurement(label, single.size, name, rate, rate / baseline)
           for name, rate in rates.items()]
 
 
@@ -114,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--repeats", type=int, default=15,
                       help="timed runs per method; the median is reported "
                            "(default: %(default)s)")
+  parser.add_argument("--vocab", action="append", default=[], metavar="PATH",
+                      help="benchmark this vocabulary directory or .model "
+                           "file instead of training on the demo corpus "
+                           "(repeatable)")
   args = parser.parse_args(argv)
   results = []
   with tempfile.TemporaryDirectory() as work:
@@ -123,15 +129,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = clean_captions(corpus_dir)
     print(f"{len(texts)} clean captions from {args.num_examples} examples",
           file=sys.stderr)
-    for preset in train_vocab.PRESETS.values():
-      vocab_dir = f"{work}/{preset.name}"
-      train_largest(corpus_dir, preset, vocab_dir)
-      results.extend(measure(vocab_dir, preset.name, texts, args.repeats))
-  print(f"| preset | vocab size | method | captions/s (median of "
+    vocab_paths = {path: path for path in args.vocab}
+    if not vocab_paths:
+      for preset in train_vocab.PRESETS.values():
+        vocab_paths[preset.name] = f"{work}/{preset.name}"
+        train_largest(corpus_dir, preset, vocab_paths[preset.name])
+    for label, path in vocab_paths.items():
+      results.extend(measure(path, label, texts, args.repeats))
+  print(f"| vocabulary | size | method | captions/s (median of "
         f"{args.repeats}) | vs encode |")
   print("|---|---:|---|---:|---:|")
   for m in results:
-    print(f"| {m.preset} | {m.vocab_size} | {m.method} | "
+    print(f"| {m.vocabulary} | {m.vocab_size} | {m.method} | "
           f"{m.captions_per_second:,.0f} | {m.speedup:.2f}x |")
   return 0
 

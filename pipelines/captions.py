@@ -28,9 +28,10 @@ _DELETED_CHARACTERS = {
 def decode_caption(raw: bytes | None) -> str:
   """Decodes and cleans a caption's raw bytes.
 
-  The caption is decoded as strict UTF-8, NFC-normalised, stripped of control
-  characters and byte order marks, and every run of whitespace (spaces, tabs, newlines, Unicode
-  spaces) becomes one space; leading and trailing whitespace is removed.
+  The caption is decoded as strict UTF-8, NFC-normalised and stripped of
+  control characters and byte order marks; every run of whitespace (spaces,
+  tabs, newlines, Unicode spaces) becomes one space, and leading and trailing
+  whitespace is removed.
 
   Args:
     raw: the caption as read from the input, or None if it had none.

@@ -43,7 +43,8 @@ def test_whitespace_runs_collapse_to_one_space():
 
 
 def test_control_characters_removed():
-  assert decode_caption(b"bell\x07ed \x1b[0mtext\x7f\xc2\x85") == "belled [0mtext"
+  raw = b"bell\x07ed \x1b[0mtext\x7f\xc2\x85"
+  assert decode_caption(raw) == "belled [0mtext"
 
 
 def test_zero_width_non_joiner_kept():

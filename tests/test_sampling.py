@@ -1,4 +1,4 @@
-"""Language-balanced sampling: the weights, rates and draws against the formula."""
+"""Language-balanced sampling: weights, rates and draws against the formula."""
 
 import collections
 

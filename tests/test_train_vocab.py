@@ -1,4 +1,4 @@
-"""Vocabulary training: the directory it writes, its sample, determinism, errors."""
+"""Vocabulary training: its directory, sample, determinism and errors."""
 
 import collections
 import io

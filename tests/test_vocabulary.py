@@ -171,7 +171,8 @@ def test_decode_stops_at_eos_and_drops_padding(multi):
 
 def test_lowercasing_is_unicode_aware(multi_vocab_dir):
   lower = Vocabulary.load(multi_vocab_dir)
-  assert lower.encode("ÉCOLE ΚΎΚΛΟΣ Круг") == lower.encode("école κύκλος круг")
+  assert (lower.encode("ÉCOLE ΚΎΚΛΟΣ Круг")
+          == lower.encode("école κύκλος круг"))
   cased = Vocabulary.load(multi_vocab_dir, lowercase=False)
   assert cased.encode("Круг") != cased.encode("круг")
 

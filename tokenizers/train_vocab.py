@@ -6,12 +6,13 @@
 A Beam pipeline reads the examples (`pipelines.readers`), cleans their
 captions and drops those the dataset pipeline would reject for their length,
 with its default thresholds (`pipelines.captions`, `pipelines.filters`),
-identifies their language (`pipelines.langid`), keeps English only for `en32k`, samples them
-language-balanced (`tokenizers.sampling`) and writes the sample under
-a sample directory (`--sample_dir`, or a temporary one under Beam's
-`--temp_location` or on local disk). SentencePiece then trains in this process
-on the sorted sample, and `OUTPUT/<name>.model` and `OUTPUT/vocab.json` are written through
-Beam's FileSystems (so gs:// outputs work).
+identifies their language (`pipelines.langid`), keeps English only for
+`en32k`, samples them language-balanced (`tokenizers.sampling`) and writes the
+sample to a sample directory (`--sample_dir`, or a temporary one under Beam's
+`--temp_location` or on local disk). SentencePiece then trains in this
+process on the sorted sample, and `OUTPUT/<name>.model` and
+`OUTPUT/vocab.json` are written through Beam's FileSystems (so gs:// outputs
+work).
 
 The model is a function of the corpus and the options: the sample is chosen
 by hashes, sorted before training, and SentencePiece runs with a fixed number
@@ -107,7 +108,7 @@ class TrainingOptions:
   def __post_init__(self):
     if self.vocab_size < 1:
       raise ValueError(f"--vocab_size must be positive, got {self.vocab_size}")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
       raise ValueError(f"--name must be letters, digits, '_', '.' or '-', "
                        f"got {self.name!r}")
     if self.num_threads < 1:
@@ -205,10 +206,11 @@ def build_sample_pipeline(pipeline: beam.Pipeline, options: TrainingOptions,
     languages = frozenset(options.preset.languages)
     kept = tagged | "KeepLanguages" >> beam.Filter(
         lambda caption: caption[0] in languages)
-  if options.lowercase:
-    kept = kept | "Lowercase" >> beam.Map(
-        lambda caption: (caption[0], caption[1].lower()))
-  sampled = kept | "Sample" >> sampling.LanguageBalancedSample(
+  lowercase = options.lowercase
+  prepared = kept | "PrepareText" >> beam.Map(
+      lambda caption: (caption[0],
+                       vocabulary.prepare_text(caption[1], lowercase)))
+  sampled = prepared | "Sample" >> sampling.LanguageBalancedSample(
       options.alpha, options.max_sentences, options.seed)
   _ = (sampled
        | "Texts" >> beam.Values()
@@ -234,9 +236,10 @@ def check_beam_args(beam_args: Sequence[str]) -> None:
 
   Beam would only log and drop them, hiding a misspelt flag of ours.
   """
-  parser = beam_options._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
+  # Beam parses its options this way too (PipelineOptions.get_all_options).
+  parser = beam_options._BeamArgumentParser(allow_abbrev=False)
   for options_class in PipelineOptions.__subclasses__():
-    options_class._add_argparse_args(parser)  # pylint: disable=protected-access
+    options_class._add_argparse_args(parser)
   _, unknown = parser.parse_known_args(list(beam_args))
   if unknown:
     raise ValueError(f"unrecognized arguments: {' '.join(unknown)}")
@@ -445,8 +448,9 @@ def _check_sample(sentences: Sequence[str], summary: Mapping,
       f"for preset {options.preset.name} (found: {found})")
 
 
-def train_vocabulary(options: TrainingOptions,
-                     beam_args: Sequence[str] = ()) -> vocabulary.VocabularyCard:
+def train_vocabulary(
+    options: TrainingOptions,
+    beam_args: Sequence[str] = ()) -> vocabulary.VocabularyCard:
   """Samples the corpus, trains the model and writes the vocabulary directory.
 
   Raises:

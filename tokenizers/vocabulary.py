@@ -76,7 +76,7 @@ class VocabularyCard:
   input: Sequence[str] = ()
 
   def to_json(self) -> str:
-    """The card as indented, key-sorted JSON (byte-identical for equal cards)."""
+    """The card as indented, key-sorted JSON (equal cards, equal bytes)."""
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True,
                       ensure_ascii=False) + "\n"
 
@@ -100,6 +100,11 @@ class VocabularyCard:
     if missing := sorted({"name", "model_file"} - set(fields)):
       raise ValueError(f"{VOCAB_JSON} lacks the fields {missing}")
     return cls(**fields)
+
+
+def prepare_text(text: str, lowercase: bool) -> str:
+  """The text SentencePiece sees, in training and in encoding."""
+  return text.lower() if lowercase else text
 
 
 def sticky_truncate(ids: Sequence[int], max_len: int,
@@ -239,12 +244,10 @@ class Vocabulary:
     return (f"Vocabulary(name={self.name!r}, size={self.size}, "
             f"lowercase={self.lowercase}, sha256={self.sha256[:12]}...)")
 
-  def _prepare(self, text: str) -> str:
-    return text.lower() if self.lowercase else text
-
   def encode(self, text: str, max_len: int | None = None) -> list[int]:
     """The ids of `text`, EOS-terminated, sticky-truncated to `max_len`."""
-    ids = self._processor.Encode(self._prepare(text), add_eos=True)
+    ids = self._processor.Encode(prepare_text(text, self.lowercase),
+                                 add_eos=True)
     return ids if max_len is None else sticky_truncate(ids, max_len,
                                                        self.eos_id)
 
@@ -252,7 +255,7 @@ class Vocabulary:
                    max_len: int | None = None) -> list[list[int]]:
     """`encode` of each text, run on this vocabulary's thread pool."""
     batch = self._processor.Encode(
-        [self._prepare(t) for t in texts], add_eos=True,
+        [prepare_text(t, self.lowercase) for t in texts], add_eos=True,
         thread_pool=self._thread_pool)
     if max_len is None:
       return batch
