@@ -88,12 +88,20 @@ def test_no_usable_characters_is_und_with_zero_score(identifier, text):
   assert identifier.identify(text) == langid.LanguagePrediction(UND, 0.0)
 
 
-def test_below_threshold_is_und_with_the_best_score():
-  ambiguous = "Internet"
-  lenient = langid.LanguageIdentifier(min_score=0.0).identify(ambiguous)
-  assert lenient.lang != UND and 0.0 < lenient.score < 0.9
-  strict = langid.LanguageIdentifier(min_score=0.9).identify(ambiguous)
+@pytest.mark.parametrize("backend", langid.BACKENDS)
+def test_below_threshold_is_und_with_the_best_score(backend):
+  lenient = langid.LanguageIdentifier(backend, min_score=0.0).identify(
+      "Internet")
+  assert lenient.lang != UND and 0.0 < lenient.score < 1.0
+  strict = langid.LanguageIdentifier(backend, min_score=1.0).identify(
+      "Internet")
   assert strict == langid.LanguagePrediction(UND, lenient.score)
+
+
+def test_fast_is_unsure_of_a_single_ambiguous_word():
+  prediction = langid.LanguageIdentifier().identify("Internet")
+  assert prediction.lang == UND
+  assert 0.0 < prediction.score < langid.DEFAULT_MIN_SCORE
 
 
 def test_invalid_settings_are_rejected():
