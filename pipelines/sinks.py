@@ -16,7 +16,7 @@ Beam's FileSystems, which also serves gs:// outputs.
 """
 
 import collections
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 import dataclasses
 import hashlib
 import io
@@ -39,6 +39,7 @@ COMPLETED = "COMPLETED"
 REJECTED_PARTS_DIR = "rejected.parts"
 SHARD_SUFFIX = ".array_record"
 _COPY_CHUNK_BYTES = 8 << 20
+_READ_BATCH = 256
 # Image size histogram cells are this many pixels wide, up to the limit.
 IMAGE_SIZE_BIN = 32
 IMAGE_SIZE_LIMIT = 2048
@@ -109,13 +110,37 @@ def write_array_record(destination: str, records: Iterable[bytes]) -> ShardInfo:
                    sha256=sha)
 
 
-def read_array_record(path: str) -> list[bytes]:
-  """Reads all records of a local ArrayRecord file, in order."""
+def _local_records(path: str) -> Iterator[bytes]:
   reader = array_record_module.ArrayRecordReader(path)
   try:
-    return list(reader.read_all())
+    total = reader.num_records()
+    for start in range(0, total, _READ_BATCH):
+      yield from reader.read(start, min(start + _READ_BATCH, total))
   finally:
     reader.close()
+
+
+def iter_array_record(path: str) -> Iterator[bytes]:
+  """Yields the records of an ArrayRecord file, in order.
+
+  Files that are not local are copied to a local temporary file first.
+
+  Raises:
+    RuntimeError: if the file is damaged (ArrayRecord checks its hashes).
+  """
+  if FileSystems.get_scheme(path) is None:
+    yield from _local_records(path)
+    return
+  with tempfile.TemporaryDirectory() as tmp:
+    local_path = os.path.join(tmp, "shard" + SHARD_SUFFIX)
+    with FileSystems.open(path) as src, open(local_path, "wb") as dst:
+      shutil.copyfileobj(src, dst, _COPY_CHUNK_BYTES)
+    yield from _local_records(local_path)
+
+
+def read_array_record(path: str) -> list[bytes]:
+  """All records of an ArrayRecord file, in order."""
+  return list(iter_array_record(path))
 
 
 def file_sha256(path: str) -> str:
@@ -205,41 +230,41 @@ class DatasetStats:
 
 def plot_stats(stats: DatasetStats, destination: str, title: str) -> None:
   """Draws the language, caption length and image size histograms as PNG."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  # A bare Figure (no pyplot) keeps no global state and needs no backend
+  # choice; it renders with Agg.
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
 
-  fig, (ax_lang, ax_chars, ax_size) = plt.subplots(
-      1, 3, figsize=(16, 4.5), layout="constrained")
+  fig = figure.Figure(figsize=(16, 4.5), dpi=80)
+  ax_lang, ax_chars, ax_size = fig.subplots(1, 3)
+  fig.subplots_adjust(left=0.05, right=0.97, bottom=0.2, top=0.85,
+                      wspace=0.25)
   langs = stats.language_histogram()
   ax_lang.bar(list(langs), list(langs.values()), color="tab:blue")
   ax_lang.set_title("Languages")
   ax_lang.set_ylabel("examples")
   ax_lang.tick_params(axis="x", labelrotation=90, labelsize=7)
 
-  lengths = sorted(stats.caption_chars)
-  ax_chars.bar(lengths, [stats.caption_chars[n] for n in lengths], width=1.0,
-               color="tab:green")
+  if stats.caption_chars:
+    lengths = range(max(stats.caption_chars) + 1)
+    ax_chars.stairs([stats.caption_chars[n] for n in lengths],
+                    [*lengths, len(lengths)], fill=True, color="tab:green")
   ax_chars.set_title("Caption length")
   ax_chars.set_xlabel("characters")
   ax_chars.set_ylabel("examples")
 
-  cells = IMAGE_SIZE_LIMIT // IMAGE_SIZE_BIN + 1
-  grid = np.zeros((cells, cells))
-  for (w, h), n in stats.image_sizes.items():
-    grid[h, w] = n
-  image = ax_size.imshow(
-      np.ma.masked_equal(grid, 0), origin="lower", cmap="viridis",
-      extent=(0, cells * IMAGE_SIZE_BIN, 0, cells * IMAGE_SIZE_BIN))
+  cells = sorted(stats.image_sizes)
+  points = ax_size.scatter(
+      [(w + 0.5) * IMAGE_SIZE_BIN for w, _ in cells],
+      [(h + 0.5) * IMAGE_SIZE_BIN for _, h in cells],
+      c=[stats.image_sizes[c] for c in cells], s=12, marker="s",
+      cmap="viridis")
   ax_size.set_title(f"Original image size ({IMAGE_SIZE_BIN} px cells)")
   ax_size.set_xlabel("width")
   ax_size.set_ylabel("height")
-  fig.colorbar(image, ax=ax_size, label="examples")
+  fig.colorbar(points, ax=ax_size, label="examples")
   fig.suptitle(title)
   buffer = io.BytesIO()
-  fig.savefig(buffer, format="png", dpi=80)
-  plt.close(fig)
+  fig.savefig(buffer, format="png")
   with FileSystems.create(destination) as f:
     f.write(buffer.getvalue())
 
