@@ -7,8 +7,8 @@ Generates the demo corpus, trains an `en32k` and a `multi250k` vocabulary on
 it at the largest sizes the corpus supports (asking SentencePiece for the
 preset's size and retrying at the size it names), or loads the vocabularies
 given with --vocab (e.g. the released T5 c4_en / mc4 models), then encodes
-the corpus's clean captions (truncated to 64 tokens, as the dataset pipeline
-stores them) three ways:
+the corpus's captions that the dataset pipeline keeps (truncated to 64
+tokens, as it stores them) three ways:
 
 - `encode`, one caption per call;
 - `encode_batch` on a 1-thread pool;
@@ -28,6 +28,7 @@ import tempfile
 import time
 
 from pipelines import demo_corpus
+from pipelines import filters
 from pipelines import readers
 from pipelines.captions import decode_caption
 from pipelines.reasons import Rejection
@@ -47,15 +48,18 @@ class Measurement:
   speedup: float
 
 
-def clean_captions(corpus_dir: str) -> list[str]:
-  """The corpus's captions as the dataset pipeline cleans them."""
+def kept_captions(corpus_dir: str) -> list[str]:
+  """The corpus's clean captions that the dataset pipeline's filters keep."""
+  config = filters.FilterConfig()
   texts = []
   for path in readers.match_input_files(f"{corpus_dir}/*.tar"):
     for example in readers.read_examples(path):
       try:
-        texts.append(decode_caption(example.caption))
+        text = decode_caption(example.caption)
       except Rejection:
-        pass
+        continue
+      if filters.caption_reject_reason(text, config) is None:
+        texts.append(text)
   return texts
 
 
@@ -126,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     corpus_dir = f"{work}/corpus"
     demo_corpus.generate_corpus(corpus_dir, num_examples=args.num_examples,
                                 seed=0)
-    texts = clean_captions(corpus_dir)
-    print(f"{len(texts)} clean captions from {args.num_examples} examples",
+    texts = kept_captions(corpus_dir)
+    print(f"{len(texts)} kept captions from {args.num_examples} examples",
           file=sys.stderr)
     vocab_paths = {path: path for path in args.vocab}
     if not vocab_paths:
