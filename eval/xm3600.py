@@ -1,0 +1,570 @@
+r"""XM3600 image-text retrieval in 36 languages.
+
+  python -m eval.xm3600 --data_dir xm3600/ --checkpoint workdir/ \
+      --output reports/ [--lang de en ...] [--vocab DIR]
+
+Encodes every image once and every caption of each language with the
+model's own preprocessing and tokenizer, and reports image->text and
+text->image recall@{1,5,10} per language and their plain mean over the
+languages (the protocol and tie rule of `eval.retrieval_metrics`). Writes
+`xm3600.json` (every number, the checkpoint, the vocabulary, the counts),
+`xm3600.md` (a table, also printed) and `xm3600_r1.png` (R@1 per language,
+both directions).
+
+`Xm3600Evaluator` does the work; the trainer runs it periodically through
+`evaluator_from_config` (config.evals.xm3600).
+
+Checkpoints: a training workdir (its newest step) or one step directory
+`workdir/checkpoints/<step>`; the architecture and preprocessing come from
+the run's `config.json`.
+
+Vocabulary rule: `--vocab` (a vocabulary directory or a SentencePiece
+`.model`) when given. Otherwise the training dataset's `manifest.json`
+(config.data.train_dir) names the vocabulary (config.data.vocab_name) with
+its sha256, and a vocabulary directory with that name and checksum is looked
+for at `*/vocab.json` and `*/*/vocab.json` under the dataset's parent and the
+workdir's parent directories. Whenever the manifest is readable, the
+vocabulary used must have its checksum, so a checkpoint is never scored with
+tokens it was not trained on. Captions are lowercased when `--lowercase` is
+given, or (without `--no-lowercase`) when the config or the vocabulary's
+card says so.
+
+Images are preprocessed by `trainer.input_pipeline.decode_image` at
+config.data.image_size in the training image mode ("resize" or
+"center_crop"; "random_crop" training evaluates with "center_crop"). Token
+ids are padded or sticky-truncated to config.data.text_len as in training.
+"""
+
+import argparse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+import concurrent.futures
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import sys
+import time
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+import jax
+import ml_collections
+import numpy as np
+
+from eval import report
+from eval import retrieval_metrics
+from eval import xm3600_data
+from pipelines import sinks
+from trainer import checkpoints
+from trainer import input_pipeline
+from trainer import mesh as mesh_lib
+from trainer.models import two_towers
+from tokenizers import vocabulary as vocabulary_lib
+
+Params = Any
+NAME = "xm3600"
+RESULTS_FILE = "xm3600.json"
+TABLE_FILE = "xm3600.md"
+CHART_FILE = "xm3600_r1.png"
+DEFAULT_BATCH_SIZE = 64
+MEAN = "mean"
+CHANCE_FORMULA = {
+    retrieval_metrics.T2I: "min(k, N) / N for N images",
+    retrieval_metrics.I2T: ("mean over images of 1 - C(M - m, k) / C(M, k) "
+                            "for an image with m of the M captions "
+                            "(about k * m / M)"),
+}
+# Vocabulary cards looked at when the vocabulary is found by its checksum.
+_VOCAB_GLOBS = (f"*/{vocabulary_lib.VOCAB_JSON}",
+                f"*/*/{vocabulary_lib.VOCAB_JSON}")
+
+
+# Checkpoint ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+  """Parameters to evaluate and where they come from.
+
+  Attributes:
+    path: the checkpoint as given.
+    step: the training step, None where unknown.
+    config: the training config (architecture, preprocessing, dataset).
+    params: the parameter tree (`trainer.models.two_towers` layout).
+    workdir: the training workdir, None for other sources.
+  """
+
+  path: str
+  step: int | None
+  config: ml_collections.ConfigDict
+  params: Params
+  workdir: pathlib.Path | None
+
+
+def _step_dir(path: pathlib.Path) -> pathlib.Path:
+  """The step directory of a workdir (its newest step) or of itself."""
+  if (path / checkpoints.STATE).is_dir():
+    return path
+  steps = [int(p.name) for p in (path / checkpoints.CHECKPOINTS_DIR).glob("*")
+           if p.name.isdigit() and (p / checkpoints.STATE).is_dir()]
+  if not steps:
+    raise ValueError(f"no checkpoint in {str(path)!r} (expected a training "
+                     "workdir or a step directory)")
+  return path / checkpoints.CHECKPOINTS_DIR / str(max(steps))
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+  """Reads a training workdir (newest step) or one of its step directories.
+
+  Raises:
+    ValueError: if `path` is neither.
+  """
+  given = pathlib.Path(path).absolute()
+  if not given.is_dir():
+    raise ValueError(f"checkpoint {str(path)!r} does not exist")
+  step_dir = _step_dir(given)
+  config, params = checkpoints.restore_for_inference(step_dir)
+  return Checkpoint(path=str(path), step=int(step_dir.name), config=config,
+                    params=params, workdir=step_dir.parent.parent)
+
+
+# Vocabulary ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabularyChoice:
+  """The vocabulary captions are tokenised with, and why that one.
+
+  Attributes:
+    vocabulary: the loaded vocabulary (with the lowercasing decided).
+    path: where it was loaded from.
+    source: "--vocab" or "manifest search".
+    expected_sha256: the training manifest's checksum for it, "" when the
+      manifest could not be read (then nothing was verified).
+  """
+
+  vocabulary: vocabulary_lib.Vocabulary
+  path: str
+  source: str
+  expected_sha256: str
+
+  def to_json(self) -> dict[str, Any]:
+    v = self.vocabulary
+    return {"name": v.name, "sha256": v.sha256, "size": v.size,
+            "lowercase": v.lowercase, "path": self.path,
+            "source": self.source,
+            "verified_against_manifest": bool(self.expected_sha256)}
+
+
+def _manifest_vocabulary(data_config: ml_collections.ConfigDict
+                         ) -> dict[str, Any] | None:
+  """The manifest entry of the training vocabulary, None if unreadable."""
+  train_dir = data_config.get("train_dir")
+  if not train_dir:
+    return None
+  path = FileSystems.join(train_dir, sinks.MANIFEST)
+  if not FileSystems.exists(path):
+    return None
+  name = data_config.vocab_name
+  for entry in sinks.read_json(path).get("vocabularies", []):
+    if entry.get("name") == name:
+      return entry
+  raise ValueError(f"the training dataset manifest {path} lists no "
+                   f"vocabulary {name!r} (config.data.vocab_name)")
+
+
+def _search_roots(data_config: ml_collections.ConfigDict,
+                  workdir: pathlib.Path | None) -> list[pathlib.Path]:
+  roots = []
+  train_dir = data_config.get("train_dir")
+  if train_dir and FileSystems.get_scheme(train_dir) is None:
+    roots.append(pathlib.Path(train_dir).absolute().parent)
+  if workdir is not None:
+    roots.append(pathlib.Path(workdir).absolute().parent)
+  return list(dict.fromkeys(roots))
+
+
+def _find_vocabulary(name: str, sha256: str,
+                     roots: Sequence[pathlib.Path]) -> pathlib.Path | None:
+  """The first vocabulary directory under `roots` with `name` and `sha256`."""
+  for root in roots:
+    for pattern in _VOCAB_GLOBS:
+      for card_path in sorted(root.glob(pattern)):
+        try:
+          card = vocabulary_lib.VocabularyCard.from_json(
+              card_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+          continue  # Not a vocabulary card after all.
+        if card.name == name and card.sha256 == sha256:
+          return card_path.parent
+  return None
+
+
+def choose_vocabulary(config: ml_collections.ConfigDict, *,
+                      vocab_path: str | os.PathLike[str] | None = None,
+                      workdir: pathlib.Path | None = None,
+                      lowercase: bool | None = None) -> VocabularyChoice:
+  """The vocabulary to tokenise captions with (the module's rule).
+
+  Args:
+    config: the training config (its `data` section).
+    vocab_path: a vocabulary directory or `.model` file; None: search.
+    workdir: the training workdir, a search root.
+    lowercase: force lowercasing on or off; None: on if config.data.lowercase
+      or the vocabulary's card says so.
+
+  Raises:
+    ValueError: if no vocabulary is given or found, or the one given is not
+      the one the training manifest names.
+  """
+  expected = _manifest_vocabulary(config.data)
+  if lowercase is None and config.data.get("lowercase", False):
+    lowercase = True
+  if vocab_path is not None:
+    vocabulary = vocabulary_lib.Vocabulary.load(vocab_path,
+                                                lowercase=lowercase)
+    if expected is not None and vocabulary.sha256 != expected["sha256"]:
+      raise ValueError(
+          f"--vocab {os.fspath(vocab_path)} has sha256 "
+          f"{vocabulary.sha256[:12]}..., but the model was trained with "
+          f"vocabulary {expected['name']!r} of sha256 "
+          f"{expected['sha256'][:12]}... (training dataset manifest)")
+    return VocabularyChoice(vocabulary, os.fspath(vocab_path), "--vocab",
+                            expected["sha256"] if expected else "")
+  if expected is None:
+    raise ValueError("--vocab is required: the training dataset manifest "
+                     "(config.data.train_dir) that names the vocabulary "
+                     "cannot be read")
+  roots = _search_roots(config.data, workdir)
+  found = _find_vocabulary(expected["name"], expected["sha256"], roots)
+  if found is None:
+    raise ValueError(
+        f"vocabulary {expected['name']!r} (sha256 "
+        f"{expected['sha256'][:12]}...) not found under "
+        f"{[str(root) for root in roots]}; pass --vocab DIR")
+  vocabulary = vocabulary_lib.Vocabulary.load(found, lowercase=lowercase)
+  return VocabularyChoice(vocabulary, str(found), "manifest search",
+                          expected["sha256"])
+
+
+# Evaluation ---------------------------------------------------------------
+
+
+def eval_image_mode(data_config: ml_collections.ConfigDict) -> str:
+  """The deterministic image preprocessing matching the training mode."""
+  mode = data_config.get("image_mode", input_pipeline.RESIZE)
+  return (input_pipeline.CENTER_CROP if mode == input_pipeline.RANDOM_CROP
+          else mode)
+
+
+def _batches(count: int, batch_size: int) -> Iterator[tuple[int, int]]:
+  for start in range(0, count, batch_size):
+    yield start, min(start + batch_size, count)
+
+
+def _padded(rows: np.ndarray, batch_size: int) -> np.ndarray:
+  """`rows` with zero rows appended up to `batch_size` (one compiled shape)."""
+  pad = batch_size - len(rows)
+  return np.pad(rows, [(0, pad)] + [(0, 0)] * (rows.ndim - 1))
+
+
+class Xm3600Evaluator:
+  """Recall@k on XM3600 for parameters of one model architecture.
+
+  The captions are tokenised once, here; `evaluate` decodes the images and
+  encodes everything with the given parameters (batched, jit-compiled, the
+  batches split over all devices).
+  """
+
+  name = NAME
+
+  def __init__(self, data: xm3600_data.Xm3600Data,
+               config: ml_collections.ConfigDict,
+               vocabulary: vocabulary_lib.Vocabulary, *,
+               batch_size: int = DEFAULT_BATCH_SIZE,
+               progress: Callable[[str], None] | None = None):
+    """Prepares the evaluation.
+
+    Args:
+      data: the XM3600 images and captions.
+      config: the training config (`model` and `data` sections).
+      vocabulary: the tokenizer, lowercasing decided.
+      batch_size: images or captions per encoding step, rounded up to a
+        multiple of the device count.
+      progress: called with a line of progress now and then.
+
+    Raises:
+      ValueError: for a model without an image tower or a bad batch size.
+    """
+    if config.model.image is None:
+      raise ValueError("the model has no image tower (it was trained on "
+                       "precomputed image embeddings); XM3600 needs one")
+    if batch_size < 1:
+      raise ValueError(f"--batch_size must be positive, got {batch_size}")
+    self.data = data
+    self.vocabulary = vocabulary
+    self.image_size = int(config.data.image_size)
+    self.image_mode = eval_image_mode(config.data)
+    self.text_len = int(config.data.text_len)
+    devices = jax.device_count()
+    self.batch_size = -(-batch_size // devices) * devices
+    self._progress = progress or (lambda line: None)
+
+    mesh = mesh_lib.make_mesh()
+    self._replicated = mesh_lib.replicated(mesh)
+    self._batch_sharding = mesh_lib.batch_sharding(mesh)
+    model = two_towers.build_model(config.model)
+    self._encode_images = jax.jit(
+        functools.partial(two_towers.encode_images, model),
+        out_shardings=self._replicated)
+    self._encode_texts = jax.jit(
+        functools.partial(two_towers.encode_texts, model),
+        out_shardings=self._replicated)
+
+    texts = [text for lang in data.languages.values() for text in lang.texts]
+    self._tokens = np.asarray(
+        [vocabulary_lib.pad_or_truncate(ids, self.text_len,
+                                        vocabulary.eos_id, vocabulary.pad_id)
+         for ids in vocabulary.encode_batch(texts)], np.int32)
+    sizes = [len(lang.texts) for lang in data.languages.values()]
+    self._text_offsets = np.cumsum([0] + sizes)
+
+  def _encode(self, encode: Callable[[Params, jax.Array], jax.Array],
+              params: Params, count: int,
+              rows: Callable[[int, int], np.ndarray], what: str) -> np.ndarray:
+    """Embeddings of `count` inputs, `rows(start, stop)` giving a batch."""
+    outputs = []
+    began = time.perf_counter()
+    num_batches = -(-count // self.batch_size)
+    report_every = max(1, num_batches // 10)
+    for index, (start, stop) in enumerate(_batches(count, self.batch_size)):
+      batch = _padded(rows(start, stop), self.batch_size)
+      batch = jax.make_array_from_callback(
+          batch.shape, self._batch_sharding, lambda i, b=batch: b[i])
+      embeddings = encode(params, batch)
+      outputs.append(np.asarray(embeddings.addressable_data(0))[:stop - start])
+      if (index + 1) % report_every == 0 or stop == count:
+        self._progress(f"{what}: {stop}/{count} encoded "
+                       f"({time.perf_counter() - began:.1f} s)")
+    return np.concatenate(outputs)
+
+  def _image_rows(self, pool: concurrent.futures.Executor, start: int,
+                  stop: int) -> np.ndarray:
+    keys = self.data.image_keys[start:stop]
+    return np.stack(list(pool.map(self._load_image, keys)))
+
+  def _load_image(self, key: str) -> np.ndarray:
+    path = self.data.image_path(key)
+    try:
+      return input_pipeline.decode_image(path.read_bytes(), self.image_size,
+                                         self.image_mode)
+    except (OSError, ValueError) as e:
+      raise ValueError(f"cannot read image {path}: {e}") from None
+
+  def evaluate(self, params: Params) -> dict[str, Any]:
+    """Per-language and mean recalls, with counts and chance levels.
+
+    Returns:
+      {"languages": {lang: {"i2t": {"r1", "r5", "r10"}, "t2i": {...},
+      "num_images", "num_captions", "images_without_captions", "chance":
+      {"i2t": {...}, "t2i": {...}}}}, "mean": {"i2t": {...}, "t2i": {...},
+      "chance": {...}, "num_languages"}}, recalls as fractions in [0, 1].
+    """
+    params = jax.device_put(params, self._replicated)
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+      image_embeddings = self._encode(
+          self._encode_images, params, len(self.data.image_keys),
+          functools.partial(self._image_rows, pool), "images")
+    text_embeddings = self._encode(
+        self._encode_texts, params, len(self._tokens),
+        lambda start, stop: self._tokens[start:stop], "captions")
+
+    per_language = {}
+    num_images = len(self.data.image_keys)
+    for index, (lang, captions) in enumerate(self.data.languages.items()):
+      start, stop = self._text_offsets[index:index + 2]
+      similarity = image_embeddings @ text_embeddings[start:stop].T
+      per_language[lang] = {
+          **retrieval_metrics.retrieval_recalls(similarity,
+                                                captions.caption_image),
+          "num_images": num_images,
+          "num_captions": len(captions.texts),
+          "images_without_captions": list(captions.images_without_captions),
+          "chance": retrieval_metrics.chance_recalls(num_images,
+                                                     captions.caption_image),
+      }
+    mean = retrieval_metrics.mean_recalls(per_language)
+    mean["chance"] = retrieval_metrics.mean_recalls(
+        {lang: r["chance"] for lang, r in per_language.items()})
+    mean["num_languages"] = len(per_language)
+    return {"languages": per_language, MEAN: mean}
+
+  def run(self, params: Params) -> dict[str, float]:
+    """Flat metrics for TensorBoard: "i2t_r1_mean", "t2i_r5_de", ..."""
+    return flat_metrics(self.evaluate(params))
+
+
+def flat_metrics(results: Mapping[str, Any]) -> dict[str, float]:
+  """`Xm3600Evaluator.evaluate` results as "<direction>_<rk>_<lang|mean>"."""
+  rows = {**results["languages"], MEAN: results[MEAN]}
+  return {f"{direction}_{key}_{row}": value
+          for row, recalls in rows.items()
+          for direction in retrieval_metrics.DIRECTIONS
+          for key, value in recalls[direction].items()}
+
+
+def evaluator_from_config(config: ml_collections.ConfigDict,
+                          workdir: str | os.PathLike[str]
+                          ) -> Xm3600Evaluator | None:
+  """The trainer's periodic evaluator (config.evals.xm3600), if configured.
+
+  The vocabulary follows the module's rule (config.evals.xm3600.vocab where
+  the config has that key, else the manifest search).
+  """
+  eval_config = config.evals.xm3600
+  if not eval_config.data_dir:
+    return None
+  data = xm3600_data.load_xm3600(eval_config.data_dir, list(eval_config.langs))
+  choice = choose_vocabulary(config, vocab_path=eval_config.get("vocab"),
+                             workdir=pathlib.Path(workdir))
+  return Xm3600Evaluator(data, config, choice.vocabulary,
+                         batch_size=eval_config.get("batch_size",
+                                                    DEFAULT_BATCH_SIZE))
+
+
+# Command line -------------------------------------------------------------
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+  """Reports bad arguments as one line, `error: ...`, and exit status 2."""
+
+  def error(self, message: str):
+    self.exit(2, f"error: {message}\n")
+
+
+def _languages(value: str) -> list[str]:
+  return [lang for lang in value.split(",") if lang]
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = _ArgumentParser(
+      prog="python -m eval.xm3600",
+      description=("XM3600 image-text retrieval: image->text and "
+                   "text->image recall@1/5/10 per language and their mean; "
+                   f"writes {RESULTS_FILE}, {TABLE_FILE} and {CHART_FILE}."))
+  parser.add_argument("--data_dir", required=True, type=pathlib.Path,
+                      help="the XM3600 directory: captions.jsonl and "
+                      "images/<image/key>.jpg (the official layout)")
+  parser.add_argument("--checkpoint", required=True,
+                      help="a training workdir (its newest checkpoint is "
+                      "used) or a step directory WORKDIR/checkpoints/STEP")
+  parser.add_argument("--output", required=True, type=pathlib.Path,
+                      help="directory for the report files (created; "
+                      "existing report files are replaced)")
+  parser.add_argument("--lang", action="extend", type=_languages,
+                      default=[], metavar="LANG",
+                      help="a language to evaluate, repeatable or comma-"
+                      "separated (e.g. --lang de,en); default: all 36, in "
+                      "the official order")
+  parser.add_argument("--vocab",
+                      help="the vocabulary: a directory with vocab.json or "
+                      "a SentencePiece .model file; default: found by name "
+                      "and sha256 from the training dataset manifest near "
+                      "the dataset and the workdir")
+  parser.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
+                      default=None,
+                      help="lowercase captions before tokenising (Unicode-"
+                      "aware); default: if the config or the vocabulary "
+                      "says so")
+  parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+                      help="images or captions per encoding step (default "
+                      f"{DEFAULT_BATCH_SIZE}; rounded up to a multiple of "
+                      "the device count)")
+  parser.add_argument("--skip_missing_images", action="store_true",
+                      help="evaluate without images whose file is missing "
+                      "(listed in the report) instead of failing")
+  return parser
+
+
+def _report_json(results: Mapping[str, Any], checkpoint: Checkpoint,
+                 choice: VocabularyChoice, evaluator: Xm3600Evaluator,
+                 data: xm3600_data.Xm3600Data,
+                 args: argparse.Namespace) -> dict[str, Any]:
+  return {
+      "checkpoint": {"path": checkpoint.path, "step": checkpoint.step},
+      "vocabulary": choice.to_json(),
+      "options": {
+          "data_dir": str(args.data_dir),
+          "langs": list(data.languages),
+          "batch_size": evaluator.batch_size,
+          "skip_missing_images": args.skip_missing_images,
+          "image_size": evaluator.image_size,
+          "image_mode": evaluator.image_mode,
+          "text_len": evaluator.text_len,
+          "lowercase": choice.vocabulary.lowercase,
+      },
+      "protocol": {
+          "ks": list(retrieval_metrics.KS),
+          "ties": "against the query (a wrong candidate scoring equal to "
+                  "the best right one ranks before it)",
+          "mean": "plain mean over the evaluated languages",
+          "chance": CHANCE_FORMULA,
+      },
+      "data": {
+          "num_images": len(data.image_keys),
+          "missing_images": list(data.missing_images),
+          "languages_without_captions": list(
+              data.languages_without_captions),
+          "other_languages": list(data.other_languages),
+      },
+      **results,
+  }
+
+
+def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
+  """Runs the command: evaluates, writes the report files, returns the JSON."""
+  progress = functools.partial(print, file=sys.stderr, flush=True)
+  data = xm3600_data.load_xm3600(args.data_dir, args.lang,
+                                 skip_missing_images=args.skip_missing_images)
+  for what, keys in (("missing images skipped", data.missing_images),
+                     ("languages without captions",
+                      data.languages_without_captions)):
+    if keys:
+      progress(f"warning: {len(keys)} {what}: {' '.join(keys[:10])}"
+               f"{' ...' if len(keys) > 10 else ''}")
+  checkpoint = load_checkpoint(args.checkpoint)
+  choice = choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
+                             workdir=checkpoint.workdir,
+                             lowercase=args.lowercase)
+  progress(f"{len(data.image_keys)} images, {len(data.languages)} "
+           f"languages, checkpoint step {checkpoint.step}, vocabulary "
+           f"{choice.vocabulary.name} ({choice.path})")
+  evaluator = Xm3600Evaluator(data, checkpoint.config, choice.vocabulary,
+                              batch_size=args.batch_size, progress=progress)
+  results = evaluator.evaluate(checkpoint.params)
+  output = _report_json(results, checkpoint, choice, evaluator, data, args)
+  args.output.mkdir(parents=True, exist_ok=True)
+  (args.output / RESULTS_FILE).write_text(
+      json.dumps(output, indent=2, ensure_ascii=False) + "\n",
+      encoding="utf-8")
+  table = report.markdown_table(output)
+  (args.output / TABLE_FILE).write_text(table, encoding="utf-8")
+  report.plot_recall_chart(output, args.output / CHART_FILE)
+  print(table, end="")
+  progress(f"wrote {args.output / RESULTS_FILE}, {TABLE_FILE}, {CHART_FILE}")
+  return output
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    evaluate_checkpoint(args)
+  except (ValueError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
