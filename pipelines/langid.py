@@ -62,8 +62,10 @@ MAX_TEXT_LENGTH = 10000
 # Characters >= U+0300 outside Latin Extended Additional (Vietnamese) count as
 # non-Latin when deciding whether stray Latin letters are noise.
 _LATIN_RE = re.compile("[A-z]")
-_FIRST_NON_LATIN = "\u0300"
-_NON_LATIN_RE = re.compile(f"[{_FIRST_NON_LATIN}-\u1dff\u1f00-\U0010ffff]")
+_NON_LATIN_RE = re.compile("[\u0300-\u1dff\u1f00-\U0010ffff]")
+# Letters written with combining diacritics (as langdetect's Vietnamese
+# normalisation expects) are composed.
+_COMBINING_MARK_RE = re.compile("[\u0300-\u036f]")
 # A Unicode block holding this share of a profile's characters is one of its
 # main scripts; text with none of them is not in that language.
 MAIN_SCRIPT_SHARE = 0.1
@@ -87,15 +89,20 @@ def to_xm3600_code(langdetect_code: str) -> str:
   return LANGDETECT_TO_XM3600.get(langdetect_code, langdetect_code)
 
 
-def _character_table() -> dict[int, str]:
-  """`str.translate` table doing langdetect's per-character normalisation."""
-  table = {}
+def _character_table() -> str:
+  """`str.translate` table doing langdetect's per-character normalisation.
+
+  A string indexed by code point rather than a dict: `translate` then never
+  looks up a missing key, which costs it an exception per character.
+  """
+  changes = {}
   for code_point in range(_LAST_NORMALIZED_CODE_POINT + 1):
     char = chr(code_point)
     normalized = NGram.normalize(char)
     if normalized != char:
-      table[code_point] = normalized
-  return table
+      changes[code_point] = normalized
+  return "".join(map(chr, range(_LAST_NORMALIZED_CODE_POINT + 1))).translate(
+      changes)
 
 
 @functools.cache
@@ -223,9 +230,10 @@ class FastModel:
     text = Detector.URL_RE.sub(" ", text[:MAX_TEXT_LENGTH])
     text = Detector.MAIL_RE.sub(" ", text)
     if not text.isascii():
-      text = unicodedata.normalize("NFC", text)
-      if (max(text) >= _FIRST_NON_LATIN and 2 * len(_LATIN_RE.findall(text)) <
-          len(_NON_LATIN_RE.findall(text))):
+      if _COMBINING_MARK_RE.search(text):
+        text = unicodedata.normalize("NFC", text)
+      if (_NON_LATIN_RE.search(text) and _LATIN_RE.search(text) and
+          2 * len(_LATIN_RE.findall(text)) < len(_NON_LATIN_RE.findall(text))):
         text = _LATIN_RE.sub("", text)
     words = text.translate(self.characters).split()
     return " ".join(w.lower() if len(w) > 1 and w.isupper() else w
