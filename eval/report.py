@@ -9,6 +9,9 @@ from collections.abc import Mapping
 import pathlib
 from typing import Any
 
+from matplotlib import figure
+import numpy as np
+
 from eval import retrieval_metrics
 
 I2T, T2I = retrieval_metrics.I2T, retrieval_metrics.T2I
@@ -45,20 +48,16 @@ def markdown_table(results: Mapping[str, Any]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def plot_recall_chart(results: Mapping[str, Any],
-                      path: str | pathlib.Path) -> None:
-  """Writes a PNG of R@1 per language, both directions, with the means."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
+def recall_figure(results: Mapping[str, Any]) -> figure.Figure:
+  """R@1 per language as grouped bars, both directions, with the means."""
   key = retrieval_metrics.recall_key(1)
   languages = list(results["languages"])
   positions = np.arange(len(languages))
   width = 0.4
-  fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(languages) + 2), 4.5),
-                         layout="constrained")
+  # A bare Figure draws with Agg and leaves pyplot's global state alone.
+  fig = figure.Figure(figsize=(max(6.0, 0.32 * len(languages) + 2), 4.5),
+                      layout="constrained")
+  ax = fig.subplots()
   for offset, (direction, color) in zip(
       (-width / 2, width / 2), ((I2T, "tab:blue"), (T2I, "tab:orange"))):
     values = [100 * results["languages"][lang][direction][key]
@@ -74,6 +73,12 @@ def plot_recall_chart(results: Mapping[str, Any],
   ax.set_ylabel("R@1 (%)")
   ax.set_title(f"XM3600 retrieval R@1 over {len(languages)} languages")
   fig.legend(loc="outside lower center", ncols=4, fontsize=8)
+  return fig
+
+
+def write_recall_chart(results: Mapping[str, Any],
+                       path: str | pathlib.Path) -> None:
+  """Writes `recall_figure(results)` as a PNG."""
   # No "Software" entry, so the file depends only on the numbers.
-  fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
-  plt.close(fig)
+  recall_figure(results).savefig(path, format="png", dpi=100,
+                                 metadata={"Software": None})

@@ -550,7 +550,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
       encoding="utf-8")
   table = report.markdown_table(output)
   (args.output / TABLE_FILE).write_text(table, encoding="utf-8")
-  report.plot_recall_chart(output, args.output / CHART_FILE)
+  report.write_recall_chart(output, args.output / CHART_FILE)
   print(table, end="")
   progress(f"wrote {args.output / RESULTS_FILE}, {TABLE_FILE}, {CHART_FILE}")
   return output
