@@ -6,7 +6,7 @@ Markdown on stdout:
 
 - the fast backend's one-off build time (`FastModel()`, median of a few) next
   to langdetect's own profile loading;
-- the time per caption (median and mean over captions) of
+- the CPU time per caption (median and mean over captions) of
   `LanguageIdentifier().identify`, one caption per call, and of
   `langdetect.detect` with `DetectorFactory.seed = 0`, and their ratio; the
   time per caption of one `identify_batch` over the whole set; passes over
@@ -52,9 +52,14 @@ def read_captions(path: str) -> list[tuple[str, str]]:
 
 
 def _seconds(fn: Callable[[], object]) -> float:
-  start = time.perf_counter()
+  """CPU seconds of this thread spent in `fn()`.
+
+  CPU time rather than wall time: on a shared machine, wall time also counts
+  the time other processes hold the core, more of it the longer the call.
+  """
+  start = time.thread_time()
   fn()
-  return time.perf_counter() - start
+  return time.thread_time() - start
 
 
 def build_seconds() -> dict[str, float]:
