@@ -15,6 +15,7 @@ datasets) and "text" int32 [b, L].
 from collections.abc import Mapping, Sequence
 import io
 import pathlib
+import signal
 
 from absl import flags
 import grain
@@ -214,6 +215,16 @@ def example_spec(
   return {name: (value.shape, value.dtype) for name, value in example.items()}
 
 
+def _ignore_stop_signals(worker_index: int, worker_count: int) -> None:
+  """Runs in each worker process before it reads anything."""
+  del worker_index, worker_count
+  # The main process decides when to stop (on SIGTERM it checkpoints first)
+  # and then stops its workers; a signal sent to the whole process group
+  # must not kill them under it.
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def make_train_iterator(data_config: ml_collections.ConfigDict,
                         batch_size_per_process: int, seed: int,
                         process_index: int = 0,
@@ -241,6 +252,8 @@ def make_train_iterator(data_config: ml_collections.ConfigDict,
       # Grain 0.2.18 reads an absl flag when it starts workers
       # (google/grain#1355); programs without absl.app never parse flags.
       flags.FLAGS.mark_as_parsed()
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(
-        num_workers=num_workers, per_worker_buffer_size=_PREFETCH_BATCHES))
+    ds = ds.mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=num_workers,
+                                     per_worker_buffer_size=_PREFETCH_BATCHES),
+        worker_init_fn=_ignore_stop_signals)
   return iter(ds)

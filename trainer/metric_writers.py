@@ -80,9 +80,14 @@ class StepTimer:
     self._waited = 0.0
     self._steps = 0
 
-  def add_wait(self, seconds: float) -> None:
-    """Counts `seconds` spent blocked on the input pipeline."""
-    self._waited += seconds
+  @contextlib.contextmanager
+  def waiting(self) -> Iterator[None]:
+    """Counts the time spent inside as waiting for input."""
+    began = time.perf_counter()
+    try:
+      yield
+    finally:
+      self._waited += time.perf_counter() - began
 
   def add_step(self) -> None:
     self._steps += 1

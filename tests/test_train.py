@@ -1,0 +1,265 @@
+"""Tests for trainer.train: the loop, resume, SIGTERM, divergence, the CLI.
+
+Every run trains a two-layer model for a few steps on the synthetic dataset
+with 8 simulated devices and the chunked loss; compiling dominates (seconds
+per run), so these tests are marked slow and the uninterrupted reference run
+is made once per module. The command-line error tests stop before any
+compilation.
+"""
+
+import contextlib
+import io
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from tests.fixtures import records as synthetic
+from trainer import checkpoints
+from trainer import train
+from trainer.configs import demo_tiny
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOTAL_STEPS = 6
+# Overrides shrinking demo_tiny to seconds per step on the synthetic data.
+TINY = {
+    "data.vocab_name": synthetic.VOCAB_NAME,
+    "data.text_len": 8,
+    "data.image_size": 16,
+    "model.image.patch_size": 8,
+    "model.image.width": 32,
+    "model.image.depth": 1,
+    "model.image.mlp_dim": 64,
+    "model.image.num_heads": 2,
+    "model.text.width": 32,
+    "model.text.depth": 1,
+    "model.text.mlp_dim": 64,
+    "model.text.num_heads": 2,
+    "model.text.vocab_size": 128,
+    "model.out_dim": (None, 32),
+    "batch_size": 16,
+    "total_steps": TOTAL_STEPS,
+    "optim.warmup_steps": 2,
+    "log_every": 2,
+    "checkpoint_every": 2,
+    "keep_checkpoints": 2,
+}
+
+
+def tiny_config(train_dir, **overrides):
+  config = demo_tiny.get_config()
+  config.data.train_dir = str(train_dir)
+  for key, value in {**TINY, **overrides}.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = value
+  return config
+
+
+class Probe:
+  """An evaluator recording when it runs; optionally sends SIGTERM."""
+
+  name = "probe"
+
+  def __init__(self, sigterm: bool = False):
+    self.calls = 0
+    self.sigterm = sigterm
+
+  def run(self, params):
+    self.calls += 1
+    if self.sigterm:
+      signal.raise_signal(signal.SIGTERM)
+    return {"norm_t": float(np.asarray(params["t"])[0]),
+            "calls": float(self.calls)}
+
+
+def final_params(workdir):
+  return checkpoints.restore_for_inference(workdir)[1]
+
+
+def assert_same_params(a, b):
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.fixture(scope="module")
+def straight_run(records_dataset, tmp_path_factory):
+  """An uninterrupted run: (workdir, console output, probe evaluator)."""
+  workdir = tmp_path_factory.mktemp("straight")
+  probe = Probe()
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    train.train_and_evaluate(
+        tiny_config(records_dataset, eval_every=3), workdir,
+        evaluators=[probe])
+  return workdir, out.getvalue(), probe
+
+
+@pytest.mark.slow
+def test_progress_lines_report_loss_speed_data_wait_and_eta(straight_run):
+  _, output, _ = straight_run
+  lines = [l for l in output.splitlines() if l.startswith("step ")]
+  assert [l.split(" |")[0] for l in lines] == [
+      "step 2/6", "step 4/6", "step 6/6"]
+  for line in lines:
+    fields = line.split(" | ")
+    assert fields[1].startswith("loss ") and float(fields[1][5:]) > 0
+    assert fields[2].endswith(" ex/s")
+    assert fields[3].startswith("data wait ") and fields[3].endswith("%")
+    assert fields[4].startswith("ETA ")
+
+
+@pytest.mark.slow
+def test_tensorboard_holds_training_and_evaluator_scalars(straight_run):
+  workdir, _, probe = straight_run
+  events = event_accumulator.EventAccumulator(str(workdir / train.TB_DIR))
+  events.Reload()
+  tags = set(events.Tags()["scalars"])
+  assert tags == {
+      "train/loss", "train/grad_norm", "train/lr", "train/t", "train/b",
+      "perf/examples_per_sec", "perf/data_wait_fraction",
+      "probe/norm_t", "probe/calls"}
+  assert [e.step for e in events.Scalars("train/loss")] == [2, 4, 6]
+  assert [e.step for e in events.Scalars("probe/calls")] == [3, 6]
+  assert probe.calls == 2
+  # Warmup: the learning rate at step 1 (logged at 2) is half the peak.
+  assert events.Scalars("train/lr")[0].value == pytest.approx(5e-4)
+  # t starts at 10 and b at -10 (demo_tiny); the step-0 update is zero
+  # (warmup), later ones move them.
+  for tag, init in (("train/t", 10.0), ("train/b", -10.0)):
+    values = [e.value for e in events.Scalars(tag)]
+    assert values[0] == pytest.approx(init)
+    assert values[-1] != values[0] and abs(values[-1] - init) < 1.0
+  for event in events.Scalars("perf/data_wait_fraction"):
+    assert 0.0 <= event.value <= 1.0
+
+
+@pytest.mark.slow
+def test_workdir_holds_the_config_and_the_newest_checkpoints(straight_run,
+                                                             records_dataset):
+  workdir, _, _ = straight_run
+  saved = json.loads((workdir / checkpoints.CONFIG_FILE).read_text())
+  assert saved["total_steps"] == TOTAL_STEPS
+  assert saved["data"]["train_dir"] == str(records_dataset)
+  steps = sorted(int(p.name) for p in
+                 (workdir / checkpoints.CHECKPOINTS_DIR).iterdir())
+  assert steps == [4, 6]
+
+
+@pytest.mark.slow
+def test_rerun_after_the_last_step_trains_nothing(straight_run,
+                                                  records_dataset):
+  workdir, _, _ = straight_run
+  before = final_params(workdir)
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    train.train_and_evaluate(tiny_config(records_dataset), workdir)
+  assert "Resuming from step 6" in out.getvalue()
+  assert "step 6/6" not in out.getvalue()
+  assert_same_params(final_params(workdir), before)
+
+
+@pytest.mark.slow
+def test_stop_and_resume_give_the_parameters_of_a_straight_run(
+    straight_run, records_dataset, tmp_path):
+  # SIGTERM arrives during step 3 (from the evaluator): the run saves step 3
+  # and returns; a second run resumes there and finishes.
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    state = train.train_and_evaluate(
+        tiny_config(records_dataset, eval_every=3), tmp_path,
+        evaluators=[Probe(sigterm=True)])
+  assert int(state.step) == 3
+  assert "saved a checkpoint at step 3 and stopped" in out.getvalue()
+  with contextlib.redirect_stdout(io.StringIO()):
+    train.train_and_evaluate(tiny_config(records_dataset), tmp_path)
+  assert_same_params(final_params(tmp_path), final_params(straight_run[0]))
+
+
+@pytest.mark.slow
+def test_divergence_stops_training_and_keeps_the_last_finite_checkpoint(
+    records_dataset, tmp_path):
+  # The step-0 learning rate is 0 (warmup), so step 1 is finite; the huge
+  # learning rate then blows the parameters up at step 2.
+  config = tiny_config(records_dataset, checkpoint_every=1,
+                       **{"optim.lr": 1e30})
+  with contextlib.redirect_stdout(io.StringIO()):
+    with pytest.raises(train.NonFiniteLossError) as raised:
+      train.train_and_evaluate(config, tmp_path)
+  message = str(raised.value)
+  assert "at step 2" in message and "non-finite" in message
+  assert "the last good checkpoint is step 1" in message
+  params = final_params(tmp_path)
+  for leaf in jax.tree.leaves(params):
+    assert np.isfinite(leaf).all()
+
+
+def cli(*args, **popen_kwargs):
+  env = dict(os.environ, PYTHONPATH=str(ROOT),
+             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  return subprocess.Popen(
+      [sys.executable, "-m", "trainer.train", *args], cwd=ROOT, env=env,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      **popen_kwargs)
+
+
+def cli_overrides(train_dir, **overrides):
+  config = {**TINY, **overrides, "data.train_dir": str(train_dir)}
+  return [f"--config.{key}={value}" for key, value in config.items()]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_cli_saves_the_step_reached_and_exits_0(
+    records_dataset, tmp_path):
+  process = cli("--config", "trainer/configs/demo_tiny.py",
+                "--workdir", str(tmp_path),
+                *cli_overrides(records_dataset, log_every=1,
+                               checkpoint_every=100))
+  lines = []
+  for line in process.stdout:
+    lines.append(line)
+    if line.startswith("step 2/"):
+      process.send_signal(signal.SIGTERM)
+  stderr = process.stderr.read()
+  assert process.wait(timeout=120) == 0, stderr
+  stopped = [l for l in lines if l.startswith("SIGTERM")]
+  assert len(stopped) == 1 and "and stopped" in stopped[0], lines
+  step = int(stopped[0].split("at step ")[1].split()[0])
+  assert 2 <= step < TOTAL_STEPS
+  assert not any(l.startswith(f"step {step + 1}/") for l in lines)
+  steps = [int(p.name) for p in
+           (tmp_path / checkpoints.CHECKPOINTS_DIR).iterdir()]
+  assert steps == [step]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "trainer/configs/nope.py", "--workdir", "w"], "nope.py"),
+    (["--config", "trainer/configs/demo_tiny.py", "--workdir", "w",
+      "--config.no_such_key=1"], "no_such_key"),
+    (["--config", "trainer/configs/demo_tiny.py"], "--workdir"),
+    (["--config", "trainer/configs/demo_tiny.py", "--workdir", "w",
+      "--config.data.train_dir=/no/such/dataset"], "/no/such/dataset"),
+])
+def test_cli_errors_are_one_line(args, message, tmp_path):
+  process = cli(*[a.replace("w", str(tmp_path / "w")) if a == "w" else a
+                  for a in args])
+  stdout, stderr = process.communicate(timeout=120)
+  assert process.returncode != 0
+  errors = [l for l in stderr.splitlines() if l.startswith("error: ")]
+  assert len(errors) == 1 and message in errors[0], stderr
+
+
+def test_cli_help_explains_the_flags():
+  process = cli("--help")
+  stdout, stderr = process.communicate(timeout=60)
+  assert process.returncode == 0
+  text = stdout + stderr
+  assert "--config" in text and "--workdir" in text and "resumes" in text
