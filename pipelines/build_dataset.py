@@ -205,7 +205,7 @@ class _SetLevelRejectionsFn(beam.DoFn):
       yield sinks.shard_index(key, self._num_shards), (key, reason, detail)
 
 
-class _WriteShardFn(beam.DoFn):
+class WriteShardFn(beam.DoFn):
   """(shard, grouped examples) -> ShardResult, writing the shard's files."""
 
   def __init__(self, output_dir: str, split: str, num_shards: int):
@@ -238,7 +238,7 @@ class _WriteShardFn(beam.DoFn):
                       stats)
 
 
-class _FinalizeFn(beam.DoFn):
+class FinalizeFn(beam.DoFn):
   """Checks the counts and writes rejected.jsonl, stats, manifest, COMPLETED."""
 
   def __init__(self, output_dir: str, split: str, num_shards: int,
@@ -348,13 +348,13 @@ class BuildDataset(beam.PTransform):
         }
         | "GroupByShard" >> beam.CoGroupByKey()
         | "WriteShards" >> beam.ParDo(
-            _WriteShardFn(self._output_dir, self._split, n)))
+            WriteShardFn(self._output_dir, self._split, n)))
     return (
         pbegin
         | "FinalizeTrigger" >> beam.Create([None])
         | "Finalize" >> beam.ParDo(
-            _FinalizeFn(self._output_dir, self._split, n, len(self._inputs),
-                        self._manifest_fields),
+            FinalizeFn(self._output_dir, self._split, n, len(self._inputs),
+                       self._manifest_fields),
             shards=beam.pvalue.AsList(shards),
             read=beam.pvalue.AsSingleton(
                 examples | "CountRead" >> beam.combiners.Count.Globally()),
@@ -477,7 +477,7 @@ def runner_for(options: PipelineOptions):
       beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
 
 
-def _quiet_workers(worker_options: WorkerOptions) -> None:
+def quiet_workers(worker_options: WorkerOptions) -> None:
   """Worker logs: this package's progress, and errors only from the rest."""
   if worker_options.default_sdk_harness_log_level is None:
     worker_options.default_sdk_harness_log_level = "ERROR"
@@ -582,7 +582,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
                      f"{args.split!r}")
   options = beam_options(beam_argv)
   if not args.verbose:
-    _quiet_workers(options.view_as(WorkerOptions))
+    quiet_workers(options.view_as(WorkerOptions))
   config = _config_from_args(args)
   identifier = langid.LanguageIdentifier(args.langid_backend,
                                          args.langid_min_score)
