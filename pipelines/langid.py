@@ -240,7 +240,7 @@ class FastModel:
                     for w in words)
 
   def window_rows(self, text: str) -> list[int]:
-    """Per position, the row of the longest known n-gram ending there.
+    """Per position, the row of the longest n-gram ending there.
 
     Positions are the characters of the normalised text and the space after
     it; the row is 0 where no n-gram ending there is known.
@@ -251,7 +251,7 @@ class FastModel:
             get(padded[i + 2]) or 0 for i in range(len(padded) - 2)]
 
   def best_labels(
-      self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+      self, rows: list[list[int]]) -> tuple[list[int], list[float]]:
     """The most probable label per text and its posterior probability.
 
     Languages whose main scripts do not occur in a text are ruled out, unless
@@ -263,7 +263,7 @@ class FastModel:
       rows: per text, the rows from `window_rows` (never empty).
 
     Returns:
-      ([n_texts] indices into `labels`, [n_texts] float64 posteriors).
+      (per text, the index into `labels`; per text, the posterior).
     """
     starts = np.fromiter(
         itertools.accumulate(map(len, rows[:-1]), initial=0), np.intp)
@@ -274,8 +274,8 @@ class FastModel:
     np.subtract(log_likelihood, _RULED_OUT_PENALTY, out=log_likelihood,
                 where=(scripts[:, None] & self._label_bits) == 0)
     log_likelihood -= log_likelihood.max(axis=1, keepdims=True)
-    return (log_likelihood.argmax(axis=1),
-            1.0 / np.exp(log_likelihood).sum(axis=1))
+    return (log_likelihood.argmax(axis=1).tolist(),
+            (1.0 / np.exp(log_likelihood).sum(axis=1)).tolist())
 
 
 class _Once:
@@ -367,10 +367,11 @@ class LanguageIdentifier:
     model = fast_model()
     rows = [model.window_rows(t) for t in texts]
     best, scores = model.best_labels(rows)
+    labels = model.labels
     return [
-        self._threshold(LanguagePrediction(model.labels[b], score))
+        self._threshold(LanguagePrediction(labels[b], score))
         if any(r) else LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
-        for r, b, score in zip(rows, best.tolist(), scores.tolist())]
+        for r, b, score in zip(rows, best, scores)]
 
   def _identify_langdetect(self, text: str) -> LanguagePrediction:
     detector = _LANGDETECT_FACTORY.get().create()

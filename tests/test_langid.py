@@ -166,10 +166,7 @@ def test_fast_is_deterministic_across_models_and_processes(caption_texts):
   model_a, model_b = langid.FastModel(), langid.FastModel()
   rows = [model_a.window_rows(t) for t in texts]
   assert rows == [model_b.window_rows(t) for t in texts]
-  best_a, scores_a = model_a.best_labels(rows)
-  best_b, scores_b = model_b.best_labels(rows)
-  assert best_a.tolist() == best_b.tolist()
-  assert scores_a.tolist() == scores_b.tolist()
+  assert model_a.best_labels(rows) == model_b.best_labels(rows)
   script = ("import json, sys; from pipelines import langid; "
             "print(json.dumps(langid.LanguageIdentifier().identify_batch("
             "json.load(sys.stdin))))")
