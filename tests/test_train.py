@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
@@ -25,6 +26,7 @@ from tests.fixtures import records as synthetic
 from trainer import checkpoints
 from trainer import train
 from trainer.configs import demo_tiny
+from trainer.models import load_big_vision
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOTAL_STEPS = 6
@@ -165,6 +167,23 @@ def test_rerun_after_the_last_step_trains_nothing(straight_run,
   assert "Resuming from step 6" in out.getvalue()
   assert "step 6/6" not in out.getvalue()
   assert_same_params(final_params(workdir), before)
+
+
+@pytest.mark.slow
+def test_initial_params_come_from_our_workdirs_and_big_vision_npz(
+    straight_run, tmp_path):
+  trained = final_params(straight_run[0])
+  fresh = jax.tree.map(np.zeros_like, trained)
+  npz = tmp_path / "trained.npz"
+  load_big_vision.save_npz(trained, str(npz))
+  for checkpoint in (str(straight_run[0]), str(npz)):
+    init = ml_collections.ConfigDict(dict(checkpoint=checkpoint,
+                                          load=("txt", "t")))
+    params = train.load_initial_params(init, fresh)
+    assert_same_params(params["txt"], trained["txt"])
+    np.testing.assert_array_equal(params["t"], trained["t"])
+    assert_same_params(params["img"], fresh["img"])
+    np.testing.assert_array_equal(params["b"], fresh["b"])
 
 
 @pytest.mark.slow

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from absl import app
 from absl import flags
+from flax import traverse_util
 import flax.struct
 import jax
 from jax.experimental import multihost_utils
@@ -41,12 +42,14 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
+from eval import xm3600
 from trainer import checkpoints
 from trainer import input_pipeline
 from trainer import losses
 from trainer import mesh as mesh_lib
 from trainer import metric_writers
 from trainer import optimizers
+from trainer.models import load_big_vision
 from trainer.models import two_towers
 
 Params = Any
@@ -58,8 +61,10 @@ LossFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array | None],
 class Evaluator(Protocol):
   """A periodic evaluation: `run(params)` returns named metrics.
 
-  Called every `config.eval_every` steps with the replicated parameters;
-  the metrics go to TensorBoard as "<name>/<metric>".
+  Called with the replicated parameters every `every` steps where the
+  evaluator has that attribute and it is positive, else every
+  `config.eval_every` steps; the metrics go to TensorBoard as
+  "<name>/<metric>".
   """
 
   name: str
@@ -93,6 +98,24 @@ def create_train_state(model: two_towers.Model,
                       dummy[input_pipeline.TEXT])["params"]
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params))
+
+
+def load_initial_params(init_config: ml_collections.ConfigDict,
+                        params: Params) -> Params:
+  """`params` with the subtrees `init_config.load` taken from a checkpoint.
+
+  `init_config.checkpoint` is a big_vision `.npz` or one of our workdirs (or
+  step directories). The loaded subtrees must match the model's shapes,
+  except a ViT position embedding for another resolution, which is resampled.
+  """
+  path = init_config.checkpoint
+  if path.endswith(".npz"):
+    loaded = load_big_vision.load_params(path, params, init_config.load)
+  else:
+    flat = traverse_util.flatten_dict(
+        checkpoints.restore_for_inference(path)[1], sep="/")
+    loaded = load_big_vision.to_params(flat, params, init_config.load)
+  return {**params, **loaded}
 
 
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
@@ -237,6 +260,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   start = checkpointer.latest_step()
   if start is None:
     state = init(rng)
+    if config.init.checkpoint:
+      state = state.replace(params=jax.device_put(
+          load_initial_params(config.init, jax.device_get(state.params)),
+          replicated))
+      if is_chief:
+        print(f"Initialised {', '.join(config.init.load)} from "
+              f"{config.init.checkpoint}", flush=True)
   else:
     abstract_state = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
@@ -276,14 +306,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         timer.add_step()
         pending.append(metrics)
 
-        if config.eval_every and step % config.eval_every == 0:
-          with timer.excluded():
-            for evaluator in evaluators:
+        for evaluator in evaluators:
+          every = getattr(evaluator, "every", 0) or config.eval_every
+          if every and step % every == 0:
+            with timer.excluded():
               results = evaluator.run(state.params)
-              if writer:
-                writer.write_scalars(step, {
-                    f"{evaluator.name}/{key}": value
-                    for key, value in results.items()})
+            if writer:
+              writer.write_scalars(step, {
+                  f"{evaluator.name}/{key}": value
+                  for key, value in results.items()})
         if jax.process_count() == 1 or step % config.log_every == 0:
           stopping = stop.agreed()
         log_now = step % config.log_every == 0 or step == total_steps
@@ -372,8 +403,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> int:
   del argv
+  config, workdir = _CONFIG.value, _WORKDIR.value
   try:
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    evaluator = xm3600.evaluator_from_config(config, workdir)
+    train_and_evaluate(config, workdir,
+                       [] if evaluator is None else [evaluator])
   except (NonFiniteLossError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
