@@ -1,0 +1,297 @@
+"""Tests for pipelines.embed and pipelines.frozen_tower: LiT datasets."""
+
+import json
+import pathlib
+import shutil
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pipelines import embed
+from pipelines import frozen_tower
+from pipelines import records
+from pipelines import sinks
+from pipelines import verify
+from trainer import checkpoints
+from trainer import input_pipeline
+from trainer.models import load_big_vision
+from trainer.models import two_towers
+
+STEP = 5
+IMAGE_SIZE = 32
+HEAD_DIM = 24
+# A tiny SigLIP whose image tower has a head, so the stored embedding is the
+# head's output (HEAD_DIM), not the ViT width.
+TOWER_CONFIG = f'''
+"""A tiny SigLIP for the embedding tests."""
+from trainer import configs
+
+
+def get_config():
+  config = configs.base_config()
+  config.data.image_size = {IMAGE_SIZE}
+  config.model.image = configs.image_tower(
+      patch_size=8, width=32, depth=1, mlp_dim=64, num_heads=2,
+      pool_type="map", posemb="learn")
+  config.model.text = configs.text_tower(
+      width=32, depth=1, mlp_dim=64, num_heads=2, vocab_size=1000)
+  config.model.out_dim = ({HEAD_DIM}, {HEAD_DIM})
+  return config
+'''
+
+
+@pytest.fixture(scope="module")
+def tower_config_file(tmp_path_factory) -> pathlib.Path:
+  path = tmp_path_factory.mktemp("tower_config") / "tiny_siglip.py"
+  path.write_text(TOWER_CONFIG)
+  return path
+
+
+@pytest.fixture(scope="module")
+def tower_workdir(tmp_path_factory, tower_config_file) -> pathlib.Path:
+  """A trainer workdir with one checkpoint of a randomly initialised model."""
+  workdir = tmp_path_factory.mktemp("tower_workdir")
+  config = frozen_tower.load_config_file(str(tower_config_file))
+  model = two_towers.build_model(config.model)
+  params = jax.jit(model.init)(
+      jax.random.key(3), jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3)),
+      jnp.ones((1, 16), jnp.int32))["params"]
+  checkpoints.save_config(config, workdir)
+  checkpointer = checkpoints.Checkpointer(workdir, max_to_keep=1)
+  data_iter = iter(grain.MapDataset.range(4).to_iter_dataset())
+  checkpointer.save(STEP, {"step": STEP, "params": params}, data_iter)
+  checkpointer.wait()
+  checkpointer.close()
+  return workdir
+
+
+def run_embed(*argv) -> int:
+  return embed.main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def lit_dataset(tmp_path_factory, built_dataset, tower_workdir) -> pathlib.Path:
+  output = tmp_path_factory.mktemp("lit") / "dataset"
+  assert run_embed("--dataset", built_dataset, "--checkpoint", tower_workdir,
+                   "--output", output, "--batch_size", 16) == 0
+  return output
+
+
+def read_records(dataset: pathlib.Path) -> dict[str, records.Record]:
+  by_key = {}
+  for shard in sorted(dataset.glob("*.array_record")):
+    for data in sinks.read_array_record(str(shard)):
+      record = records.parse_record(data)
+      by_key[record.key] = record
+  return by_key
+
+
+def manifest(dataset: pathlib.Path) -> dict:
+  return json.loads((dataset / sinks.MANIFEST).read_text())
+
+
+def shard_hashes(dataset: pathlib.Path) -> list[str]:
+  return [s["sha256"] for s in manifest(dataset)["shards"]]
+
+
+def test_lit_dataset_holds_every_record_with_text_tokens_and_embedding(
+    lit_dataset, built_dataset):
+  source, lit = manifest(built_dataset), manifest(lit_dataset)
+  assert lit["counts"]["read"] == lit["counts"]["kept"] == (
+      source["counts"]["kept"])
+  assert sum(lit["counts"]["rejected"].values()) == 0
+  assert len(lit["shards"]) == len(source["shards"])
+  assert lit["languages"] == source["languages"]
+  assert lit["vocabularies"] == source["vocabularies"]
+  assert verify.verify_dataset(str(lit_dataset)).ok
+
+  originals, embedded = read_records(built_dataset), read_records(lit_dataset)
+  assert sorted(embedded) == sorted(originals)
+  for key, record in embedded.items():
+    original = originals[key]
+    assert (record.text, record.lang, record.lang_score, record.source) == (
+        original.text, original.lang, original.lang_score, original.source)
+    assert record.tokens == original.tokens and set(record.tokens) == {
+        "en32k", "multi250k"}
+    assert record.image_encoded == b"" and record.image_height == 0
+    assert record.image_embedding.shape == (HEAD_DIM,)
+    assert np.isfinite(record.image_embedding).all()
+
+
+def test_manifest_names_the_tower_and_the_source(lit_dataset, built_dataset,
+                                                 tower_workdir):
+  tower = manifest(lit_dataset)[embed.TOWER]
+  assert tower["kind"] == frozen_tower.OURS
+  assert tower["step"] == STEP
+  assert tower["sha256"] == frozen_tower.checkpoint_sha256(str(tower_workdir))
+  assert (tower["embedding_dim"], tower["dtype"], tower["normalized"]) == (
+      HEAD_DIM, "float32", False)
+  assert (tower["image_size"], tower["image_mode"]) == (IMAGE_SIZE, "resize")
+  assert tower["image_tower"]["patch_size"] == 8
+  source = manifest(lit_dataset)[embed.SOURCE_DATASET]
+  assert source["manifest_sha256"] == sinks.file_sha256(
+      str(built_dataset / sinks.MANIFEST))
+  assert source["records"] == manifest(built_dataset)["counts"]["kept"]
+
+
+def test_embedding_equals_the_trainer_tower_output(lit_dataset, built_dataset,
+                                                   tower_workdir):
+  config, params = checkpoints.restore_for_inference(tower_workdir)
+  model = two_towers.build_model(config.model)
+  to_example = input_pipeline.RecordToExample(
+      image_field=records.IMAGE_ENCODED, image_size=config.data.image_size,
+      image_mode=input_pipeline.RESIZE, vocab_name="en32k", text_len=16)
+  shard = sorted(built_dataset.glob("*.array_record"))[1]
+  data = sinks.read_array_record(str(shard))[:6]
+  examples = [to_example.random_map(d, np.random.default_rng(0))
+              for d in data]
+  batch = {name: np.stack([e[name] for e in examples])
+           for name in examples[0]}
+  zimg, _, extras = jax.jit(model.apply)(
+      {"params": params}, batch[input_pipeline.IMAGE],
+      batch[input_pipeline.TEXT])
+  stored = read_records(lit_dataset)
+  embeddings = np.stack([stored[records.parse_record(d).key].image_embedding
+                         for d in data])
+  np.testing.assert_allclose(embeddings, extras["img/features"], atol=1e-5)
+  # Normalised as the two-tower model does, they are its image embeddings.
+  np.testing.assert_allclose(two_towers.l2_normalize(embeddings), zimg,
+                             atol=1e-5)
+
+
+def test_big_vision_npz_tower_writes_the_same_records(
+    tmp_path, lit_dataset, built_dataset, tower_workdir, tower_config_file):
+  _, params = checkpoints.restore_for_inference(tower_workdir)
+  npz = tmp_path / "siglip.npz"
+  load_big_vision.save_npz(params, str(npz))
+  output = tmp_path / "lit_npz"
+  assert run_embed("--dataset", built_dataset, "--checkpoint", npz,
+                   "--model_config", tower_config_file, "--output", output,
+                   "--batch_size", 16) == 0
+  assert shard_hashes(output) == shard_hashes(lit_dataset)
+  tower = manifest(output)[embed.TOWER]
+  assert (tower["kind"], tower["step"]) == (frozen_tower.BIG_VISION, None)
+  assert tower["sha256"] == sinks.file_sha256(str(npz))
+  assert tower["embedding_dim"] == HEAD_DIM
+
+
+def test_embedder_pads_the_last_batch_and_compiles_once(tower_workdir):
+  spec = frozen_tower.describe_tower(str(tower_workdir))
+  embedder = frozen_tower.load_embedder(spec, batch_size=4)
+  images = np.random.default_rng(0).uniform(
+      -1, 1, (6, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
+  together = embedder(images)
+  alone = embedder(images[5:])
+  assert together.shape == (6, HEAD_DIM) and together.dtype == np.float32
+  np.testing.assert_allclose(alone[0], together[5], atol=1e-6)
+  assert embedder.traces == 1
+  with pytest.raises(ValueError, match=r"images must be \[n, 32, 32, 3\]"):
+    embedder(images[:, :16])
+
+  handler = frozen_tower.JaxImageTowerHandler(spec, batch_size=4)
+  assert handler.batch_elements_kwargs() == {"min_batch_size": 4,
+                                             "max_batch_size": 4}
+  batch = list(images[:3])
+  results = handler.run_inference(batch, embedder)
+  assert len(results) == 3
+  assert all(r.example is x for r, x in zip(results, batch))
+  np.testing.assert_allclose(np.stack([r.inference for r in results]),
+                             together[:3], atol=1e-6)
+  assert handler.get_num_bytes(batch) == 3 * images[0].nbytes
+
+
+def test_checkpoint_sha256_covers_the_step_read_and_the_config(
+    tmp_path, tower_workdir):
+  digest = frozen_tower.checkpoint_sha256(str(tower_workdir))
+  step_dir = tower_workdir / checkpoints.CHECKPOINTS_DIR / str(STEP)
+  assert frozen_tower.checkpoint_sha256(str(step_dir)) == digest
+  copy = tmp_path / "copy"
+  shutil.copytree(tower_workdir, copy)
+  assert frozen_tower.checkpoint_sha256(str(copy)) == digest
+  (copy / "tb").mkdir()
+  (copy / "tb" / "events").write_text("logs do not count")
+  assert frozen_tower.checkpoint_sha256(str(copy)) == digest
+  config = copy / checkpoints.CONFIG_FILE
+  config.write_text(config.read_text().replace('"seed": 0', '"seed": 1'))
+  assert frozen_tower.checkpoint_sha256(str(copy)) != digest
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch_size", "0"], "--batch_size must be positive, got 0"),
+    (["--num_shards", "0"], "--num_shards must be positive, got 0"),
+    (["--bogus", "1"], "unrecognized arguments: --bogus"),
+    (["--model_config", "{config}"], "--model_config is for .npz"),
+])
+def test_bad_flags_are_one_line_errors(capsys, built_dataset, tower_workdir,
+                                       tower_config_file, tmp_path, flags,
+                                       message):
+  flags = [f.format(config=tower_config_file) for f in flags]
+  assert run_embed("--dataset", built_dataset, "--checkpoint", tower_workdir,
+                   "--output", tmp_path / "out", *flags) == 1
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and message in err
+  assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_inputs_are_one_line_errors(capsys, tmp_path, built_dataset,
+                                        lit_dataset, tower_workdir,
+                                        tower_config_file):
+  incomplete = tmp_path / "incomplete"
+  incomplete.mkdir()
+  wrong_width = tmp_path / "wide.py"
+  wrong_width.write_text(tower_config_file.read_text().replace(
+      "width=32, depth=1, mlp_dim=64, num_heads=2,\n      pool_type",
+      "width=48, depth=1, mlp_dim=64, num_heads=2,\n      pool_type"))
+  npz = tmp_path / "tower.npz"
+  _, params = checkpoints.restore_for_inference(tower_workdir)
+  load_big_vision.save_npz(params, str(npz))
+  out = tmp_path / "out"
+  cases = [
+      ([tmp_path / "missing", tower_workdir], "does not exist"),
+      ([incomplete, tower_workdir], "is incomplete (no COMPLETED marker)"),
+      ([lit_dataset, tower_workdir], "is already a LiT dataset"),
+      ([built_dataset, tmp_path / "no_run"], "does not exist"),
+      ([built_dataset, incomplete], "no checkpoint in"),
+      ([built_dataset, npz], "give its architecture with --model_config"),
+      ([built_dataset, npz, "--model_config", wrong_width],
+       "checkpoint does not fit the model"),
+      ([built_dataset, tower_workdir, "--output", lit_dataset],
+       "already holds a completed dataset; pass --overwrite"),
+  ]
+  for (dataset, checkpoint, *rest), message in cases:
+    argv = ["--dataset", dataset, "--checkpoint", checkpoint, *rest]
+    if "--output" not in rest:
+      argv += ["--output", out]
+    assert run_embed(*argv) == 1, message
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, (message, err)
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_help_explains_every_flag(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    embed.main(["--help"])
+  assert exit_info.value.code == 0
+  out = capsys.readouterr().out
+  for flag in ("--dataset", "--checkpoint", "--output", "--model_config",
+               "--batch_size", "--image_size", "--image_mode", "--num_shards",
+               "--overwrite", "--verbose", "Beam pipeline options"):
+    assert flag in out
+
+
+@pytest.mark.slow
+def test_reruns_and_multi_process_runs_are_byte_identical(
+    tmp_path, lit_dataset, built_dataset, tower_workdir):
+  rerun = tmp_path / "rerun"
+  assert run_embed("--dataset", built_dataset, "--checkpoint", tower_workdir,
+                   "--output", rerun, "--batch_size", 16) == 0
+  assert manifest(rerun) == manifest(lit_dataset)
+  two_workers = tmp_path / "two_workers"
+  assert run_embed("--dataset", built_dataset, "--checkpoint", tower_workdir,
+                   "--output", two_workers, "--batch_size", 16,
+                   "--direct_num_workers", 2, "--direct_running_mode",
+                   "multi_processing") == 0
+  assert manifest(two_workers) == manifest(lit_dataset)
