@@ -101,7 +101,9 @@ def set_level_rejections(image_sha256: str, keys: Iterable[str],
   """The examples sharing one decoded image that must go, and why.
 
   A block-listed image drops every example that has it. Otherwise the example
-  with the smallest key keeps the image and the others are duplicates.
+  with the smallest key keeps the image and the others are duplicates. Keys
+  are unique in well-formed input; a key seen twice is never a duplicate of
+  itself.
 
   Returns:
     (key, reason, detail) for each dropped example, sorted by key.
@@ -111,7 +113,7 @@ def set_level_rejections(image_sha256: str, keys: Iterable[str],
     return [(k, Reason.BLOCKLISTED_IMAGE, f"pixel sha256 {image_sha256}")
             for k in keys]
   return [(k, Reason.DUPLICATE_IMAGE, f"duplicate of {keys[0]}")
-          for k in keys[1:]]
+          for k in keys[1:] if k != keys[0]]
 
 
 def split_shard(

@@ -4,7 +4,8 @@ A dataset directory (DESIGN.md, "Contracts") holds
 
   <split>-XXXXX-of-YYYYY.array_record  the records; shard = stable hash of the
                                        key, records sorted by key inside
-  rejected.jsonl                       {key, source, reason, detail} per line
+  rejected.jsonl                       {key, source, reason, detail} per line,
+                                       ordered by shard (of the key), then key
   stats.png                            languages, caption lengths, image sizes
   manifest.json                        counts, shards, options (deterministic)
   COMPLETED                            written last

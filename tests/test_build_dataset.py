@@ -181,6 +181,8 @@ def test_set_level_rejections():
       ("b", Reason.DUPLICATE_IMAGE, "duplicate of a"),
       ("c", Reason.DUPLICATE_IMAGE, "duplicate of a")]
   assert build_dataset.set_level_rejections("h", ["a"], False) == []
+  assert build_dataset.set_level_rejections("h", ["a", "b", "a"], False) == [
+      ("b", Reason.DUPLICATE_IMAGE, "duplicate of a")]
   assert build_dataset.set_level_rejections("h", ["b", "a"], True) == [
       ("a", Reason.BLOCKLISTED_IMAGE, "pixel sha256 h"),
       ("b", Reason.BLOCKLISTED_IMAGE, "pixel sha256 h")]
@@ -206,7 +208,10 @@ def test_beam_options_and_runner():
   assert isinstance(build_dataset.runner_for(options), fn_runner.FnApiRunner)
   direct = build_dataset.beam_options(["--runner", "DirectRunner"])
   assert isinstance(build_dataset.runner_for(direct), fn_runner.FnApiRunner)
-  dataflow = build_dataset.beam_options(["--runner", "DataflowRunner"])
+  dataflow = build_dataset.beam_options([
+      "--runner", "DataflowRunner", "--project", "p", "--region",
+      "europe-west4", "--temp_location", "gs://b/tmp", "--setup_file",
+      "./setup.py", "--max_num_workers", "64"])
   assert build_dataset.runner_for(dataflow) == "DataflowRunner"
   with pytest.raises(ValueError, match="unrecognized arguments: --bogus"):
     build_dataset.beam_options(["--bogus", "1"])

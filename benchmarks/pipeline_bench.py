@@ -1,0 +1,243 @@
+"""Benchmark: dataset build throughput against the kernel limit.
+
+Generates the demo corpus at 640x480 and trains two small vocabularies on it
+(an `en32k`-preset one and a `multi250k`-preset one, as the test fixtures
+do), then reports, as Markdown on stdout:
+
+- the kernel limit: examples/s of `process.process_batch` (decode, filter,
+  tag, tokenize with both vocabularies, resize, encode) over the examples
+  held in memory, in a plain Python loop without Beam, in batches of
+  `build_dataset.BATCH_SIZE`;
+- examples/s of the whole pipeline (`build_dataset.build`: reading the tars,
+  the kernel, dedup, sharding, writing, manifest, plot) with one worker
+  (the FnApiRunner in process) and with two worker processes
+  (`--direct_num_workers 2 --direct_running_mode multi_processing`), and
+  the ratios pipeline / kernel and two workers / one;
+- the fixed cost of a run (the same configurations on 16 examples) and the
+  per-example time beyond it;
+- CPU seconds (this process and its worker processes), which the machine's
+  other load changes less than wall time;
+- where one example's time goes: each kernel stage timed on its own.
+
+The configurations take turns within each repeat, so load from other
+processes on the machine falls on all alike; each figure is a median.
+
+  python -m benchmarks.pipeline_bench [--num_examples 2000] [--repeats 3]
+"""
+
+import argparse
+from collections.abc import Callable, Sequence
+import pathlib
+import resource
+import statistics
+import tempfile
+import time
+from typing import NamedTuple
+
+from pipelines import build_dataset
+from pipelines import captions
+from pipelines import demo_corpus
+from pipelines import images
+from pipelines import langid
+from pipelines import process
+from pipelines import readers
+from pipelines import records
+from pipelines.reasons import Rejection
+from tokenizers import train_vocab
+from tokenizers.vocabulary import Vocabulary
+
+IMAGE_SIZE = (640, 480)
+EXAMPLES_PER_SHARD = 250
+SMALL_CORPUS_EXAMPLES = 16
+# (preset, pieces): what the 640x480 demo captions support, as in the tests.
+VOCABULARIES = (("en32k", 48), ("multi250k", 1000))
+STAGE_SAMPLES = 300
+KERNEL = "kernel (plain loop)"
+ONE = "pipeline, 1 worker"
+TWO = "pipeline, 2 workers"
+ONE_SMALL = f"pipeline, 1 worker, {SMALL_CORPUS_EXAMPLES} examples"
+TWO_SMALL = f"pipeline, 2 workers, {SMALL_CORPUS_EXAMPLES} examples"
+
+
+def make_inputs(work: pathlib.Path, num_examples: int) -> tuple[
+    demo_corpus.CorpusSummary, demo_corpus.CorpusSummary, list[str]]:
+  """The corpus, a small one with the same settings, and vocabulary dirs."""
+  corpus = demo_corpus.generate_corpus(
+      work / "corpus", num_examples=num_examples, seed=0,
+      image_size=IMAGE_SIZE, examples_per_shard=EXAMPLES_PER_SHARD)
+  small = demo_corpus.generate_corpus(
+      work / "small", num_examples=SMALL_CORPUS_EXAMPLES, seed=1,
+      image_size=IMAGE_SIZE, examples_per_shard=SMALL_CORPUS_EXAMPLES // 2)
+  vocab_dirs = []
+  for preset, size in VOCABULARIES:
+    output = work / preset
+    train_vocab.train_vocabulary(train_vocab.TrainingOptions(
+        input_patterns=(str(work / "corpus" / "*.tar"),),
+        output_dir=str(output), preset=train_vocab.PRESETS[preset],
+        vocab_size=size, name=preset))
+    vocab_dirs.append(str(output))
+  return corpus, small, vocab_dirs
+
+
+class Timing(NamedTuple):
+  """Wall seconds and CPU seconds (this process and its finished children)."""
+
+  wall: float
+  cpu: float
+
+
+def _cpu_seconds() -> float:
+  usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                resource.RUSAGE_CHILDREN)]
+  return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def timed(function: Callable[[], object]) -> Timing:
+  wall, cpu = time.perf_counter(), _cpu_seconds()
+  function()
+  return Timing(time.perf_counter() - wall, _cpu_seconds() - cpu)
+
+
+def run_pipeline(corpus_dir: pathlib.Path, output: pathlib.Path,
+                 vocab_dirs: Sequence[str], extra: Sequence[str]) -> None:
+  """One `build_dataset.build`, from parsed flags to the manifest."""
+  argv = ["--input", str(corpus_dir / "*.tar"), "--output", str(output),
+          "--num_shards", "8", "--overwrite"]
+  for vocab_dir in vocab_dirs:
+    argv += ["--vocab", vocab_dir]
+  args, beam_argv = build_dataset.parse_args(argv + list(extra))
+  build_dataset.build(args, beam_argv)
+
+
+def run_kernel(raws: Sequence[readers.RawExample],
+               identifier: langid.LanguageIdentifier,
+               vocabularies: Sequence[Vocabulary]) -> None:
+  """`process_batch` over all examples, batch by batch."""
+  config = process.ProcessConfig()
+  batch = build_dataset.BATCH_SIZE
+  for i in range(0, len(raws), batch):
+    process.process_batch(raws[i:i + batch], config, identifier, vocabularies)
+
+
+def _median_ms(function: Callable, inputs: Sequence) -> float:
+  times = []
+  for value in inputs:
+    start = time.perf_counter()
+    function(value)
+    times.append(time.perf_counter() - start)
+  return 1000 * statistics.median(times)
+
+
+def stage_milliseconds(raws: Sequence[readers.RawExample],
+                       identifier: langid.LanguageIdentifier,
+                       vocabularies: Sequence[Vocabulary]) -> dict[str, float]:
+  """Median milliseconds per example of each kernel stage, timed alone."""
+  clean = []
+  for raw in raws:
+    try:
+      decoded = images.decode_image(raw.image)
+      text = captions.decode_caption(raw.caption)
+    except Rejection:
+      continue
+    clean.append((raw, decoded, text))
+    if len(clean) == STAGE_SAMPLES:
+      break
+  resized = [images.resize_shorter_side(d.pixels, 256) for _, d, _ in clean]
+  texts = [t for _, _, t in clean]
+  config = process.ProcessConfig()
+  kept = [r for r in process.process_batch([r for r, _, _ in clean], config,
+                                           identifier, vocabularies)
+          if isinstance(r, records.Record)]
+  return {
+      "decode image (640x480 JPEG)": _median_ms(
+          lambda r: images.decode_image(r.image), [r for r, _, _ in clean]),
+      "pixel sha256": _median_ms(lambda d: images.pixel_sha256(d.pixels),
+                                 [d for _, d, _ in clean]),
+      "resize to 256 shorter side": _median_ms(
+          lambda d: images.resize_shorter_side(d.pixels, 256),
+          [d for _, d, _ in clean]),
+      "encode JPEG q95": _median_ms(images.encode_jpeg, resized),
+      "decode caption": _median_ms(lambda r: captions.decode_caption(
+          r.caption), [r for r, _, _ in clean]),
+      "language id (per example, batch of 32)": _median_ms(
+          identifier.identify_batch,
+          [texts[i:i + 32] for i in range(0, len(texts), 32)]) / 32,
+      "tokenize, 2 vocabularies (per example, batch of 32)": _median_ms(
+          lambda batch: [v.encode_batch(batch, 64) for v in vocabularies],
+          [texts[i:i + 32] for i in range(0, len(texts), 32)]) / 32,
+      "serialize record (pipeline only)": _median_ms(
+          records.serialize_record, kept),
+  }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--num_examples", type=int, default=2000,
+                      help="examples in the 640x480 demo corpus")
+  parser.add_argument("--repeats", type=int, default=3,
+                      help="runs of each configuration; medians are reported")
+  args = parser.parse_args(argv)
+  with tempfile.TemporaryDirectory() as tmp:
+    work = pathlib.Path(tmp)
+    corpus, small, vocab_dirs = make_inputs(work, args.num_examples)
+    raws = [e for shard in corpus.shards
+            for e in readers.read_examples(str(shard))]
+    identifier = langid.LanguageIdentifier()
+    identifier.identify("warm up")
+    vocabularies = [Vocabulary.load(d) for d in vocab_dirs]
+    two_workers = ["--direct_num_workers", "2",
+                   "--direct_running_mode", "multi_processing"]
+    runs = {
+        KERNEL: lambda: run_kernel(raws, identifier, vocabularies),
+        ONE: lambda: run_pipeline(corpus.output_dir, work / "o1", vocab_dirs,
+                                  []),
+        TWO: lambda: run_pipeline(corpus.output_dir, work / "o2", vocab_dirs,
+                                  two_workers),
+        ONE_SMALL: lambda: run_pipeline(small.output_dir, work / "s1",
+                                        vocab_dirs, []),
+        TWO_SMALL: lambda: run_pipeline(small.output_dir, work / "s2",
+                                        vocab_dirs, two_workers),
+    }
+    timings = {name: [] for name in runs}
+    for _ in range(args.repeats):
+      for name, run in runs.items():
+        timings[name].append(timed(run))
+    stages = stage_milliseconds(raws, identifier, vocabularies)
+  report(len(raws), len(corpus.shards), args.repeats, timings, stages)
+
+
+def report(n: int, num_shards: int, repeats: int,
+           timings: dict[str, list[Timing]], stages: dict[str, float]) -> None:
+  """Prints the results as Markdown."""
+  wall = {k: statistics.median(t.wall for t in v) for k, v in timings.items()}
+  cpu = {k: statistics.median(t.cpu for t in v) for k, v in timings.items()}
+  print(f"{n} examples at {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} in {num_shards} "
+        f"tar shards, 8 output shards; medians of {repeats} repeats\n")
+  print("| configuration | wall s (runs) | examples/s | x kernel | CPU s |")
+  print("|---|---|---|---|---|")
+  for name in (KERNEL, ONE, TWO):
+    runs = ", ".join(f"{t.wall:.1f}" for t in timings[name])
+    print(f"| {name} | {wall[name]:.1f} ({runs}) | {n / wall[name]:.1f} | "
+          f"{wall[KERNEL] / wall[name]:.2f} | {cpu[name]:.1f} |")
+  for name in (ONE_SMALL, TWO_SMALL):
+    runs = ", ".join(f"{t.wall:.1f}" for t in timings[name])
+    print(f"| {name} | {wall[name]:.1f} ({runs}) | - | - | {cpu[name]:.1f} |")
+  print(f"\n- 2 workers / 1 worker, whole runs: {wall[ONE] / wall[TWO]:.2f}x")
+  marginal = {name: (wall[name] - wall[small]) / (n - SMALL_CORPUS_EXAMPLES)
+              for name, small in ((ONE, ONE_SMALL), (TWO, TWO_SMALL))}
+  print(f"- per example beyond the fixed cost (the {SMALL_CORPUS_EXAMPLES}-"
+        f"example run): kernel {1000 * wall[KERNEL] / n:.2f} ms, 1 worker "
+        f"{1000 * marginal[ONE]:.2f} ms, 2 workers {1000 * marginal[TWO]:.2f} "
+        f"ms; 1 worker / kernel {wall[KERNEL] / n / marginal[ONE]:.2f}, "
+        f"2 workers / 1 worker {marginal[ONE] / marginal[TWO]:.2f}x")
+  print(f"- CPU seconds per example: kernel {1000 * cpu[KERNEL] / n:.2f} ms, "
+        f"1 worker {1000 * cpu[ONE] / n:.2f} ms, 2 workers (all processes) "
+        f"{1000 * cpu[TWO] / n:.2f} ms\n")
+  print("| kernel stage, timed alone | ms per example (median) |")
+  print("|---|---|")
+  for stage, ms in stages.items():
+    print(f"| {stage} | {ms:.2f} |")
+
+
+if __name__ == "__main__":
+  main()
