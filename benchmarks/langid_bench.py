@@ -12,7 +12,7 @@ Markdown on stdout:
   time per caption of one `identify_batch` over the whole set; passes over
   the set alternate between the three so that all see the same machine load;
 - where the fast backend's time goes: normalising, looking up n-grams, and
-  the numpy part for one caption;
+  the numpy part;
 - the accuracy of each backend overall and per language, taking the best
   language (`min_score=0`), and how well scores are calibrated: the mean
   score, and the captions kept and their accuracy at a few `min_score`s;
@@ -127,15 +127,14 @@ def caption_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
 
 
 def stage_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
-  """Mean seconds per caption of each stage of the fast backend."""
+  """Mean CPU seconds per caption of the fast backend, stage by stage."""
   model = langid.fast_model()
-  rows = [[model.window_rows(t)] for t in texts]
   stages = {
       "normalize": lambda: [model.normalize(t) for t in texts],
-      "normalize + n-gram lookups": lambda: [model.window_rows(t)
-                                              for t in texts],
-      "numpy, one caption per call": lambda: [model.best_labels(r)
-                                              for r in rows],
+      "normalize, n-gram lookups": lambda: [model.window_rows(t)
+                                             for t in texts],
+      "normalize, n-gram lookups, numpy (all)": lambda: [model.best_label(t)
+                                                          for t in texts],
   }
   gc.collect()
   gc.disable()
@@ -222,19 +221,19 @@ def main(argv: Sequence[str] | None = None) -> None:
       f"Caption set: {len(captions)} captions, "
       f"{len({lang for lang, _ in captions})} codes.", "",
       "| measurement | fast | langdetect | ratio |", "|---|---|---|---|",
-      f"| one-off build / profile load (s) | {build['fast']:.2f} | "
+      f"| one-off build / profile load (CPU s) | {build['fast']:.2f} | "
       f"{build['langdetect']:.2f} | |",
-      f"| median per caption, one call per caption (us) | "
+      f"| median per caption, one call per caption (CPU us) | "
       f"{times['fast_median'] * us:.1f} | {times['langdetect_median'] * us:.1f}"
       f" | {times['langdetect_median'] / times['fast_median']:.1f}x |",
-      f"| mean per caption, one call per caption (us) | "
+      f"| mean per caption, one call per caption (CPU us) | "
       f"{times['fast_mean'] * us:.1f} | {times['langdetect_mean'] * us:.1f} | "
       f"{times['langdetect_mean'] / times['fast_mean']:.1f}x |",
-      f"| mean per caption, one identify_batch over the set (us) | "
+      f"| mean per caption, one identify_batch over the set (CPU us) | "
       f"{times['fast_batch_mean'] * us:.1f} | | "
       f"{times['langdetect_mean'] / times['fast_batch_mean']:.1f}x |",
-      "", "Fast backend, mean per caption by stage:", "",
-      "| stage | us |", "|---|---|",
+      "", "Fast backend, mean per caption up to each stage:", "",
+      "| stage | CPU us |", "|---|---|",
       *(f"| {name} | {seconds * us:.1f} |"
         for name, seconds in stage_seconds(texts, args.repeats).items()),
       "", *accuracy_tables(captions), "",

@@ -19,8 +19,9 @@ ship to Beam workers and safe to share between threads.
 
 from collections.abc import Sequence
 import functools
-import itertools
 import json
+import math
+import operator
 import os
 import re
 import threading
@@ -69,10 +70,9 @@ _COMBINING_MARK_RE = re.compile("[\u0300-\u036f]")
 # A Unicode block holding this share of a profile's characters is one of its
 # main scripts; text with none of them is not in that language.
 MAIN_SCRIPT_SHARE = 0.1
-# Subtracted from a ruled-out language's log-likelihood: more than any gap
-# between two languages on MAX_TEXT_LENGTH characters, so ruling out every
-# language leaves the ranking as it was.
-_RULED_OUT_PENALTY = 1e9
+# How many sets of scripts keep their ruled-out languages cached; real text
+# mixes few scripts, so few sets ever occur.
+_SCRIPT_SETS_CACHED = 1024
 # The highest code point langdetect's character normalisation changes.
 _LAST_NORMALIZED_CODE_POINT = 0xFFFF
 
@@ -167,7 +167,7 @@ def _suffix_rows(row_of_ngram: dict[str, int], start: int) -> np.ndarray:
   return suffixes
 
 
-def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> np.ndarray:
+def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> list[int]:
   """Per row, bit j set if its n-gram ends in a main-script character of j.
 
   Language j's main scripts are the Unicode blocks holding at least
@@ -181,7 +181,20 @@ def _script_bits(row_of_ngram: dict[str, int], probs: np.ndarray) -> np.ndarray:
     share = np.bincount(blocks, weights=probs[char_rows, column])
     main = np.isin(blocks, np.flatnonzero(share >= MAIN_SCRIPT_SHARE))
     char_bits[char_rows[main]] |= np.int64(1) << column
-  return char_bits[_suffix_rows(row_of_ngram, -1)]
+  return char_bits[_suffix_rows(row_of_ngram, -1)].tolist()
+
+
+@functools.lru_cache(maxsize=_SCRIPT_SETS_CACHED)
+def _ruled_out(scripts: int, n_labels: int) -> np.ndarray:
+  """[n_labels] -inf for the languages none of whose scripts are in `scripts`.
+
+  `scripts` has bit j set if a character of one of language j's main scripts
+  occurs in the text. If no language's does, none is ruled out (all zeros).
+  """
+  present = np.array([scripts >> j & 1 for j in range(n_labels)], bool)
+  ruled_out = np.where(present | ~present.any(), 0.0, -np.inf)
+  ruled_out.flags.writeable = False
+  return ruled_out
 
 
 class FastModel:
@@ -200,8 +213,8 @@ class FastModel:
     window_log_probs: [n_ngrams + 1, n_labels] float32: for the row's n-gram
       and each of its suffixes that is an n-gram, log(p(n-gram | language) +
       SMOOTHING) * EVIDENCE_SCALE, summed. Row 0 (no n-gram) is zeros.
-    script_bits: [n_ngrams + 1] int64, bit j set if the row's n-gram ends in
-      a character of language j's main scripts.
+    script_bits: per row, bit j set if the row's n-gram ends in a character
+      of language j's main scripts.
     characters: the normalisation table for `str.translate`.
   """
 
@@ -215,8 +228,6 @@ class FastModel:
         log_probs + log_probs[_suffix_rows(self.row_of_ngram, 1)] +
         log_probs[_suffix_rows(self.row_of_ngram, 2)]).astype(np.float32)
     self.script_bits = _script_bits(self.row_of_ngram, probs)
-    self._label_bits = np.int64(1) << np.arange(len(self.labels),
-                                                dtype=np.int64)
     self.characters = _character_table()
 
   def normalize(self, text: str) -> str:
@@ -250,32 +261,25 @@ class FastModel:
     return [get(padded[i:i + 3]) or get(padded[i + 1:i + 3]) or
             get(padded[i + 2]) or 0 for i in range(len(padded) - 2)]
 
-  def best_labels(
-      self, rows: list[list[int]]) -> tuple[list[int], list[float]]:
-    """The most probable label per text and its posterior probability.
+  def best_label(self, text: str) -> LanguagePrediction | None:
+    """The most probable language of `text` and its posterior probability.
 
-    Languages whose main scripts do not occur in a text are ruled out, unless
-    none occurs (the profiles alone would let Korean, with its Hanja, win
-    over Chinese on a caption without a single Hangul syllable). Ties go to
-    the first label.
-
-    Args:
-      rows: per text, the rows from `window_rows` (never empty).
-
-    Returns:
-      (per text, the index into `labels`; per text, the posterior).
+    Languages whose main scripts do not occur in the text are ruled out,
+    unless none occurs (the profiles alone would let Korean, with its Hanja,
+    win over Chinese on a caption without a single Hangul syllable). Ties go
+    to the first label. None if no n-gram of the text is in a profile.
     """
-    starts = np.fromiter(
-        itertools.accumulate(map(len, rows[:-1]), initial=0), np.intp)
-    flat = np.fromiter(itertools.chain.from_iterable(rows), np.intp)
-    log_likelihood = np.add.reduceat(
-        np.take(self.window_log_probs, flat, axis=0), starts, dtype=np.float64)
-    scripts = np.bitwise_or.reduceat(np.take(self.script_bits, flat), starts)
-    np.subtract(log_likelihood, _RULED_OUT_PENALTY, out=log_likelihood,
-                where=(scripts[:, None] & self._label_bits) == 0)
-    log_likelihood -= log_likelihood.max(axis=1, keepdims=True)
-    return (log_likelihood.argmax(axis=1).tolist(),
-            (1.0 / np.exp(log_likelihood).sum(axis=1)).tolist())
+    rows = self.window_rows(text)
+    if not any(rows):
+      return None
+    log_likelihood = np.add.reduce(
+        np.take(self.window_log_probs, rows, axis=0), axis=0, dtype=np.float64)
+    scripts = functools.reduce(operator.or_,
+                               map(self.script_bits.__getitem__, rows))
+    log_likelihood += _ruled_out(scripts, len(self.labels))
+    best = int(log_likelihood.argmax())
+    return LanguagePrediction(self.labels[best], math.exp(
+        log_likelihood[best] - np.logaddexp.reduce(log_likelihood)))
 
 
 class _Once:
@@ -356,40 +360,33 @@ class LanguageIdentifier:
     `und` with the best language's score when that is below `min_score`, and
     `und` with score 0 when no character n-gram of the text is in a profile.
     """
-    return self.identify_batch([text])[0]
+    if self.backend == LANGDETECT_BACKEND:
+      best = self._identify_langdetect(text)
+    else:
+      best = fast_model().best_label(text)
+    if best is None:
+      return LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
+    if best.score < self.min_score:
+      return LanguagePrediction(records.UNDETERMINED_LANG, best.score)
+    return best
 
   def identify_batch(self, texts: Sequence[str]) -> list[LanguagePrediction]:
-    """`identify` for each text, sharing the numpy work across the batch."""
-    if self.backend == LANGDETECT_BACKEND:
-      return [self._threshold(self._identify_langdetect(t)) for t in texts]
-    if not texts:
-      return []
-    model = fast_model()
-    rows = [model.window_rows(t) for t in texts]
-    best, scores = model.best_labels(rows)
-    labels = model.labels
-    return [
-        self._threshold(LanguagePrediction(labels[b], score))
-        if any(r) else LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
-        for r, b, score in zip(rows, best, scores)]
+    """`identify` for each text."""
+    return [self.identify(t) for t in texts]
 
-  def _identify_langdetect(self, text: str) -> LanguagePrediction:
+  def _identify_langdetect(self, text: str) -> LanguagePrediction | None:
+    """langdetect's best language, None if it finds no n-gram it knows."""
     detector = _LANGDETECT_FACTORY.get().create()
     detector.seed = self.seed
     detector.append(text)
     try:
       candidates = detector.get_probabilities()
     except LangDetectException:
-      return LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
+      return None
     scores: dict[str, float] = {}
     for candidate in candidates:
       code = to_xm3600_code(candidate.lang)
       scores[code] = scores.get(code, 0.0) + candidate.prob
     if not scores:
-      return LanguagePrediction(records.UNDETERMINED_LANG, 0.0)
+      return None
     return _best_label(scores)
-
-  def _threshold(self, prediction: LanguagePrediction) -> LanguagePrediction:
-    if prediction.score < self.min_score:
-      return LanguagePrediction(records.UNDETERMINED_LANG, prediction.score)
-    return prediction
