@@ -18,6 +18,7 @@ that gives everything the same score gets recall 0, not a lucky hit.
 """
 
 from collections.abc import Mapping, Sequence
+import fractions
 import math
 
 import numpy as np
@@ -125,14 +126,17 @@ def chance_recalls(num_images: int, caption_image: np.ndarray,
     raise ValueError("chance levels need at least one image and one caption")
   num_captions = caption_image.size
   counts = np.bincount(caption_image, minlength=num_images)
-  counts = counts[counts > 0]
+  # Images with the same number of captions share one exact value.
+  sizes, images = np.unique(counts[counts > 0], return_counts=True)
 
   def i2t(k: int) -> float:
     if k >= num_captions:
       return 1.0
     total = math.comb(num_captions, k)
-    return float(np.mean([1 - math.comb(num_captions - int(m), k) / total
-                          for m in counts]))
+    missed = sum(int(n) * fractions.Fraction(
+        math.comb(num_captions - int(m), k), total)
+                 for m, n in zip(sizes, images))
+    return float(1 - missed / int(images.sum()))
 
   return {I2T: {recall_key(k): i2t(k) for k in ks},
           T2I: {recall_key(k): min(k, num_images) / num_images for k in ks}}

@@ -15,8 +15,9 @@ both directions).
 `evaluator_from_config` (config.evals.xm3600).
 
 Checkpoints: a training workdir (its newest step) or one step directory
-`workdir/checkpoints/<step>`; the architecture and preprocessing come from
-the run's `config.json`.
+`workdir/checkpoints/<step>`, whose architecture and preprocessing come from
+the run's `config.json`; or a big_vision `.npz` (`--config` then names a
+training config file for them, and `--vocab` the vocabulary).
 
 Vocabulary rule: `--vocab` (a vocabulary directory or a SentencePiece
 `.model`) when given. Otherwise the training dataset's `manifest.json`
@@ -55,12 +56,14 @@ import numpy as np
 from eval import report
 from eval import retrieval_metrics
 from eval import xm3600_data
+from pipelines import frozen_tower
 from pipelines import sinks
+from tokenizers import vocabulary as vocabulary_lib
 from trainer import checkpoints
 from trainer import input_pipeline
 from trainer import mesh as mesh_lib
+from trainer.models import load_big_vision
 from trainer.models import two_towers
-from tokenizers import vocabulary as vocabulary_lib
 
 Params = Any
 NAME = "xm3600"
@@ -89,6 +92,7 @@ class Checkpoint:
 
   Attributes:
     path: the checkpoint as given.
+    kind: "ours" (a training run) or "big_vision" (an `.npz`).
     step: the training step, None where unknown.
     config: the training config (architecture, preprocessing, dataset).
     params: the parameter tree (`trainer.models.two_towers` layout).
@@ -96,37 +100,58 @@ class Checkpoint:
   """
 
   path: str
+  kind: str
   step: int | None
   config: ml_collections.ConfigDict
   params: Params
   workdir: pathlib.Path | None
 
 
-def _step_dir(path: pathlib.Path) -> pathlib.Path:
-  """The step directory of a workdir (its newest step) or of itself."""
-  if (path / checkpoints.STATE).is_dir():
-    return path
-  steps = [int(p.name) for p in (path / checkpoints.CHECKPOINTS_DIR).glob("*")
-           if p.name.isdigit() and (p / checkpoints.STATE).is_dir()]
-  if not steps:
-    raise ValueError(f"no checkpoint in {str(path)!r} (expected a training "
-                     "workdir or a step directory)")
-  return path / checkpoints.CHECKPOINTS_DIR / str(max(steps))
+def _abstract_params(config: ml_collections.ConfigDict) -> Params:
+  """The shapes and dtypes of the parameters of `config.model`."""
+  model = two_towers.build_model(config.model)
+  size, text_len = config.data.image_size, config.data.text_len
+  images = jax.ShapeDtypeStruct((1, size, size, 3), np.float32)
+  texts = jax.ShapeDtypeStruct((1, text_len), np.int32)
+  return jax.eval_shape(
+      lambda x, y: model.init(jax.random.key(0), x, y), images, texts)[
+          "params"]
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-  """Reads a training workdir (newest step) or one of its step directories.
+def load_checkpoint(path: str | os.PathLike[str],
+                    config_file: str | None = None) -> Checkpoint:
+  """Reads our training checkpoint or a big_vision `.npz`.
+
+  Args:
+    path: a training workdir (its newest step), one of its step directories
+      `workdir/checkpoints/<step>`, or a big_vision `.npz` file.
+    config_file: a training config file (`get_config()`) giving the
+      architecture and preprocessing of a `.npz`; refused for our
+      checkpoints, which carry their config.
 
   Raises:
-    ValueError: if `path` is neither.
+    ValueError: if the checkpoint or config is missing or they do not fit.
   """
-  given = pathlib.Path(path).absolute()
-  if not given.is_dir():
-    raise ValueError(f"checkpoint {str(path)!r} does not exist")
-  step_dir = _step_dir(given)
+  path = os.fspath(path)
+  if frozen_tower.checkpoint_kind(path) == frozen_tower.BIG_VISION:
+    if config_file is None:
+      raise ValueError(f"{path} is a big_vision .npz checkpoint: give its "
+                       "architecture with --config")
+    if not FileSystems.exists(path):
+      raise ValueError(f"checkpoint {path} does not exist")
+    config = frozen_tower.load_config_file(config_file)
+    abstract = _abstract_params(config)
+    params = load_big_vision.load_params(path, abstract, tuple(abstract))
+    return Checkpoint(path=path, kind=frozen_tower.BIG_VISION, step=None,
+                      config=config, params=params, workdir=None)
+  if config_file is not None:
+    raise ValueError("--config is for .npz checkpoints; checkpoints of our "
+                     "trainer carry their config")
+  workdir, step_dir = checkpoints.find_checkpoint(path)
   config, params = checkpoints.restore_for_inference(step_dir)
-  return Checkpoint(path=str(path), step=int(step_dir.name), config=config,
-                    params=params, workdir=step_dir.parent.parent)
+  return Checkpoint(path=path, kind=frozen_tower.OURS,
+                    step=int(step_dir.name), config=config, params=params,
+                    workdir=workdir)
 
 
 # Vocabulary ---------------------------------------------------------------
@@ -140,8 +165,8 @@ class VocabularyChoice:
     vocabulary: the loaded vocabulary (with the lowercasing decided).
     path: where it was loaded from.
     source: "--vocab" or "manifest search".
-    expected_sha256: the training manifest's checksum for it, "" when the
-      manifest could not be read (then nothing was verified).
+    expected_sha256: the training manifest's checksum for it, "" when no
+      manifest gives one (then nothing was verified).
   """
 
   vocabulary: vocabulary_lib.Vocabulary
@@ -157,19 +182,18 @@ class VocabularyChoice:
             "verified_against_manifest": bool(self.expected_sha256)}
 
 
-def _manifest_vocabulary(data_config: ml_collections.ConfigDict
-                         ) -> dict[str, Any] | None:
-  """The manifest entry of the training vocabulary, None if unreadable."""
+def _manifest_sha256(data_config: ml_collections.ConfigDict) -> str:
+  """The training manifest's sha256 of config.data.vocab_name, or ""."""
   train_dir = data_config.get("train_dir")
   if not train_dir:
-    return None
+    return ""
   path = FileSystems.join(train_dir, sinks.MANIFEST)
   if not FileSystems.exists(path):
-    return None
+    return ""
   name = data_config.vocab_name
   for entry in sinks.read_json(path).get("vocabularies", []):
     if entry.get("name") == name:
-      return entry
+      return entry.get("sha256", "")
   raise ValueError(f"the training dataset manifest {path} lists no "
                    f"vocabulary {name!r} (config.data.vocab_name)")
 
@@ -218,34 +242,33 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
     ValueError: if no vocabulary is given or found, or the one given is not
       the one the training manifest names.
   """
-  expected = _manifest_vocabulary(config.data)
+  expected = _manifest_sha256(config.data)
+  name = config.data.vocab_name
   if lowercase is None and config.data.get("lowercase", False):
     lowercase = True
   if vocab_path is not None:
     vocabulary = vocabulary_lib.Vocabulary.load(vocab_path,
                                                 lowercase=lowercase)
-    if expected is not None and vocabulary.sha256 != expected["sha256"]:
+    if expected and vocabulary.sha256 != expected:
       raise ValueError(
           f"--vocab {os.fspath(vocab_path)} has sha256 "
           f"{vocabulary.sha256[:12]}..., but the model was trained with "
-          f"vocabulary {expected['name']!r} of sha256 "
-          f"{expected['sha256'][:12]}... (training dataset manifest)")
+          f"vocabulary {name!r} of sha256 {expected[:12]}... (training "
+          "dataset manifest)")
     return VocabularyChoice(vocabulary, os.fspath(vocab_path), "--vocab",
-                            expected["sha256"] if expected else "")
-  if expected is None:
-    raise ValueError("--vocab is required: the training dataset manifest "
-                     "(config.data.train_dir) that names the vocabulary "
-                     "cannot be read")
+                            expected)
+  if not expected:
+    raise ValueError(f"--vocab is required: no training dataset manifest "
+                     f"(config.data.train_dir) gives the sha256 of "
+                     f"vocabulary {name!r}")
   roots = _search_roots(config.data, workdir)
-  found = _find_vocabulary(expected["name"], expected["sha256"], roots)
+  found = _find_vocabulary(name, expected, roots)
   if found is None:
     raise ValueError(
-        f"vocabulary {expected['name']!r} (sha256 "
-        f"{expected['sha256'][:12]}...) not found under "
+        f"vocabulary {name!r} (sha256 {expected[:12]}...) not found under "
         f"{[str(root) for root in roots]}; pass --vocab DIR")
   vocabulary = vocabulary_lib.Vocabulary.load(found, lowercase=lowercase)
-  return VocabularyChoice(vocabulary, str(found), "manifest search",
-                          expected["sha256"])
+  return VocabularyChoice(vocabulary, str(found), "manifest search", expected)
 
 
 # Evaluation ---------------------------------------------------------------
@@ -269,6 +292,15 @@ def _padded(rows: np.ndarray, batch_size: int) -> np.ndarray:
   return np.pad(rows, [(0, pad)] + [(0, 0)] * (rows.ndim - 1))
 
 
+@functools.cache
+def _jitted(encode: Callable[[two_towers.Model, Params, jax.Array], jax.Array],
+            model: two_towers.Model,
+            out_sharding: jax.sharding.Sharding
+            ) -> Callable[[Params, jax.Array], jax.Array]:
+  """`encode` for `model`, compiled once per process for equal models."""
+  return jax.jit(functools.partial(encode, model), out_shardings=out_sharding)
+
+
 class Xm3600Evaluator:
   """Recall@k on XM3600 for parameters of one model architecture.
 
@@ -282,7 +314,7 @@ class Xm3600Evaluator:
   def __init__(self, data: xm3600_data.Xm3600Data,
                config: ml_collections.ConfigDict,
                vocabulary: vocabulary_lib.Vocabulary, *,
-               batch_size: int = DEFAULT_BATCH_SIZE,
+               batch_size: int = DEFAULT_BATCH_SIZE, every: int = 0,
                progress: Callable[[str], None] | None = None):
     """Prepares the evaluation.
 
@@ -292,6 +324,8 @@ class Xm3600Evaluator:
       vocabulary: the tokenizer, lowercasing decided.
       batch_size: images or captions per encoding step, rounded up to a
         multiple of the device count.
+      every: the trainer runs it every this many steps; 0: every
+        config.eval_every steps.
       progress: called with a line of progress now and then.
 
     Raises:
@@ -301,9 +335,10 @@ class Xm3600Evaluator:
       raise ValueError("the model has no image tower (it was trained on "
                        "precomputed image embeddings); XM3600 needs one")
     if batch_size < 1:
-      raise ValueError(f"--batch_size must be positive, got {batch_size}")
+      raise ValueError(f"batch_size must be positive, got {batch_size}")
     self.data = data
     self.vocabulary = vocabulary
+    self.every = every
     self.image_size = int(config.data.image_size)
     self.image_mode = eval_image_mode(config.data)
     self.text_len = int(config.data.text_len)
@@ -315,12 +350,10 @@ class Xm3600Evaluator:
     self._replicated = mesh_lib.replicated(mesh)
     self._batch_sharding = mesh_lib.batch_sharding(mesh)
     model = two_towers.build_model(config.model)
-    self._encode_images = jax.jit(
-        functools.partial(two_towers.encode_images, model),
-        out_shardings=self._replicated)
-    self._encode_texts = jax.jit(
-        functools.partial(two_towers.encode_texts, model),
-        out_shardings=self._replicated)
+    self._encode_images = _jitted(two_towers.encode_images, model,
+                                  self._replicated)
+    self._encode_texts = _jitted(two_towers.encode_texts, model,
+                                 self._replicated)
 
     texts = [text for lang in data.languages.values() for text in lang.texts]
     self._tokens = np.asarray(
@@ -342,12 +375,14 @@ class Xm3600Evaluator:
       batch = _padded(rows(start, stop), self.batch_size)
       batch = jax.make_array_from_callback(
           batch.shape, self._batch_sharding, lambda i, b=batch: b[i])
-      embeddings = encode(params, batch)
-      outputs.append(np.asarray(embeddings.addressable_data(0))[:stop - start])
+      # Not fetched yet: the devices encode while the next batch is made.
+      outputs.append((encode(params, batch), stop - start))
       if (index + 1) % report_every == 0 or stop == count:
-        self._progress(f"{what}: {stop}/{count} encoded "
+        self._progress(f"{what}: {stop}/{count} "
                        f"({time.perf_counter() - began:.1f} s)")
-    return np.concatenate(outputs)
+    # Replicated outputs: every process holds the whole batch locally.
+    return np.concatenate([np.asarray(out.addressable_data(0))[:n]
+                           for out, n in outputs])
 
   def _image_rows(self, pool: concurrent.futures.Executor, start: int,
                   stop: int) -> np.ndarray:
@@ -419,18 +454,29 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
                           ) -> Xm3600Evaluator | None:
   """The trainer's periodic evaluator (config.evals.xm3600), if configured.
 
-  The vocabulary follows the module's rule (config.evals.xm3600.vocab where
-  the config has that key, else the manifest search).
+  Runs every config.evals.xm3600.every steps, or every config.eval_every
+  steps when that is 0. The vocabulary follows the module's rule
+  (config.evals.xm3600.vocab where the config has that key, else the
+  manifest search).
+
+  Raises:
+    ValueError: for a bad XM3600 directory or languages, no vocabulary, or
+      a data_dir without a period to evaluate at.
   """
   eval_config = config.evals.xm3600
   if not eval_config.data_dir:
     return None
+  if not (eval_config.every or config.eval_every):
+    raise ValueError("config.evals.xm3600.data_dir is set, but neither "
+                     "evals.xm3600.every nor eval_every says when to "
+                     "evaluate")
   data = xm3600_data.load_xm3600(eval_config.data_dir, list(eval_config.langs))
   choice = choose_vocabulary(config, vocab_path=eval_config.get("vocab"),
                              workdir=pathlib.Path(workdir))
-  return Xm3600Evaluator(data, config, choice.vocabulary,
-                         batch_size=eval_config.get("batch_size",
-                                                    DEFAULT_BATCH_SIZE))
+  return Xm3600Evaluator(
+      data, config, choice.vocabulary,
+      batch_size=eval_config.get("batch_size", DEFAULT_BATCH_SIZE),
+      every=eval_config.every)
 
 
 # Command line -------------------------------------------------------------
@@ -441,6 +487,17 @@ class _ArgumentParser(argparse.ArgumentParser):
 
   def error(self, message: str):
     self.exit(2, f"error: {message}\n")
+
+
+def _positive_int(value: str) -> int:
+  try:
+    number = int(value)
+  except ValueError:
+    number = 0
+  if number < 1:
+    raise argparse.ArgumentTypeError(
+        f"must be a positive integer, got {value!r}")
+  return number
 
 
 def _languages(value: str) -> list[str]:
@@ -454,12 +511,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "text->image recall@1/5/10 per language and their mean; "
                    f"writes {RESULTS_FILE}, {TABLE_FILE} and {CHART_FILE}."))
   parser.add_argument("--data_dir", required=True, type=pathlib.Path,
+                      metavar="DIR",
                       help="the XM3600 directory: captions.jsonl and "
                       "images/<image/key>.jpg (the official layout)")
-  parser.add_argument("--checkpoint", required=True,
+  parser.add_argument("--checkpoint", required=True, metavar="PATH",
                       help="a training workdir (its newest checkpoint is "
-                      "used) or a step directory WORKDIR/checkpoints/STEP")
+                      "used), a step directory WORKDIR/checkpoints/STEP, or "
+                      "a big_vision .npz (then give --config and --vocab)")
+  parser.add_argument("--config", metavar="FILE",
+                      help="with a big_vision .npz checkpoint: a training "
+                      "config file (e.g. trainer/configs/msiglip_b16.py) "
+                      "giving its architecture, image size, text length "
+                      "and vocabulary name")
   parser.add_argument("--output", required=True, type=pathlib.Path,
+                      metavar="DIR",
                       help="directory for the report files (created; "
                       "existing report files are replaced)")
   parser.add_argument("--lang", action="extend", type=_languages,
@@ -467,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a language to evaluate, repeatable or comma-"
                       "separated (e.g. --lang de,en); default: all 36, in "
                       "the official order")
-  parser.add_argument("--vocab",
+  parser.add_argument("--vocab", metavar="PATH",
                       help="the vocabulary: a directory with vocab.json or "
                       "a SentencePiece .model file; default: found by name "
                       "and sha256 from the training dataset manifest near "
@@ -477,7 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="lowercase captions before tokenising (Unicode-"
                       "aware); default: if the config or the vocabulary "
                       "says so")
-  parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+  parser.add_argument("--batch_size", type=_positive_int,
+                      default=DEFAULT_BATCH_SIZE,
+                      metavar="N",
                       help="images or captions per encoding step (default "
                       f"{DEFAULT_BATCH_SIZE}; rounded up to a multiple of "
                       "the device count)")
@@ -492,7 +559,8 @@ def _report_json(results: Mapping[str, Any], checkpoint: Checkpoint,
                  data: xm3600_data.Xm3600Data,
                  args: argparse.Namespace) -> dict[str, Any]:
   return {
-      "checkpoint": {"path": checkpoint.path, "step": checkpoint.step},
+      "checkpoint": {"path": checkpoint.path, "kind": checkpoint.kind,
+                     "step": checkpoint.step},
       "vocabulary": choice.to_json(),
       "options": {
           "data_dir": str(args.data_dir),
@@ -533,7 +601,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     if keys:
       progress(f"warning: {len(keys)} {what}: {' '.join(keys[:10])}"
                f"{' ...' if len(keys) > 10 else ''}")
-  checkpoint = load_checkpoint(args.checkpoint)
+  checkpoint = load_checkpoint(args.checkpoint, args.config)
   choice = choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
                              workdir=checkpoint.workdir,
                              lowercase=args.lowercase)
