@@ -24,9 +24,9 @@ Vocabulary rule: `--vocab` (a vocabulary directory or a SentencePiece
 (config.data.train_dir) names the vocabulary (config.data.vocab_name) with
 its sha256, and a vocabulary directory with that name and checksum is looked
 for at `*/vocab.json` and `*/*/vocab.json` under the dataset's parent and the
-workdir's parent directories. Whenever the manifest is readable, the
-vocabulary used must have its checksum, so a checkpoint is never scored with
-tokens it was not trained on. Captions are lowercased when `--lowercase` is
+workdir's parent directories. Whenever the manifest gives a checksum, the
+vocabulary used must have it, so a checkpoint is never scored with tokens it
+was not trained on. Captions are lowercased when `--lowercase` is
 given, or (without `--no-lowercase`) when the config or the vocabulary's
 card says so.
 
@@ -500,10 +500,6 @@ def _positive_int(value: str) -> int:
   return number
 
 
-def _languages(value: str) -> list[str]:
-  return [lang for lang in value.split(",") if lang]
-
-
 def build_parser() -> argparse.ArgumentParser:
   parser = _ArgumentParser(
       prog="python -m eval.xm3600",
@@ -527,11 +523,11 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="DIR",
                       help="directory for the report files (created; "
                       "existing report files are replaced)")
-  parser.add_argument("--lang", action="extend", type=_languages,
-                      default=[], metavar="LANG",
-                      help="a language to evaluate, repeatable or comma-"
-                      "separated (e.g. --lang de,en); default: all 36, in "
-                      "the official order")
+  parser.add_argument("--lang", action="extend", nargs="+", default=[],
+                      metavar="LANG",
+                      help="languages to evaluate, in report order, space- "
+                      "or comma-separated, repeatable (--lang de en, --lang "
+                      "de,en); default: all 36, in the official order")
   parser.add_argument("--vocab", metavar="PATH",
                       help="the vocabulary: a directory with vocab.json or "
                       "a SentencePiece .model file; default: found by name "
@@ -593,7 +589,8 @@ def _report_json(results: Mapping[str, Any], checkpoint: Checkpoint,
 def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
   """Runs the command: evaluates, writes the report files, returns the JSON."""
   progress = functools.partial(print, file=sys.stderr, flush=True)
-  data = xm3600_data.load_xm3600(args.data_dir, args.lang,
+  langs = [lang for value in args.lang for lang in value.split(",") if lang]
+  data = xm3600_data.load_xm3600(args.data_dir, langs,
                                  skip_missing_images=args.skip_missing_images)
   for what, keys in (("missing images skipped", data.missing_images),
                      ("languages without captions",
@@ -605,8 +602,10 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
   choice = choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
                              workdir=checkpoint.workdir,
                              lowercase=args.lowercase)
+  step = ("" if checkpoint.step is None else
+          f" step {checkpoint.step}")
   progress(f"{len(data.image_keys)} images, {len(data.languages)} "
-           f"languages, checkpoint step {checkpoint.step}, vocabulary "
+           f"languages, checkpoint {checkpoint.path}{step}, vocabulary "
            f"{choice.vocabulary.name} ({choice.path})")
   evaluator = Xm3600Evaluator(data, checkpoint.config, choice.vocabulary,
                               batch_size=args.batch_size, progress=progress)

@@ -213,7 +213,7 @@ def test_big_vision_npz_gives_the_same_numbers(run, cli_report, xm3600_dir,
   assert xm3600.main([
       "--data_dir", str(xm3600_dir), "--checkpoint", str(npz), "--config",
       str(config_file), "--vocab", str(multi_vocab_dir), "--output",
-      str(output), "--lang", "de,fil", "--lang", "zh"]) == 0
+      str(output), "--lang", "de,fil", "--lang", "zh", "en"]) == 0
   results = json.loads((output / xm3600.RESULTS_FILE).read_text())
   assert results["checkpoint"] == {"path": str(npz), "kind": "big_vision",
                                    "step": None}
@@ -221,7 +221,7 @@ def test_big_vision_npz_gives_the_same_numbers(run, cli_report, xm3600_dir,
   assert results["vocabulary"]["verified_against_manifest"] is False
   reference, _ = cli_report
   reference = json.loads((reference / xm3600.RESULTS_FILE).read_text())
-  assert list(results["languages"]) == ["de", "fil", "zh"]
+  assert list(results["languages"]) == ["de", "fil", "zh", "en"]
   for lang, row in results["languages"].items():
     assert row == reference["languages"][lang]
 
