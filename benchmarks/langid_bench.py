@@ -26,6 +26,7 @@ Markdown on stdout:
 import argparse
 import collections
 from collections.abc import Callable, Sequence
+import contextlib
 import gc
 import json
 import os
@@ -62,8 +63,23 @@ def _seconds(fn: Callable[[], object]) -> float:
   return time.thread_time() - start
 
 
+@contextlib.contextmanager
+def _garbage_collection_off():
+  """Turns garbage collection off, as `timeit` does.
+
+  Otherwise a collection of langdetect's millions of objects would land on
+  whichever timed call happens to trigger it.
+  """
+  gc.collect()
+  gc.disable()
+  try:
+    yield
+  finally:
+    gc.enable()
+
+
 def build_seconds() -> dict[str, float]:
-  """Median seconds to build the fast model and to load langdetect's."""
+  """Median CPU seconds to build the fast model and to load langdetect's."""
   fast = statistics.median(_seconds(langid.FastModel)
                            for _ in range(BUILD_REPEATS))
 
@@ -77,7 +93,7 @@ def build_seconds() -> dict[str, float]:
 
 
 def caption_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
-  """Seconds per caption of each way of identifying captions.
+  """CPU seconds per caption of each way of identifying captions.
 
   For one call per caption: the median over captions and the mean over
   captions of each caption's median time; for `identify_batch`: the median
@@ -107,16 +123,10 @@ def caption_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
 
   passes = [lambda: time_single("fast"), lambda: time_single("langdetect"),
             time_batch]
-  # As timeit does: a collection of langdetect's millions of objects would
-  # land on whichever call happens to trigger it.
-  gc.collect()
-  gc.disable()
-  try:
+  with _garbage_collection_off():
     for repeat in range(repeats):
       for i in range(len(passes)):
         passes[(repeat + i) % len(passes)]()
-  finally:
-    gc.enable()
   result = {}
   for name, times in per_text.items():
     medians = list(map(statistics.median, times))
@@ -136,13 +146,9 @@ def stage_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
       "normalize, n-gram lookups, numpy (all)": lambda: [model.best_label(t)
                                                           for t in texts],
   }
-  gc.collect()
-  gc.disable()
-  try:
+  with _garbage_collection_off():
     return {name: statistics.median(_seconds(stage) for _ in range(repeats)) /
                   len(texts) for name, stage in stages.items()}
-  finally:
-    gc.enable()
 
 
 def predictions(backend: str, texts: Sequence[str],
