@@ -25,8 +25,8 @@ passes through, e.g. to run on Dataflow (see README.md).
 
 import argparse
 import collections
-import dataclasses
 from collections.abc import Iterable, Sequence
+import dataclasses
 import logging
 import sys
 import time
@@ -35,8 +35,8 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import WorkerOptions
 from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import WorkerOptions
 from apache_beam.portability.api import beam_provision_api_pb2
 from apache_beam.runners.portability import portable_runner
 from apache_beam.runners.portability.fn_api_runner import fn_runner
@@ -88,6 +88,7 @@ class ShardResult(NamedTuple):
 
 
 def kept_example(record: records.Record) -> KeptExample:
+  """The serialised record with the fields the later stages group by."""
   return KeptExample(
       key=record.key, source=record.source, image_sha256=record.image_sha256,
       lang=record.lang, caption_chars=len(record.text),
@@ -373,22 +374,30 @@ def _parser() -> argparse.ArgumentParser:
       "Flags not listed here are Beam pipeline options (e.g. --runner, "
       "--direct_num_workers, --direct_running_mode, --project, --region, "
       "--temp_location, --setup_file).",
+      epilog="Without --runner (or with --runner DirectRunner) the pipeline "
+      "runs locally on Beam's FnApiRunner, with no download; add "
+      "--direct_num_workers N --direct_running_mode multi_processing to use "
+      "N processes. Outputs are byte-identical whatever the runner and "
+      "worker count.",
       allow_abbrev=False,
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   io = parser.add_argument_group("input and output")
   io.add_argument("--input", action="append", required=True, metavar="GLOB",
+                  default=argparse.SUPPRESS,
                   help="input files: webdataset .tar, .parquet, .tfrecord, "
                   ".jsonl (optionally .gz), local or gs://; repeatable")
   io.add_argument("--output", required=True, metavar="DIR",
+                  default=argparse.SUPPRESS,
                   help="the dataset directory to write (local or gs://)")
   io.add_argument("--vocab", action="append", default=[], metavar="DIR",
                   help="a vocabulary directory (or SentencePiece .model) to "
                   "tokenize captions with, stored as tokens/<name>; "
                   "repeatable")
   io.add_argument("--num_shards", type=int, default=DEFAULT_NUM_SHARDS,
+                  metavar="N",
                   help="number of ArrayRecord shards (choose so that a shard "
                   "fits in a worker's memory, e.g. <= 1 GB)")
-  io.add_argument("--split", default=DEFAULT_SPLIT,
+  io.add_argument("--split", default=DEFAULT_SPLIT, metavar="NAME",
                   help="the split name in shard file names")
   io.add_argument("--overwrite", action="store_true",
                   help="replace a completed dataset in --output")
@@ -398,41 +407,43 @@ def _parser() -> argparse.ArgumentParser:
                   "directory of images; repeatable")
   image = parser.add_argument_group("images")
   image.add_argument("--image_size", type=int, default=defaults.image_size,
+                     metavar="PX",
                      help="stored images' shorter side is downsized to this "
                      "many pixels (aspect kept, never upsampled)")
   image.add_argument("--jpeg_quality", type=int,
-                     default=defaults.jpeg_quality,
+                     default=defaults.jpeg_quality, metavar="Q",
                      help="JPEG quality of the stored images")
   image.add_argument("--max_image_pixels", type=int,
-                     default=defaults.max_image_pixels,
+                     default=defaults.max_image_pixels, metavar="N",
                      help="images with more pixels are rejected as "
                      "decompression bombs")
   image.add_argument("--min_image_side", type=int,
-                     default=thresholds.min_image_side,
+                     default=thresholds.min_image_side, metavar="PX",
                      help="reject images whose shorter side is smaller")
   image.add_argument("--max_aspect_ratio", type=float,
-                     default=thresholds.max_aspect_ratio,
+                     default=thresholds.max_aspect_ratio, metavar="R",
                      help="reject images whose longer side is more than this "
                      "many times the shorter")
   text = parser.add_argument_group("captions and languages")
   text.add_argument("--min_caption_chars", type=int,
-                    default=thresholds.min_caption_chars,
+                    default=thresholds.min_caption_chars, metavar="N",
                     help="reject captions with fewer characters")
   text.add_argument("--max_caption_chars", type=int,
-                    default=thresholds.max_caption_chars,
+                    default=thresholds.max_caption_chars, metavar="N",
                     help="reject captions with more characters")
   text.add_argument("--min_caption_words", type=int,
-                    default=thresholds.min_caption_words,
+                    default=thresholds.min_caption_words, metavar="N",
                     help="reject captions with fewer words (scripts without "
                     "spaces count 2 Han/kana or 4 Thai/Lao/Khmer/Myanmar "
                     "characters as a word)")
   text.add_argument("--max_caption_words", type=int,
-                    default=thresholds.max_caption_words,
+                    default=thresholds.max_caption_words, metavar="N",
                     help="reject captions with more words")
   text.add_argument("--max_tokens", type=int, default=defaults.max_tokens,
+                    metavar="N",
                     help="stored token lists are cut to this length, EOS kept "
                     "last")
-  text.add_argument("--languages", default="all",
+  text.add_argument("--languages", default="all", metavar="CODES",
                     help="comma-separated language codes to keep (e.g. "
                     "en,de,und); 'all' keeps every language")
   text.add_argument("--langid_backend", choices=langid.BACKENDS,
@@ -440,7 +451,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="language identifier: 'fast' (deterministic) or "
                     "'langdetect' (seeded reference)")
   text.add_argument("--langid_min_score", type=float,
-                    default=langid.DEFAULT_MIN_SCORE,
+                    default=langid.DEFAULT_MIN_SCORE, metavar="S",
                     help="language predictions scoring lower become 'und'")
   parser.add_argument("--verbose", action="store_true",
                       help="log Beam's progress and show tracebacks")
