@@ -107,7 +107,7 @@ def write_array_record(destination: str, records: Iterable[bytes]) -> ShardInfo:
     sha = copy_local_file(local_path, destination)
   finally:
     os.remove(local_path)
-  return ShardInfo(file=destination.rsplit("/", 1)[-1], count=count,
+  return ShardInfo(file=FileSystems.split(destination)[1], count=count,
                    sha256=sha)
 
 
