@@ -8,8 +8,9 @@ do), then reports, as Markdown on stdout:
   tag, tokenize with both vocabularies, resize, encode) over the examples
   held in memory, in a plain Python loop without Beam, in batches of
   `build_dataset.BATCH_SIZE`;
-- examples/s of the whole pipeline (`build_dataset.build`: reading the tars,
-  the kernel, dedup, sharding, writing, manifest, plot) with one worker
+- examples/s of the whole pipeline (`python -m pipelines.build_dataset`, from
+  process start to exit: imports, reading the tars, the kernel, dedup,
+  sharding, writing, manifest, plot) with one worker
   (the FnApiRunner in process) and with two worker processes
   (`--direct_num_workers 2 --direct_running_mode multi_processing`), and
   the ratios pipeline / kernel and two workers / one;
@@ -30,6 +31,8 @@ from collections.abc import Callable, Sequence
 import pathlib
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from typing import NamedTuple
@@ -100,13 +103,14 @@ def timed(function: Callable[[], object]) -> Timing:
 
 def run_pipeline(corpus_dir: pathlib.Path, output: pathlib.Path,
                  vocab_dirs: Sequence[str], extra: Sequence[str]) -> None:
-  """One `build_dataset.build`, from parsed flags to the manifest."""
-  argv = ["--input", str(corpus_dir / "*.tar"), "--output", str(output),
-          "--num_shards", "8", "--overwrite"]
+  """One `python -m pipelines.build_dataset` run, as a user starts it."""
+  argv = [sys.executable, "-m", "pipelines.build_dataset", "--input",
+          str(corpus_dir / "*.tar"), "--output", str(output), "--num_shards",
+          "8", "--overwrite"]
   for vocab_dir in vocab_dirs:
     argv += ["--vocab", vocab_dir]
-  args, beam_argv = build_dataset.parse_args(argv + list(extra))
-  build_dataset.build(args, beam_argv)
+  subprocess.run(argv + list(extra), check=True, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
 
 
 def run_kernel(raws: Sequence[readers.RawExample],
