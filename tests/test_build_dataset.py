@@ -256,13 +256,13 @@ def test_rebuild_is_byte_identical_and_overwrite_replaces(
 
 
 @pytest.mark.slow
-def test_two_worker_processes_give_identical_output(
-    built_dataset, demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir,
-    tmp_path):
+@pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
+def test_two_workers_give_identical_output(
+    mode, built_dataset, demo_corpus, xm3600_dir, en_vocab_dir,
+    multi_vocab_dir, tmp_path):
   output = tmp_path / "multi"
   argv = _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output)
-  argv += ["--direct_num_workers", "2",
-           "--direct_running_mode", "multi_processing"]
+  argv += ["--direct_num_workers", "2", "--direct_running_mode", mode]
   assert build_dataset.main(argv) == 0
   assert _files(output) == _files(built_dataset)
 
