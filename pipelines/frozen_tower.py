@@ -85,7 +85,7 @@ class TowerSpec:
 
   def module(self) -> vit.Model:
     """The tower as a Flax module."""
-    return vit.Model(**self.image_tower, num_classes=self.head_dim)
+    return _tower_module(self.image_tower, self.head_dim)
 
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
@@ -140,6 +140,11 @@ def checkpoint_sha256(path: str) -> str:
   workdir, step_dir = checkpoints.find_checkpoint(path)
   files = [p for p in step_dir.rglob("*") if p.is_file()]
   return files_sha256(workdir, files + [workdir / checkpoints.CONFIG_FILE])
+
+
+def _tower_module(image_tower: dict[str, Any], head_dim: int | None
+                  ) -> vit.Model:
+  return vit.Model(**image_tower, num_classes=head_dim)
 
 
 def _image_head_dim(out_dim: Any) -> int | None:
@@ -198,8 +203,7 @@ def describe_tower(checkpoint: str,
   size = image_size or config.data.image_size
   if size < 1:
     raise ValueError(f"--image_size must be positive, got {size}")
-  module = vit.Model(**image_tower, num_classes=head_dim)
-  _, output = _abstract_output(module, size)
+  _, output = _abstract_output(_tower_module(image_tower, head_dim), size)
   return TowerSpec(
       kind=kind, checkpoint=checkpoint, sha256=checkpoint_sha256(checkpoint),
       step=step, image_tower=image_tower, head_dim=head_dim, image_size=size,

@@ -7,6 +7,7 @@ import shutil
 import grain
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -160,6 +161,21 @@ def test_embedding_equals_the_trainer_tower_output(lit_dataset, built_dataset,
   # Normalised as the two-tower model does, they are its image embeddings.
   np.testing.assert_allclose(two_towers.l2_normalize(embeddings), zimg,
                              atol=1e-5)
+
+
+def test_lit_dataset_feeds_the_trainer_input_pipeline(lit_dataset):
+  data_config = ml_collections.ConfigDict(dict(
+      train_dir=str(lit_dataset), split="train", vocab_name="en32k",
+      text_len=16, image_size=IMAGE_SIZE,
+      image_field=records.IMAGE_EMBEDDING))
+  iterator = input_pipeline.make_train_iterator(data_config, 8, seed=0)
+  batch = next(iterator)
+  assert batch[input_pipeline.IMAGE].shape == (8, HEAD_DIM)
+  assert batch[input_pipeline.TEXT].shape == (8, 16)
+  stored = np.stack([r.image_embedding
+                     for r in read_records(lit_dataset).values()])
+  for row in batch[input_pipeline.IMAGE]:
+    assert np.any(np.all(stored == row, axis=1))
 
 
 def test_big_vision_npz_tower_writes_the_same_records(
