@@ -73,7 +73,8 @@ def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
   # halves the decode time of typical web images.
   need = size if mode != RANDOM_CROP else int(size / RANDOM_CROP_MIN_FRACTION)
   image.draft("RGB", (need, need))
-  image = image.convert("RGB")
+  if image.mode != "RGB":  # Converting an RGB image would only copy it.
+    image = image.convert("RGB")
   width, height = image.size
   box = None
   if mode == CENTER_CROP:
@@ -87,7 +88,8 @@ def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
     top = int(rng.integers(0, height - side + 1))
     box = (left, top, left + side, top + side)
   image = image.resize((size, size), Image.BILINEAR, box=box)
-  return np.asarray(image, np.float32) * np.float32(2 / 255) - np.float32(1)
+  # From uint8, which numpy converts twice as fast as from the PIL image.
+  return np.asarray(image) * np.float32(2 / 255) - np.float32(1)
 
 
 class RecordToExample(grain.transforms.RandomMap):

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from absl import app
 from absl import flags
+from absl import logging
 from flax import traverse_util
 import flax.struct
 import jax
@@ -299,6 +300,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   try:
     with stop.handling_sigterm():
       while step < total_steps:
+        # The previous step must be done before the clock starts, so that
+        # the wait measured is time the devices sat idle for want of data
+        # (batches are made in the background meanwhile).
+        jax.block_until_ready(state.step)
         with timer.waiting():
           batch = mesh_lib.global_batch(next(data_iter), mesh)
         state, metrics = step_fn(state, batch)
@@ -403,6 +408,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> int:
   del argv
+  # absl.app turns on INFO logging, where orbax reports every file it writes;
+  # progress goes to stdout instead.
+  logging.set_verbosity(logging.WARNING)
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
     evaluator = xm3600.evaluator_from_config(config, workdir)
