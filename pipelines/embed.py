@@ -47,6 +47,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler
 from apache_beam.ml.inference.base import RunInference
+from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 import numpy as np
 
@@ -63,6 +64,7 @@ PROGRESS_EVERY = 1000
 IMAGE_MODES = (input_pipeline.RESIZE, input_pipeline.CENTER_CROP)
 TOWER = "tower"
 SOURCE_DATASET = "source_dataset"
+DATAFLOW_RUNNER = "DataflowRunner"
 
 _LOG = logging.getLogger(__name__)
 
@@ -299,6 +301,13 @@ def embed(args: argparse.Namespace,
   if args.image_size is not None and args.image_size < 1:
     raise ValueError(f"--image_size must be positive, got {args.image_size}")
   options = build_dataset.beam_options(beam_argv)
+  runner = options.view_as(StandardOptions).runner
+  if (runner == DATAFLOW_RUNNER and
+      FileSystems.get_scheme(args.checkpoint) is None):
+    raise ValueError(
+        f"Dataflow workers cannot read the local checkpoint "
+        f"{args.checkpoint}: give a gs:// .npz (our runs export with "
+        "trainer.models.load_big_vision.save_npz)")
   if not args.verbose:
     build_dataset.quiet_workers(options.view_as(WorkerOptions))
   source = open_source_dataset(args.dataset)
@@ -311,8 +320,8 @@ def embed(args: argparse.Namespace,
   frozen_tower.load_tower_params(spec)
   num_shards = args.num_shards or len(source.shard_paths)
   sinks.prepare_output_dir(args.output, args.overwrite)
-  _LOG.info("embedding %d images of %s with the %s tower %s", source.num_records,
-            args.dataset, spec.kind, args.checkpoint)
+  _LOG.info("embedding %d images of %s with the %s tower %s",
+            source.num_records, args.dataset, spec.kind, args.checkpoint)
   manifest_fields = {
       "vocabularies": source.vocabularies,
       "options": {
@@ -401,5 +410,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
   # Run the imported module, not __main__: Beam workers unpickle this
   # module's DoFns by their importable names.
-  from pipelines import embed as embed_module  # pylint: disable=g-import-not-at-top
-  sys.exit(embed_module.main())
+  from pipelines import embed  # pylint: disable=g-import-not-at-top
+  sys.exit(embed.main())

@@ -1,6 +1,7 @@
 """Tests for pipelines.embed and pipelines.frozen_tower: LiT datasets."""
 
 import json
+import math
 import pathlib
 import shutil
 
@@ -44,6 +45,24 @@ def get_config():
 '''
 
 
+def random_params(abstract, seed: int):
+  """Parameters drawn at the usual scales, in the shapes of `abstract`.
+
+  Weights ~ N(0, 1 / fan_in), LayerNorm scales 1, biases 0, as an `init`
+  would give, without compiling `init` (seconds of XLA time).
+  """
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    if leaf.ndim >= 2:
+      fan_in = math.prod(leaf.shape[:-1])
+      return rng.normal(0.0, fan_in**-0.5, leaf.shape).astype(leaf.dtype)
+    fill = 1.0 if jax.tree_util.keystr(path).endswith("['scale']") else 0.0
+    return np.full(leaf.shape, fill, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(draw, abstract)
+
+
 @pytest.fixture(scope="module")
 def tower_config_file(tmp_path_factory) -> pathlib.Path:
   path = tmp_path_factory.mktemp("tower_config") / "tiny_siglip.py"
@@ -57,9 +76,10 @@ def tower_workdir(tmp_path_factory, tower_config_file) -> pathlib.Path:
   workdir = tmp_path_factory.mktemp("tower_workdir")
   config = frozen_tower.load_config_file(str(tower_config_file))
   model = two_towers.build_model(config.model)
-  params = jax.jit(model.init)(
-      jax.random.key(3), jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3)),
+  abstract = jax.eval_shape(
+      model.init, jax.random.key(3), jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3)),
       jnp.ones((1, 16), jnp.int32))["params"]
+  params = random_params(abstract, seed=3)
   checkpoints.save_config(config, workdir)
   checkpointer = checkpoints.Checkpointer(workdir, max_to_keep=1)
   data_iter = iter(grain.MapDataset.range(4).to_iter_dataset())
@@ -219,6 +239,16 @@ def test_embedder_pads_the_last_batch_and_compiles_once(tower_workdir):
   assert handler.get_num_bytes(batch) == 3 * images[0].nbytes
 
 
+def test_another_image_size_resamples_the_position_embeddings(tower_workdir):
+  spec = frozen_tower.describe_tower(str(tower_workdir), image_size=48)
+  assert spec.image_size == 48 and spec.embedding_dim == HEAD_DIM
+  params = frozen_tower.load_tower_params(spec)
+  assert params["pos_embedding"].shape == (1, 36, 32)  # 6 x 6 patches.
+  embeddings = frozen_tower.Embedder(spec, params, batch_size=2)(
+      np.zeros((3, 48, 48, 3), np.float32))
+  assert embeddings.shape == (3, HEAD_DIM) and np.isfinite(embeddings).all()
+
+
 def test_checkpoint_sha256_covers_the_step_read_and_the_config(
     tmp_path, tower_workdir):
   digest = frozen_tower.checkpoint_sha256(str(tower_workdir))
@@ -240,6 +270,8 @@ def test_checkpoint_sha256_covers_the_step_read_and_the_config(
     (["--num_shards", "0"], "--num_shards must be positive, got 0"),
     (["--bogus", "1"], "unrecognized arguments: --bogus"),
     (["--model_config", "{config}"], "--model_config is for .npz"),
+    (["--runner", "DataflowRunner"],
+     "Dataflow workers cannot read the local checkpoint"),
 ])
 def test_bad_flags_are_one_line_errors(capsys, built_dataset, tower_workdir,
                                        tower_config_file, tmp_path, flags,

@@ -1,4 +1,4 @@
-"""big_vision `.npz` checkpoints: loading them into our models, and writing them.
+"""big_vision `.npz` checkpoints: loading them into our models, writing them.
 
 The released layout (SigLIP, mSigLIP) is one `np.savez` archive with flat
 "/"-joined keys: `params/img/...`, `params/txt/...`, `params/t`, `params/b`.
