@@ -253,9 +253,9 @@ def _parser() -> argparse.ArgumentParser:
                       "gs://)")
   parser.add_argument("--model_config", metavar="PATH",
                       help="for an .npz checkpoint: a training config file "
-                      "(e.g. trainer/configs/siglip_b16.py) whose "
-                      "model.image, model.out_dim and data.image_size "
-                      "describe the tower")
+                      "(e.g. trainer/configs/siglip_b16.py) or a run's "
+                      "config.json, whose model.image, model.out_dim and "
+                      "data.image_size describe the tower")
   parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                       help="images per tower call; every call has this "
                       "shape (the last batch of a bundle is padded), so the "
@@ -306,8 +306,9 @@ def embed(args: argparse.Namespace,
       FileSystems.get_scheme(args.checkpoint) is None):
     raise ValueError(
         f"Dataflow workers cannot read the local checkpoint "
-        f"{args.checkpoint}: give a gs:// .npz (our runs export with "
-        "trainer.models.load_big_vision.save_npz)")
+        f"{args.checkpoint}: give a gs:// .npz (export a training run with "
+        "python -m trainer.models.load_big_vision and pass its config.json "
+        "as --model_config)")
   if not args.verbose:
     build_dataset.quiet_workers(options.view_as(WorkerOptions))
   source = open_source_dataset(args.dataset)

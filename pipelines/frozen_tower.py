@@ -45,7 +45,7 @@ from trainer.models import vit
 
 OURS = "ours"
 BIG_VISION = "big_vision"
-NPZ_SUFFIX = ".npz"
+CONFIG_JSON_SUFFIX = ".json"
 EMBEDDING_DTYPE = "float32"
 METRICS_NAMESPACE = "frozen_tower"
 _IMAGE_SUBTREE = "img"
@@ -93,15 +93,23 @@ class TowerSpec:
 
 def checkpoint_kind(path: str) -> str:
   """BIG_VISION for an `.npz` file, else OURS."""
-  return BIG_VISION if path.endswith(NPZ_SUFFIX) else OURS
+  return BIG_VISION if path.endswith(load_big_vision.NPZ_SUFFIX) else OURS
 
 
 def load_config_file(path: str) -> ml_collections.ConfigDict:
-  """The ConfigDict of a training config file (its `get_config()`).
+  """A training config: a config file's `get_config()`, or a run's JSON.
+
+  `path` is a Python config file (`trainer/configs/*.py`), or the
+  `config.json` a training run saved (local or any FileSystems path).
 
   Raises:
     ValueError: if the file is missing or does not give a config.
   """
+  if path.endswith(CONFIG_JSON_SUFFIX):
+    try:
+      return ml_collections.ConfigDict(sinks.read_json(path))
+    except (OSError, ValueError) as e:
+      raise ValueError(f"cannot load config file {path}: {e}") from e
   if not os.path.isfile(path):
     raise ValueError(f"config file {path} does not exist")
   spec = importlib.util.spec_from_file_location(

@@ -198,15 +198,18 @@ def test_lit_dataset_feeds_the_trainer_input_pipeline(lit_dataset):
     assert np.any(np.all(stored == row, axis=1))
 
 
-def test_big_vision_npz_tower_writes_the_same_records(
-    tmp_path, lit_dataset, built_dataset, tower_workdir, tower_config_file):
-  _, params = checkpoints.restore_for_inference(tower_workdir)
+def test_exported_npz_tower_writes_the_same_records(
+    tmp_path, capsys, lit_dataset, built_dataset, tower_workdir):
+  # The way to Dataflow: export the run as a big_vision .npz, describe it
+  # with the run's config.json.
   npz = tmp_path / "siglip.npz"
-  load_big_vision.save_npz(params, str(npz))
+  assert load_big_vision.main(["--checkpoint", str(tower_workdir),
+                               "--output", str(npz)]) == 0
+  assert "arrays" in capsys.readouterr().out
   output = tmp_path / "lit_npz"
   assert run_embed("--dataset", built_dataset, "--checkpoint", npz,
-                   "--model_config", tower_config_file, "--output", output,
-                   "--batch_size", 16) == 0
+                   "--model_config", tower_workdir / checkpoints.CONFIG_FILE,
+                   "--output", output, "--batch_size", 16) == 0
   assert shard_hashes(output) == shard_hashes(lit_dataset)
   tower = manifest(output)[embed.TOWER]
   assert (tower["kind"], tower["step"]) == (frozen_tower.BIG_VISION, None)

@@ -18,13 +18,22 @@ converted on the way:
 
 Everything else must match the model exactly: a missing, unexpected or
 differently shaped parameter is an error naming it.
+
+As a command, exports a training run's parameters in the released layout
+(for big_vision, or for `pipelines.embed` on Dataflow, whose workers cannot
+read a local workdir):
+
+  python -m trainer.models.load_big_vision --checkpoint WORKDIR \
+      --output gs://bucket/model.npz
 """
 
-from collections.abc import Collection, Mapping
+import argparse
+from collections.abc import Collection, Mapping, Sequence
 import io
 import math
-import zipfile
+import sys
 from typing import Any
+import zipfile
 
 from apache_beam.io.filesystems import FileSystems
 from flax import traverse_util
@@ -34,9 +43,12 @@ import ml_dtypes
 import numpy as np
 import scipy.ndimage
 
+from trainer import checkpoints
+
 Params = Any
 
 PREFIX = "params/"
+NPZ_SUFFIX = ".npz"
 # Top-level subtrees of a two-tower model, all loaded by default.
 SUBTREES = ("img", "txt", "t", "b")
 POSEMB_KEY = "img/pos_embedding"
@@ -198,3 +210,36 @@ def load_params(path: str, abstract_params: Params,
     return to_params(flat, abstract_params, subtrees)
   except ValueError as e:
     raise ValueError(f"{path}: {e}") from e
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog="python -m trainer.models.load_big_vision",
+      description="Export the parameters of a python -m trainer.train "
+      "checkpoint as a big_vision .npz in the released layout "
+      "(params/img/..., params/txt/..., params/t, params/b).")
+  parser.add_argument("--checkpoint", required=True, metavar="PATH",
+                      help="a training workdir (its newest step) or a step "
+                      "directory workdir/checkpoints/<step>")
+  parser.add_argument("--output", required=True, metavar="FILE",
+                      help=f"the {NPZ_SUFFIX} file to write (local or "
+                      "gs://)")
+  args = parser.parse_args(argv)
+  try:
+    if not args.output.endswith(NPZ_SUFFIX):
+      raise ValueError(f"--output must end in {NPZ_SUFFIX}, got "
+                       f"{args.output}")
+    _, params = checkpoints.restore_for_inference(args.checkpoint)
+    save_npz(params, args.output)
+  except (ValueError, OSError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  flat = traverse_util.flatten_dict(params, sep="/")
+  size = sum(v.nbytes for v in flat.values())
+  print(f"wrote {len(flat)} arrays ({size / 2**20:.1f} MiB) to "
+        f"{args.output}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
