@@ -16,10 +16,11 @@ batches 256 examples. Variants:
   downscaling that `trainer.input_pipeline.decode_image` also uses (PIL's
   `draft`), so that the comparison separates that trick from the rest
 
-Reported: median examples/s over the timed batches (start-up and 2 warm-up
-batches excluded) across rounds in which the variants take turns, the ratio
-to tfdata, the median start-up time; and a single-thread breakdown of the
-per-example work.
+Reported, as medians over rounds in which the variants take turns: examples/s
+over the timed batches (start-up and 2 warm-up batches excluded), CPU time
+per example over the same batches (this process, its threads and its worker
+processes), both as ratios to tfdata, and the start-up time; then a
+single-thread breakdown of the per-example work.
 
   python -m benchmarks.loader_bench [--records 2000] [--rounds 3]
 """
@@ -37,6 +38,7 @@ import grain  # pylint: disable=g-import-not-at-top
 import ml_collections
 import numpy as np
 from PIL import Image
+import psutil
 
 from pipelines import records
 from pipelines import sinks
@@ -157,23 +159,43 @@ def tfdata_iterator(directory: pathlib.Path, dct_scaling: bool,
   return ds.as_numpy_iterator()
 
 
-def measure(make_iterator, timed_batches: int) -> tuple[float, float]:
-  """(start-up seconds to the first batch, examples/s after warm-up)."""
+def cpu_seconds() -> float:
+  """User + system CPU time of this process and its live children."""
+  process = psutil.Process()
+  total = 0.0
+  for p in [process] + process.children(recursive=True):
+    try:
+      times = p.cpu_times()
+    except psutil.NoSuchProcess:
+      continue
+    total += times.user + times.system
+  return total
+
+
+def measure(make_iterator, timed_batches: int) -> tuple[float, float, float]:
+  """(start-up s, examples/s, CPU ms per example) after warm-up.
+
+  CPU time (all threads and worker processes) measures the work per example
+  whatever share of this shared machine the variant got; examples/s
+  measures what a trainer would see.
+  """
   began = time.perf_counter()
   iterator = make_iterator()
   next(iterator)
   startup = time.perf_counter() - began
   for _ in range(WARMUP_BATCHES - 1):
     next(iterator)
-  began = time.perf_counter()
+  began, cpu_began = time.perf_counter(), cpu_seconds()
   for _ in range(timed_batches):
     batch = next(iterator)
-  rate = timed_batches * BATCH / (time.perf_counter() - began)
+  examples = timed_batches * BATCH
+  rate = examples / (time.perf_counter() - began)
+  cpu_ms = 1e3 * (cpu_seconds() - cpu_began) / examples
   assert batch[input_pipeline.IMAGE].shape == (BATCH, IMAGE_SIZE,
                                                IMAGE_SIZE, 3)
   if hasattr(iterator, "close"):
     iterator.close()
-  return startup, rate
+  return startup, rate, cpu_ms
 
 
 def per_example_breakdown(directory: pathlib.Path, n: int = 100) -> dict:
@@ -245,18 +267,23 @@ def main() -> None:
   for round_index in range(args.rounds):
     for name, make in variants.items():
       results[name].append(measure(make, args.timed_batches))
-      startup, rate = results[name][-1]
-      print(f"round {round_index + 1}: {name}: {rate:.1f} ex/s "
-            f"(start-up {startup:.1f} s)", flush=True)
+      startup, rate, cpu_ms = results[name][-1]
+      print(f"round {round_index + 1}: {name}: {rate:.1f} ex/s, "
+            f"{cpu_ms:.2f} CPU ms/example (start-up {startup:.1f} s)",
+            flush=True)
 
-  reference = statistics.median(r for _, r in results["tfdata"])
-  print("\n| variant | examples/s (median) | x tfdata | start-up s |")
-  print("|---|---|---|---|")
-  for name, runs in results.items():
-    rate = statistics.median(r for _, r in runs)
-    startup = statistics.median(s for s, _ in runs)
-    print(f"| {name} | {rate:.1f} | {rate / reference:.2f} | "
-          f"{startup:.1f} |")
+  def median(name, index):
+    return statistics.median(run[index] for run in results[name])
+
+  print("\n| variant | examples/s (median) | x tfdata | CPU ms / example "
+        "(median) | x tfdata | start-up s |")
+  print("|---|---|---|---|---|---|")
+  for name in variants:
+    print(f"| {name} | {median(name, 1):.1f} | "
+          f"{median(name, 1) / median('tfdata', 1):.2f} | "
+          f"{median(name, 2):.2f} | "
+          f"{median(name, 2) / median('tfdata', 2):.2f} | "
+          f"{median(name, 0):.1f} |")
   print("\nSingle-thread ms per example:\n")
   print("| stage | ms |")
   print("|---|---|")

@@ -229,3 +229,14 @@ def test_worker_processes_give_the_same_batches_and_resume(records_dataset):
     assert record_indices(take(resumed, 6)) == record_indices(expected[4:])
   finally:
     resumed.close()
+
+
+def test_example_spec_gives_the_shapes_of_one_example(records_dataset,
+                                                       lit_records_dataset):
+  assert input_pipeline.example_spec(data_config(records_dataset)) == {
+      input_pipeline.IMAGE: ((16, 16, 3), np.float32),
+      input_pipeline.TEXT: ((6,), np.int32)}
+  lit = data_config(lit_records_dataset, image_field=records.IMAGE_EMBEDDING,
+                    lang_weights={"en": 1.0})
+  assert input_pipeline.example_spec(lit)[input_pipeline.IMAGE] == (
+      (16,), np.float32)

@@ -162,7 +162,9 @@ def _language_mixture(source: Sequence[bytes], lang_weights: Mapping[str,
 
   Each language's records are shuffled and repeated on their own, so a rare
   language with a large weight is revisited more often than a common one.
-  Languages not in `lang_weights` (or weighted 0) are left out.
+  Languages not in `lang_weights` (or weighted 0) are left out. Finding each
+  record's language reads the whole dataset once at start-up (about 0.2 ms
+  per record here).
   """
   by_lang = language_indices(source)
   weights = {lang: float(w) for lang, w in sorted(lang_weights.items())
@@ -200,20 +202,27 @@ def make_train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   else:
     ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat()
   ds = ds[process_index::process_count]
-  to_example = RecordToExample(
+  return ds.random_map(_record_to_example(data_config), seed=seed)
+
+
+def _record_to_example(
+    data_config: ml_collections.ConfigDict) -> RecordToExample:
+  return RecordToExample(
       image_field=data_config.get("image_field", records.IMAGE_ENCODED),
       image_size=data_config.image_size,
       image_mode=data_config.get("image_mode", RESIZE),
       vocab_name=data_config.vocab_name,
       text_len=data_config.text_len)
-  return ds.random_map(to_example, seed=seed)
 
 
 def example_spec(
     data_config: ml_collections.ConfigDict
 ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
   """(shape, dtype) of each field of one example, from the first record."""
-  example = make_train_dataset(data_config, seed=0)[0]
+  source = grain.sources.ArrayRecordDataSource(
+      dataset_shards(data_config.train_dir, data_config.split))
+  example = _record_to_example(data_config).random_map(
+      source[0], np.random.default_rng(0))
   return {name: (value.shape, value.dtype) for name, value in example.items()}
 
 
