@@ -8,6 +8,8 @@ do), then reports, as Markdown on stdout:
   tag, tokenize with both vocabularies, resize, encode) over the examples
   held in memory, in a plain Python loop without Beam, in batches of
   `build_dataset.BATCH_SIZE`;
+- the same kernel on each half of the examples in two forked processes:
+  what two cores give on this (shared) machine;
 - examples/s of the whole pipeline (`python -m pipelines.build_dataset`, from
   process start to exit: imports, reading the tars, the kernel, dedup,
   sharding, writing, manifest, plot) with one worker
@@ -30,6 +32,8 @@ processes on the machine falls on all alike; each figure is a median.
 
 import argparse
 from collections.abc import Callable, Sequence
+import copy
+import multiprocessing
 import pathlib
 import resource
 import statistics
@@ -58,6 +62,7 @@ SMALL_CORPUS_EXAMPLES = 16
 VOCABULARIES = (("en32k", 48), ("multi250k", 1000))
 STAGE_SAMPLES = 300
 KERNEL = "kernel (plain loop)"
+KERNEL_TWO = "kernel, 2 processes"
 ONE = "pipeline, 1 worker"
 TWO = "pipeline, 2 workers"
 THREADS = "pipeline, 2 threads"
@@ -124,6 +129,33 @@ def run_kernel(raws: Sequence[readers.RawExample],
   batch = build_dataset.BATCH_SIZE
   for i in range(0, len(raws), batch):
     process.process_batch(raws[i:i + batch], config, identifier, vocabularies)
+
+
+def _run_kernel_after_fork(raws: Sequence[readers.RawExample],
+                           identifier: langid.LanguageIdentifier,
+                           vocabularies: Sequence[Vocabulary]) -> None:
+  # A forked child has none of the parent's threads: the vocabularies' thread
+  # pools must be made anew (copying a Vocabulary rebuilds it).
+  run_kernel(raws, identifier, [copy.deepcopy(v) for v in vocabularies])
+
+
+def run_kernel_in_two_processes(raws: Sequence[readers.RawExample],
+                                identifier: langid.LanguageIdentifier,
+                                vocabularies: Sequence[Vocabulary]) -> None:
+  """`run_kernel` on each half of the examples, in two forked processes.
+
+  The children inherit the loaded examples and models, so this measures what
+  two cores give for the kernel alone on this machine, with its other load.
+  """
+  context = multiprocessing.get_context("fork")
+  halves = (raws[:len(raws) // 2], raws[len(raws) // 2:])
+  workers = [context.Process(target=_run_kernel_after_fork,
+                             args=(half, identifier, vocabularies))
+             for half in halves]
+  for worker in workers:
+    worker.start()
+  for worker in workers:
+    worker.join()
 
 
 def _median_ms(function: Callable, inputs: Sequence) -> float:
@@ -198,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "--direct_running_mode", "multi_threading"]
     runs = {
         KERNEL: lambda: run_kernel(raws, identifier, vocabularies),
+        KERNEL_TWO: lambda: run_kernel_in_two_processes(raws, identifier,
+                                                        vocabularies),
         ONE: lambda: run_pipeline(corpus.output_dir, work / "o1", vocab_dirs,
                                   []),
         TWO: lambda: run_pipeline(corpus.output_dir, work / "o2", vocab_dirs,
@@ -226,7 +260,7 @@ def report(n: int, num_shards: int, repeats: int,
         f"tar shards, 8 output shards; medians of {repeats} repeats\n")
   print("| configuration | wall s (runs) | examples/s | x kernel | CPU s |")
   print("|---|---|---|---|---|")
-  for name in (KERNEL, ONE, TWO, THREADS):
+  for name in (KERNEL, KERNEL_TWO, ONE, TWO, THREADS):
     runs = ", ".join(f"{t.wall:.1f}" for t in timings[name])
     print(f"| {name} | {wall[name]:.1f} ({runs}) | {n / wall[name]:.1f} | "
           f"{wall[KERNEL] / wall[name]:.2f} | {cpu[name]:.1f} |")
@@ -234,7 +268,9 @@ def report(n: int, num_shards: int, repeats: int,
     runs = ", ".join(f"{t.wall:.1f}" for t in timings[name])
     print(f"| {name} | {wall[name]:.1f} ({runs}) | - | - | {cpu[name]:.1f} |")
   print(f"\n- 2 workers / 1 worker, whole runs: {wall[ONE] / wall[TWO]:.2f}x; "
-        f"2 threads / 1 worker: {wall[ONE] / wall[THREADS]:.2f}x")
+        f"2 threads / 1 worker: {wall[ONE] / wall[THREADS]:.2f}x; what 2 "
+        f"processes give the kernel on this machine: "
+        f"{wall[KERNEL] / wall[KERNEL_TWO]:.2f}x")
   marginal = {name: (wall[name] - wall[small]) / (n - SMALL_CORPUS_EXAMPLES)
               for name, small in ((ONE, ONE_SMALL), (TWO, TWO_SMALL))}
   print(f"- per example beyond the fixed cost (the {SMALL_CORPUS_EXAMPLES}-"
