@@ -363,25 +363,10 @@ def summary(manifest: dict[str, Any], output_dir: str, seconds: float) -> str:
   ])
 
 
-class _NoMemoryWarning(logging.Filter):
-  """Drops RunInference's warning that it cannot measure memory use.
-
-  Beam 2.77 measures it only if its model manager imports, which needs
-  torch; without torch every model load warns, on the root logger.
-  """
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith(
-        "Resource module is not available")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
   args, beam_argv = parse_args(argv)
   if args.verbose:
     logging.getLogger().setLevel(logging.INFO)
-  root = logging.getLogger()
-  if not any(isinstance(f, _NoMemoryWarning) for f in root.filters):
-    root.addFilter(_NoMemoryWarning())
   if not _LOG.handlers:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("embed: %(message)s"))
