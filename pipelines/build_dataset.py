@@ -34,13 +34,9 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
-from apache_beam.portability.api import beam_provision_api_pb2
-from apache_beam.runners.portability import portable_runner
-from apache_beam.runners.portability.fn_api_runner import fn_runner
 
+from pipelines import beam_options
 from pipelines import blocklist
 from pipelines import filters
 from pipelines import langid
@@ -60,7 +56,6 @@ DEFAULT_SPLIT = "train"
 BATCH_SIZE = 32
 PROGRESS_EVERY = 1000
 _REJECTED_TAG = "rejected"
-_LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 
 _LOG = logging.getLogger(__name__)
 
@@ -458,49 +453,6 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
-def beam_options(argv: Sequence[str]) -> PipelineOptions:
-  """Beam's options from the flags this module does not know.
-
-  Raises:
-    ValueError: for a flag that neither this module nor Beam knows.
-  """
-  options = PipelineOptions(list(argv))
-  unknown = (set(options.get_all_options(retain_unknown_options=True))
-             - set(options.get_all_options()))
-  if unknown:
-    raise ValueError(f"unrecognized arguments: "
-                     f"{' '.join('--' + u for u in sorted(unknown))}")
-  return options
-
-
-def runner_for(options: PipelineOptions):
-  """The runner: FnApiRunner for local runs, else the one named.
-
-  Beam's DirectRunner would first try the Prism runner, which downloads a
-  binary. The FnApiRunner also serves `--direct_num_workers` and
-  `--direct_running_mode`; like the DirectRunner, it hands the options to
-  worker processes (their log level, for one).
-  """
-  name = options.view_as(StandardOptions).runner
-  if name not in _LOCAL_RUNNERS:
-    return name
-  encoded = portable_runner.JobServiceHandle.encode_pipeline_options(
-      options.get_all_options(drop_default=True))
-  return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
-      beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
-
-
-def quiet_workers(worker_options: WorkerOptions) -> None:
-  """Worker logs: this package's progress, and errors only from the rest."""
-  if worker_options.default_sdk_harness_log_level is None:
-    worker_options.default_sdk_harness_log_level = "ERROR"
-  # A local worker process's own module is `__main__`; it warns about the
-  # missing staging directory that local runs never have.
-  worker_options.sdk_harness_log_level_overrides = {
-      "pipelines": "INFO", "__main__": "ERROR",
-      **(worker_options.sdk_harness_log_level_overrides or {})}
-
-
 def load_vocabularies(paths: Sequence[str]) -> list[Vocabulary]:
   """Loads vocabularies; their names (the record fields) must differ.
 
@@ -593,9 +545,9 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
   if not args.split or not args.split.replace("_", "").isalnum():
     raise ValueError(f"--split must be letters, digits and '_', got "
                      f"{args.split!r}")
-  options = beam_options(beam_argv)
+  options = beam_options.from_flags(beam_argv)
   if not args.verbose:
-    quiet_workers(options.view_as(WorkerOptions))
+    beam_options.quiet_workers(options.view_as(WorkerOptions))
   config = _config_from_args(args)
   identifier = langid.LanguageIdentifier(args.langid_backend,
                                          args.langid_min_score)
@@ -619,7 +571,8 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
                         "sha256": blocklist.blocklist_sha256(blocked)},
       },
   }
-  pipeline = beam.Pipeline(runner=runner_for(options), options=options)
+  pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
+                           options=options)
   _ = pipeline | "BuildDataset" >> BuildDataset(
       inputs=args.input, output_dir=args.output, config=config,
       identifier=identifier, vocabularies=vocabularies,

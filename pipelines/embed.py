@@ -51,6 +51,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 import numpy as np
 
+from pipelines import beam_options
 from pipelines import build_dataset
 from pipelines import frozen_tower
 from pipelines import records
@@ -300,7 +301,7 @@ def embed(args: argparse.Namespace,
     raise ValueError(f"--num_shards must be positive, got {args.num_shards}")
   if args.image_size is not None and args.image_size < 1:
     raise ValueError(f"--image_size must be positive, got {args.image_size}")
-  options = build_dataset.beam_options(beam_argv)
+  options = beam_options.from_flags(beam_argv)
   runner = options.view_as(StandardOptions).runner
   if (runner == DATAFLOW_RUNNER and
       FileSystems.get_scheme(args.checkpoint) is None):
@@ -310,7 +311,7 @@ def embed(args: argparse.Namespace,
         "python -m trainer.models.load_big_vision and pass its config.json "
         "as --model_config)")
   if not args.verbose:
-    build_dataset.quiet_workers(options.view_as(WorkerOptions))
+    beam_options.quiet_workers(options.view_as(WorkerOptions))
   source = open_source_dataset(args.dataset)
   model_config = (frozen_tower.load_config_file(args.model_config)
                   if args.model_config else None)
@@ -335,7 +336,7 @@ def embed(args: argparse.Namespace,
       TOWER: {**spec.to_json(), "image_mode": args.image_mode},
       SOURCE_DATASET: source.to_json(),
   }
-  pipeline = beam.Pipeline(runner=build_dataset.runner_for(options),
+  pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
                            options=options)
   _ = pipeline | "EmbedDataset" >> EmbedDataset(
       source=source, output_dir=args.output, spec=spec,

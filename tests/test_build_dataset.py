@@ -6,7 +6,6 @@ import os
 import pathlib
 import shutil
 
-from apache_beam.runners.portability.fn_api_runner import fn_runner
 import pytest
 
 from pipelines import build_dataset
@@ -201,20 +200,6 @@ def test_split_shard_applies_drops_and_sorts():
       ("a", b"1"), ("a", b"2"), ("c", b"r")]
   assert rejected == [earlier, sinks.RejectedExample(
       "b", "s.tar", "duplicate_image", "duplicate of a")]
-
-
-def test_beam_options_and_runner():
-  options = build_dataset.beam_options(["--direct_num_workers", "2"])
-  assert isinstance(build_dataset.runner_for(options), fn_runner.FnApiRunner)
-  direct = build_dataset.beam_options(["--runner", "DirectRunner"])
-  assert isinstance(build_dataset.runner_for(direct), fn_runner.FnApiRunner)
-  dataflow = build_dataset.beam_options([
-      "--runner", "DataflowRunner", "--project", "p", "--region",
-      "europe-west4", "--temp_location", "gs://b/tmp", "--setup_file",
-      "./setup.py", "--max_num_workers", "64"])
-  assert build_dataset.runner_for(dataflow) == "DataflowRunner"
-  with pytest.raises(ValueError, match="unrecognized arguments: --bogus"):
-    build_dataset.beam_options(["--bogus", "1"])
 
 
 def test_help_explains_every_flag(capsys):

@@ -32,13 +32,11 @@ import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options import pipeline_options as beam_options
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 import sentencepiece
 
+from pipelines import beam_options
 from pipelines import captions
 from pipelines import filters
 from pipelines import langid
@@ -231,37 +229,6 @@ def build_sample_pipeline(pipeline: beam.Pipeline, options: TrainingOptions,
            shard_name_template=""))
 
 
-def check_beam_args(beam_args: Sequence[str]) -> None:
-  """Raises ValueError for flags that neither this command nor Beam knows.
-
-  Beam would only log and drop them, hiding a misspelt flag of ours.
-  """
-  # Beam parses its options this way too (PipelineOptions.get_all_options).
-  parser = beam_options._BeamArgumentParser(allow_abbrev=False)
-  for options_class in PipelineOptions.__subclasses__():
-    options_class._add_argparse_args(parser)
-  _, unknown = parser.parse_known_args(list(beam_args))
-  if unknown:
-    raise ValueError(f"unrecognized arguments: {' '.join(unknown)}")
-
-
-def _pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
-  return PipelineOptions(list(beam_args), save_main_session=False)
-
-
-def _runner(pipeline_options: PipelineOptions):
-  """The runner the options name; the DirectRunner's batch engine by default.
-
-  The DirectRunner itself first tries the Prism runner, which downloads a
-  binary; its FnApiRunner (which honours --direct_num_workers and
-  --direct_running_mode) runs offline.
-  """
-  runner = pipeline_options.view_as(StandardOptions).runner
-  if runner in (None, "DirectRunner"):
-    return FnApiRunner()
-  return runner
-
-
 def _delete_sample_files(sample_dir: str) -> None:
   paths = [m.path for result in FileSystems.match(
       [FileSystems.join(sample_dir, "*")]) for m in result.metadata_list]
@@ -297,7 +264,7 @@ def sample_location(options: TrainingOptions,
 def write_sample(options: TrainingOptions, sample_dir: str,
                  pipeline_options: PipelineOptions) -> None:
   """Runs the sampling pipeline, writing the sample to `sample_dir`."""
-  with beam.Pipeline(runner=_runner(pipeline_options),
+  with beam.Pipeline(runner=beam_options.runner_for(pipeline_options),
                      options=pipeline_options) as pipeline:
     build_sample_pipeline(pipeline, options, sample_dir)
 
@@ -454,13 +421,14 @@ def train_vocabulary(
   """Samples the corpus, trains the model and writes the vocabulary directory.
 
   Raises:
-    ValueError: if no input file matches, or a matched file has an unknown
-      format.
+    ValueError: for a flag in `beam_args` that Beam does not know, if no
+      input file matches, or if a matched file has an unknown format.
     VocabularyTrainingError: if the input has no usable captions or cannot
       give a vocabulary of the requested size.
   """
+  pipeline_options = beam_options.from_flags(beam_args,
+                                             save_main_session=False)
   readers.match_input_files(list(options.input_patterns))
-  pipeline_options = _pipeline_options(beam_args)
   with sample_location(options, pipeline_options) as sample_dir:
     _progress(f"sampling captions of {' '.join(options.input_patterns)} "
               f"(preset {options.preset.name}, alpha {options.alpha}) "
@@ -560,7 +528,6 @@ def parse_args(
     ValueError: for option values out of range.
   """
   args, beam_args = _parser().parse_known_args(argv)
-  check_beam_args(beam_args)
   preset = PRESETS[args.preset]
   options = TrainingOptions(
       input_patterns=tuple(args.input),

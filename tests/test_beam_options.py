@@ -1,0 +1,63 @@
+"""Tests for pipelines/beam_options.py: Beam's flags, the runner, worker logs."""
+
+import re
+
+from apache_beam.options.pipeline_options import SetupOptions
+from apache_beam.options.pipeline_options import WorkerOptions
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+import pytest
+
+from pipelines import beam_options
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["--direct_num_workers", "2", "--direct_running_mode",
+         "multi_processing"],
+    ["--runner", "DirectRunner"], ["--runner", "FnApiRunner"],
+])
+def test_local_runs_use_the_fn_api_runner(argv):
+  runner = beam_options.runner_for(beam_options.from_flags(argv))
+  assert isinstance(runner, fn_runner.FnApiRunner)
+
+
+def test_other_runners_and_their_options_pass_through():
+  dataflow = beam_options.from_flags([
+      "--runner", "DataflowRunner", "--project", "p", "--region",
+      "europe-west4", "--temp_location", "gs://b/tmp", "--setup_file",
+      "./setup.py", "--max_num_workers", "64"])
+  assert beam_options.runner_for(dataflow) == "DataflowRunner"
+  assert dataflow.view_as(WorkerOptions).max_num_workers == 64
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    (["--runner", "DirectRunner", "--vocab-size", "9"],
+     "unrecognized arguments: --vocab-size 9"),
+    # Beam's own flags are not abbreviated either.
+    (["--max_num_work", "2"], "unrecognized arguments: --max_num_work 2"),
+])
+def test_unknown_flags_are_errors(argv, message):
+  with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+    beam_options.from_flags(argv)
+
+
+def test_overrides_take_precedence_over_flags():
+  options = beam_options.from_flags(["--save_main_session"],
+                                    save_main_session=False)
+  assert options.view_as(SetupOptions).save_main_session is False
+
+
+def test_quiet_workers_keeps_levels_the_flags_set():
+  options = beam_options.from_flags([
+      "--default_sdk_harness_log_level", "WARNING",
+      "--sdk_harness_log_level_overrides", '{"__main__": "INFO"}'])
+  worker_options = options.view_as(WorkerOptions)
+  beam_options.quiet_workers(worker_options)
+  assert worker_options.default_sdk_harness_log_level == "WARNING"
+  assert worker_options.sdk_harness_log_level_overrides == {
+      "pipelines": "INFO", "__main__": "INFO"}
+  default = beam_options.from_flags([]).view_as(WorkerOptions)
+  beam_options.quiet_workers(default)
+  assert default.default_sdk_harness_log_level == "ERROR"
+  assert default.sdk_harness_log_level_overrides == {
+      "pipelines": "INFO", "__main__": "ERROR"}
