@@ -2,6 +2,8 @@ r"""XM3600 image-text retrieval in 36 languages.
 
   python -m eval.xm3600 --data_dir xm3600/ --checkpoint workdir/ \
       --output reports/ [--lang de en ...] [--vocab DIR]
+  python -m eval.xm3600 --data_dir xm3600/ --checkpoint siglit_workdir/ \
+      --output reports/ [--image_tower PATH [--image_tower_config FILE]]
 
 Encodes every image once and every caption of each language with the
 model's own preprocessing and tokenizer, and reports image->text and
@@ -34,6 +36,18 @@ Images are preprocessed by `trainer.input_pipeline.decode_image` at
 config.data.image_size in the training image mode ("resize" or
 "center_crop"; "random_crop" training evaluates with "center_crop"). Token
 ids are padded or sticky-truncated to config.data.text_len as in training.
+
+SigLiT checkpoints (`config.model.image is None`) were trained on image
+embeddings that `pipelines.embed` precomputed with a frozen tower. Their
+images are encoded as in training: preprocessed by
+`pipelines.embed.preprocess_image` at the image size and mode of those
+embeddings, through that tower, then the model's own image head (if any)
+and L2 normalisation. The tower is `--image_tower` (our workdir or step
+directory, or a big_vision `.npz` with `--image_tower_config`), by default
+the one the LiT dataset's manifest (config.data.train_dir) names: the step
+it records, which must still have the recorded sha256. The image size and
+mode come from that manifest whenever it names a tower (otherwise the
+tower's config.data.image_size, "resize"). The report records the tower.
 """
 
 import argparse
@@ -50,12 +64,14 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from eval import report
 from eval import retrieval_metrics
 from eval import xm3600_data
+from pipelines import embed
 from pipelines import frozen_tower
 from pipelines import sinks
 from tokenizers import vocabulary as vocabulary_lib
@@ -64,6 +80,7 @@ from trainer import input_pipeline
 from trainer import mesh as mesh_lib
 from trainer.models import load_big_vision
 from trainer.models import two_towers
+from trainer.models import vit
 
 Params = Any
 NAME = "xm3600"
@@ -78,6 +95,10 @@ CHANCE_FORMULA = {
                             "for an image with m of the M captions "
                             "(about k * m / M)"),
 }
+TOWER_FROM_MANIFEST = "manifest"
+TOWER_FROM_FLAG = "--image_tower"
+_IMAGE_HEAD_KERNEL = "img/head/kernel"
+_TOWER_PARAMS = "tower"
 # Vocabulary cards looked at when the vocabulary is found by its checksum.
 _VOCAB_GLOBS = (f"*/{vocabulary_lib.VOCAB_JSON}",
                 f"*/*/{vocabulary_lib.VOCAB_JSON}")
@@ -107,11 +128,18 @@ class Checkpoint:
   workdir: pathlib.Path | None
 
 
-def _abstract_params(config: ml_collections.ConfigDict) -> Params:
-  """The shapes and dtypes of the parameters of `config.model`."""
+def _abstract_params(config: ml_collections.ConfigDict,
+                     embedding_dim: int) -> Params:
+  """The shapes and dtypes of the parameters of `config.model`.
+
+  `embedding_dim` is the size of the image embeddings a model without
+  image tower takes.
+  """
   model = two_towers.build_model(config.model)
   size, text_len = config.data.image_size, config.data.text_len
-  images = jax.ShapeDtypeStruct((1, size, size, 3), np.float32)
+  images = jax.ShapeDtypeStruct(
+      (1, size, size, 3) if config.model.image is not None
+      else (1, embedding_dim), np.float32)
   texts = jax.ShapeDtypeStruct((1, text_len), np.int32)
   return jax.eval_shape(
       lambda x, y: model.init(jax.random.key(0), x, y), images, texts)[
@@ -140,8 +168,18 @@ def load_checkpoint(path: str | os.PathLike[str],
     if not FileSystems.exists(path):
       raise ValueError(f"checkpoint {path} does not exist")
     config = frozen_tower.load_config_file(config_file)
-    abstract = _abstract_params(config)
-    params = load_big_vision.load_params(path, abstract, tuple(abstract))
+    flat = load_big_vision.load_npz(path)
+    # Only the image head's kernel, if any, records the embedding size of a
+    # SigLiT model; without a head any size fits its (absent) image params.
+    kernel = next((value for key, value in flat.items()
+                   if key.removeprefix(load_big_vision.PREFIX) ==
+                   _IMAGE_HEAD_KERNEL), None)
+    abstract = _abstract_params(config,
+                                1 if kernel is None else kernel.shape[0])
+    try:
+      params = load_big_vision.to_params(flat, abstract, tuple(abstract))
+    except ValueError as e:
+      raise ValueError(f"{path}: {e}") from e
     return Checkpoint(path=path, kind=frozen_tower.BIG_VISION, step=None,
                       config=config, params=params, workdir=None)
   if config_file is not None:
@@ -271,6 +309,162 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
   return VocabularyChoice(vocabulary, str(found), "manifest search", expected)
 
 
+# Image tower of SigLiT models ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTower:
+  """The frozen tower whose embeddings a SigLiT model was trained on.
+
+  Attributes:
+    spec: the tower; `spec.checkpoint` is the path read.
+    params: its parameters, fitted to `spec.image_size`.
+    image_mode: the preprocessing the training embeddings were made with.
+    source: TOWER_FROM_MANIFEST or TOWER_FROM_FLAG.
+    expected_sha256: the checkpoint's sha256 in the LiT dataset's manifest,
+      "" when no manifest gives one.
+  """
+
+  spec: frozen_tower.TowerSpec
+  params: Params
+  image_mode: str
+  source: str
+  expected_sha256: str
+
+  def to_json(self) -> dict[str, Any]:
+    spec = self.spec
+    return {"kind": spec.kind, "checkpoint": spec.checkpoint,
+            "sha256": spec.sha256, "step": spec.step,
+            "image_size": spec.image_size, "image_mode": self.image_mode,
+            "embedding_dim": spec.embedding_dim, "source": self.source,
+            "verified_against_manifest": spec.sha256 == self.expected_sha256}
+
+
+def _manifest_tower(data_config: ml_collections.ConfigDict
+                    ) -> tuple[str, frozen_tower.TowerSpec, str] | None:
+  """(manifest path, tower, image mode) the LiT dataset names, or None."""
+  train_dir = data_config.get("train_dir")
+  if not train_dir:
+    return None
+  path = FileSystems.join(train_dir, sinks.MANIFEST)
+  if not FileSystems.exists(path):
+    return None
+  manifest = sinks.read_json(path)
+  if embed.TOWER not in manifest:
+    return None
+  try:
+    return (path, *embed.manifest_tower(manifest))
+  except ValueError as e:
+    raise ValueError(f"{path}: {e}") from e
+
+
+def _recorded_checkpoint(spec: frozen_tower.TowerSpec,
+                         manifest_path: str) -> str:
+  """The checkpoint path of the step the manifest records.
+
+  A workdir's newest step may have moved on since the embeddings were made.
+
+  Raises:
+    ValueError: if the checkpoint is gone.
+  """
+  if spec.kind == frozen_tower.BIG_VISION:
+    if not FileSystems.exists(spec.checkpoint):
+      raise ValueError(f"the image tower {spec.checkpoint} that "
+                       f"{manifest_path} names does not exist; pass "
+                       "--image_tower")
+    return spec.checkpoint
+  try:
+    workdir, step_dir = checkpoints.find_checkpoint(spec.checkpoint)
+    if spec.step is None or step_dir.name == str(spec.step):
+      return spec.checkpoint
+    step_dir = workdir / checkpoints.CHECKPOINTS_DIR / str(spec.step)
+    checkpoints.find_checkpoint(step_dir)
+  except ValueError as e:
+    raise ValueError(f"the image tower that {manifest_path} names: {e}; "
+                     "pass --image_tower") from e
+  return str(step_dir)
+
+
+def choose_image_tower(config: ml_collections.ConfigDict, *,
+                       tower_path: str | os.PathLike[str] | None = None,
+                       tower_config_file: str | None = None,
+                       progress: Callable[[str], None] | None = None
+                       ) -> ImageTower:
+  """The frozen tower a model without image tower is evaluated with.
+
+  Args:
+    config: the model's training config; config.data.train_dir is the LiT
+      dataset, whose manifest names the tower and the image preprocessing.
+    tower_path: our workdir or step directory, or a big_vision `.npz`;
+      None: the checkpoint (and step) the manifest names.
+    tower_config_file: the architecture of an `.npz` tower: a training
+      config file or a run's config.json.
+    progress: warned when `tower_path` is not the checkpoint the manifest
+      names.
+
+  Raises:
+    ValueError: if no tower is given or named, it cannot be loaded, or the
+      one the manifest names no longer has the sha256 recorded there.
+  """
+  named = _manifest_tower(config.data)
+  if tower_path is None:
+    if tower_config_file is not None:
+      raise ValueError("--image_tower_config describes an .npz "
+                       "--image_tower; give both")
+    if named is None:
+      raise ValueError(
+          "the model has no image tower and no LiT dataset manifest "
+          "(config.data.train_dir) names the tower of its embeddings: pass "
+          "it with --image_tower")
+    manifest_path, spec, image_mode = named
+    spec = dataclasses.replace(
+        spec, checkpoint=_recorded_checkpoint(spec, manifest_path))
+    sha256 = frozen_tower.checkpoint_sha256(spec.checkpoint)
+    if sha256 != spec.sha256:
+      raise ValueError(
+          f"the image tower {spec.checkpoint} has sha256 {sha256[:12]}..., "
+          f"but {manifest_path} says the training embeddings were made by "
+          f"one of sha256 {spec.sha256[:12]}...: another tower; pass the "
+          "one that made them with --image_tower")
+    return ImageTower(spec, frozen_tower.load_tower_params(spec), image_mode,
+                      TOWER_FROM_MANIFEST, spec.sha256)
+
+  tower_path = os.fspath(tower_path)
+  is_npz = frozen_tower.checkpoint_kind(tower_path) == frozen_tower.BIG_VISION
+  if is_npz and tower_config_file is None:
+    raise ValueError(f"--image_tower {tower_path} is a big_vision .npz: "
+                     "give its architecture with --image_tower_config")
+  if not is_npz and tower_config_file is not None:
+    raise ValueError("--image_tower_config is for .npz towers; checkpoints "
+                     "of our trainer carry their config")
+  model_config = (frozen_tower.load_config_file(tower_config_file)
+                  if tower_config_file else None)
+  image_size, image_mode, expected = None, embed.DEFAULT_IMAGE_MODE, ""
+  if named is not None:
+    _, named_spec, image_mode = named
+    image_size, expected = named_spec.image_size, named_spec.sha256
+  spec = frozen_tower.describe_tower(tower_path, model_config, image_size)
+  if expected and spec.sha256 != expected and progress is not None:
+    progress(f"warning: --image_tower {tower_path} has sha256 "
+             f"{spec.sha256[:12]}..., not the {expected[:12]}... of the "
+             f"tower that made the training embeddings ({named[0]})")
+  return ImageTower(spec, frozen_tower.load_tower_params(spec), image_mode,
+                    TOWER_FROM_FLAG, expected)
+
+
+def encode_tower_images(tower: vit.Model, model: two_towers.Model,
+                        params: Params, images: jax.Array) -> jax.Array:
+  """SigLiT image embeddings: the frozen tower, the model's head, L2 norm.
+
+  `params` holds the tower's parameters under "tower" and the model's image
+  head (if any) under "img".
+  """
+  # As stored by `pipelines.embed`: the tower's output in float32.
+  embeddings = tower.apply({"params": params[_TOWER_PARAMS]},
+                           images).astype(jnp.float32)
+  return two_towers.encode_images(model, params, embeddings)
+
+
 # Evaluation ---------------------------------------------------------------
 
 
@@ -293,12 +487,12 @@ def _padded(rows: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 @functools.cache
-def _jitted(encode: Callable[[two_towers.Model, Params, jax.Array], jax.Array],
-            model: two_towers.Model,
+def _jitted(encode: Callable[..., jax.Array], modules: tuple[Any, ...],
             out_sharding: jax.sharding.Sharding
             ) -> Callable[[Params, jax.Array], jax.Array]:
-  """`encode` for `model`, compiled once per process for equal models."""
-  return jax.jit(functools.partial(encode, model), out_shardings=out_sharding)
+  """`encode` for `modules`, compiled once per process for equal modules."""
+  return jax.jit(functools.partial(encode, *modules),
+                 out_shardings=out_sharding)
 
 
 class Xm3600Evaluator:
@@ -306,7 +500,8 @@ class Xm3600Evaluator:
 
   The captions are tokenised once, here; `evaluate` decodes the images and
   encodes everything with the given parameters (batched, jit-compiled, the
-  batches split over all devices).
+  batches split over all devices). A model without image tower (SigLiT)
+  sees its images through `image_tower`, as in its training data.
   """
 
   name = NAME
@@ -314,6 +509,7 @@ class Xm3600Evaluator:
   def __init__(self, data: xm3600_data.Xm3600Data,
                config: ml_collections.ConfigDict,
                vocabulary: vocabulary_lib.Vocabulary, *,
+               image_tower: ImageTower | None = None,
                batch_size: int = DEFAULT_BATCH_SIZE, every: int = 0,
                progress: Callable[[str], None] | None = None):
     """Prepares the evaluation.
@@ -322,6 +518,8 @@ class Xm3600Evaluator:
       data: the XM3600 images and captions.
       config: the training config (`model` and `data` sections).
       vocabulary: the tokenizer, lowercasing decided.
+      image_tower: for a model without image tower (and only then): the
+        frozen tower of its training embeddings (`choose_image_tower`).
       batch_size: images or captions per encoding step, rounded up to a
         multiple of the device count.
       every: the trainer runs it every this many steps; 0: every
@@ -329,18 +527,30 @@ class Xm3600Evaluator:
       progress: called with a line of progress now and then.
 
     Raises:
-      ValueError: for a model without an image tower or a bad batch size.
+      ValueError: for a model without image tower and no `image_tower`
+        (or the reverse), or a bad batch size.
     """
-    if config.model.image is None:
+    if config.model.image is None and image_tower is None:
       raise ValueError("the model has no image tower (it was trained on "
-                       "precomputed image embeddings); XM3600 needs one")
+                       "precomputed image embeddings): give the frozen "
+                       "tower that made them")
+    if config.model.image is not None and image_tower is not None:
+      raise ValueError("the model has its own image tower; a frozen image "
+                       "tower is for models trained on its embeddings")
     if batch_size < 1:
       raise ValueError(f"batch_size must be positive, got {batch_size}")
     self.data = data
     self.vocabulary = vocabulary
     self.every = every
-    self.image_size = int(config.data.image_size)
-    self.image_mode = eval_image_mode(config.data)
+    self.image_tower = image_tower
+    if image_tower is None:
+      self.image_size = int(config.data.image_size)
+      self.image_mode = eval_image_mode(config.data)
+      self._preprocess = input_pipeline.decode_image
+    else:
+      self.image_size = image_tower.spec.image_size
+      self.image_mode = image_tower.image_mode
+      self._preprocess = embed.preprocess_image
     self.text_len = int(config.data.text_len)
     devices = jax.device_count()
     self.batch_size = -(-batch_size // devices) * devices
@@ -350,9 +560,16 @@ class Xm3600Evaluator:
     self._replicated = mesh_lib.replicated(mesh)
     self._batch_sharding = mesh_lib.batch_sharding(mesh)
     model = two_towers.build_model(config.model)
-    self._encode_images = _jitted(two_towers.encode_images, model,
-                                  self._replicated)
-    self._encode_texts = _jitted(two_towers.encode_texts, model,
+    if image_tower is None:
+      self._encode_images = _jitted(two_towers.encode_images, (model,),
+                                    self._replicated)
+    else:
+      self._encode_images = _jitted(
+          encode_tower_images, (image_tower.spec.module(), model),
+          self._replicated)
+      self._tower_params = jax.device_put(image_tower.params,
+                                          self._replicated)
+    self._encode_texts = _jitted(two_towers.encode_texts, (model,),
                                  self._replicated)
 
     texts = [text for lang in data.languages.values() for text in lang.texts]
@@ -392,10 +609,39 @@ class Xm3600Evaluator:
   def _load_image(self, key: str) -> np.ndarray:
     path = self.data.image_path(key)
     try:
-      return input_pipeline.decode_image(path.read_bytes(), self.image_size,
-                                         self.image_mode)
+      return self._preprocess(path.read_bytes(), self.image_size,
+                              self.image_mode)
     except (OSError, ValueError) as e:
       raise ValueError(f"cannot read image {path}: {e}") from None
+
+  def image_embeddings(self, params: Params) -> np.ndarray:
+    """L2-normalised embeddings of the images, in `data.image_keys` order.
+
+    Raises:
+      ValueError: if the model's image head does not fit the frozen tower.
+    """
+    if self.image_tower is not None:
+      head = params.get("img", {}).get("head")
+      spec = self.image_tower.spec
+      if head is not None and head["kernel"].shape[0] != spec.embedding_dim:
+        raise ValueError(
+            f"the model's image head takes {head['kernel'].shape[0]}-d "
+            f"embeddings, but the image tower {spec.checkpoint} gives "
+            f"{spec.embedding_dim}-d ones")
+      params = {_TOWER_PARAMS: self._tower_params,
+                "img": params.get("img", {})}
+    params = jax.device_put(params, self._replicated)
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+      return self._encode(
+          self._encode_images, params, len(self.data.image_keys),
+          functools.partial(self._image_rows, pool), "images")
+
+  def text_embeddings(self, params: Params) -> np.ndarray:
+    """L2-normalised embeddings of all captions, language after language."""
+    params = jax.device_put(params, self._replicated)
+    return self._encode(
+        self._encode_texts, params, len(self._tokens),
+        lambda start, stop: self._tokens[start:stop], "captions")
 
   def evaluate(self, params: Params) -> dict[str, Any]:
     """Per-language and mean recalls, with counts and chance levels.
@@ -406,14 +652,11 @@ class Xm3600Evaluator:
       {"i2t": {...}, "t2i": {...}}}}, "mean": {"i2t": {...}, "t2i": {...},
       "chance": {...}, "num_languages"}}, recalls as fractions in [0, 1].
     """
-    params = jax.device_put(params, self._replicated)
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-      image_embeddings = self._encode(
-          self._encode_images, params, len(self.data.image_keys),
-          functools.partial(self._image_rows, pool), "images")
-    text_embeddings = self._encode(
-        self._encode_texts, params, len(self._tokens),
-        lambda start, stop: self._tokens[start:stop], "captions")
+    image_embeddings = self.image_embeddings(params)
+    text_embeddings = self.text_embeddings(params)
+    if image_embeddings.shape[1] != text_embeddings.shape[1]:
+      raise ValueError(f"image embeddings have {image_embeddings.shape[1]} "
+                       f"dims but text embeddings {text_embeddings.shape[1]}")
 
     per_language = {}
     num_images = len(self.data.image_keys)
@@ -457,11 +700,13 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
   Runs every config.evals.xm3600.every steps, or every config.eval_every
   steps when that is 0. The vocabulary follows the module's rule
   (config.evals.xm3600.vocab where the config has that key, else the
-  manifest search).
+  manifest search); so does a SigLiT model's image tower
+  (config.evals.xm3600.image_tower and image_tower_config where the config
+  has those keys, else the one the training dataset's manifest names).
 
   Raises:
-    ValueError: for a bad XM3600 directory or languages, no vocabulary, or
-      a data_dir without a period to evaluate at.
+    ValueError: for a bad XM3600 directory or languages, no vocabulary or
+      image tower, or a data_dir without a period to evaluate at.
   """
   eval_config = config.evals.xm3600
   if not eval_config.data_dir:
@@ -473,8 +718,14 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
   data = xm3600_data.load_xm3600(eval_config.data_dir, list(eval_config.langs))
   choice = choose_vocabulary(config, vocab_path=eval_config.get("vocab"),
                              workdir=pathlib.Path(workdir))
+  image_tower = None
+  if config.model.image is None:
+    image_tower = choose_image_tower(
+        config, tower_path=eval_config.get("image_tower"),
+        tower_config_file=eval_config.get("image_tower_config"),
+        progress=print)
   return Xm3600Evaluator(
-      data, config, choice.vocabulary,
+      data, config, choice.vocabulary, image_tower=image_tower,
       batch_size=eval_config.get("batch_size", DEFAULT_BATCH_SIZE),
       every=eval_config.every)
 
@@ -513,12 +764,32 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--checkpoint", required=True, metavar="PATH",
                       help="a training workdir (its newest checkpoint is "
                       "used), a step directory WORKDIR/checkpoints/STEP, or "
-                      "a big_vision .npz (then give --config and --vocab)")
+                      "a big_vision .npz (then give --config and --vocab); "
+                      "SigLiT checkpoints (no image tower) also need the "
+                      "frozen tower of their training embeddings: see "
+                      "--image_tower")
   parser.add_argument("--config", metavar="FILE",
                       help="with a big_vision .npz checkpoint: a training "
                       "config file (e.g. trainer/configs/msiglip_b16.py) "
                       "giving its architecture, image size, text length "
                       "and vocabulary name")
+  parser.add_argument("--image_tower", metavar="PATH",
+                      help="for a SigLiT checkpoint only: the frozen image "
+                      "tower whose precomputed embeddings it was trained "
+                      "on, as a training workdir, step directory or "
+                      "big_vision .npz (then also --image_tower_config); "
+                      "images go through it, then the checkpoint's image "
+                      "head. Default: the tower (and step) named in "
+                      "manifest.json of the training dataset "
+                      "(config.data.train_dir), which must still have the "
+                      "sha256 recorded there. Images are preprocessed at "
+                      "that manifest's image size and mode, as "
+                      "python -m pipelines.embed did")
+  parser.add_argument("--image_tower_config", metavar="FILE",
+                      help="with an .npz --image_tower: a training config "
+                      "file or a run's config.json whose model.image, "
+                      "model.out_dim and data.image_size describe the "
+                      "tower (as pipelines.embed --model_config)")
   parser.add_argument("--output", required=True, type=pathlib.Path,
                       metavar="DIR",
                       help="directory for the report files (created; "
@@ -557,6 +828,8 @@ def _report_json(results: Mapping[str, Any], checkpoint: Checkpoint,
   return {
       "checkpoint": {"path": checkpoint.path, "kind": checkpoint.kind,
                      "step": checkpoint.step},
+      **({} if evaluator.image_tower is None else
+         {"image_tower": evaluator.image_tower.to_json()}),
       "vocabulary": choice.to_json(),
       "options": {
           "data_dir": str(args.data_dir),
@@ -602,12 +875,25 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
   choice = choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
                              workdir=checkpoint.workdir,
                              lowercase=args.lowercase)
+  image_tower = None
+  if checkpoint.config.model.image is None:
+    image_tower = choose_image_tower(
+        checkpoint.config, tower_path=args.image_tower,
+        tower_config_file=args.image_tower_config, progress=progress)
+  elif args.image_tower or args.image_tower_config:
+    raise ValueError("--image_tower and --image_tower_config are for "
+                     f"SigLiT checkpoints; {checkpoint.path} has its own "
+                     "image tower")
   step = ("" if checkpoint.step is None else
           f" step {checkpoint.step}")
+  tower = ("" if image_tower is None else
+           f", image tower {image_tower.spec.checkpoint} (from "
+           f"{image_tower.source})")
   progress(f"{len(data.image_keys)} images, {len(data.languages)} "
-           f"languages, checkpoint {checkpoint.path}{step}, vocabulary "
-           f"{choice.vocabulary.name} ({choice.path})")
+           f"languages, checkpoint {checkpoint.path}{step}{tower}, "
+           f"vocabulary {choice.vocabulary.name} ({choice.path})")
   evaluator = Xm3600Evaluator(data, checkpoint.config, choice.vocabulary,
+                              image_tower=image_tower,
                               batch_size=args.batch_size, progress=progress)
   results = evaluator.evaluate(checkpoint.params)
   output = _report_json(results, checkpoint, choice, evaluator, data, args)

@@ -35,7 +35,7 @@ passes through (DataflowRunner with GPU workers: README.md).
 """
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 import dataclasses
 import json
 import logging
@@ -63,7 +63,10 @@ DEFAULT_BATCH_SIZE = 32
 PROGRESS_EVERY = 1000
 # Crops must be the same at every run: no random crop.
 IMAGE_MODES = (input_pipeline.RESIZE, input_pipeline.CENTER_CROP)
+DEFAULT_IMAGE_MODE = input_pipeline.RESIZE
 TOWER = "tower"
+# In the "tower" section, beside the `TowerSpec` fields.
+IMAGE_MODE = "image_mode"
 SOURCE_DATASET = "source_dataset"
 DATAFLOW_RUNNER = "DataflowRunner"
 
@@ -118,6 +121,33 @@ def open_source_dataset(path: str) -> SourceDataset:
                      ) from e
 
 
+def preprocess_image(encoded: bytes, image_size: int,
+                     image_mode: str) -> np.ndarray:
+  """The tower's input from image bytes: float32 [S, S, 3] in [-1, 1].
+
+  Evaluations of SigLiT models preprocess with it too, so that their images
+  are what the training embeddings were made from.
+  """
+  return input_pipeline.decode_image(encoded, image_size, image_mode)
+
+
+def manifest_tower(
+    manifest: Mapping[str, Any]) -> tuple[frozen_tower.TowerSpec, str]:
+  """(tower, image mode) that made a LiT dataset, from its manifest.
+
+  Raises:
+    ValueError: if the manifest names no tower or a malformed one.
+  """
+  if TOWER not in manifest:
+    raise ValueError(f"the manifest has no {TOWER!r} section: not a LiT "
+                     "dataset")
+  tower = manifest[TOWER]
+  if not isinstance(tower, Mapping) or IMAGE_MODE not in tower:
+    raise ValueError(f"the manifest's {TOWER!r} section gives no "
+                     f"{IMAGE_MODE}")
+  return frozen_tower.TowerSpec.from_json(tower), tower[IMAGE_MODE]
+
+
 def strip_image(record: records.Record) -> records.Record:
   """`record` without its image bytes; its other fields stay."""
   return dataclasses.replace(record, image_encoded=b"", image_height=0,
@@ -135,8 +165,8 @@ class _PreprocessFn(beam.DoFn):
     record = records.parse_record(data)
     if not record.image_encoded:
       raise ValueError(f"record {record.key!r} has no image")
-    image = input_pipeline.decode_image(record.image_encoded,
-                                        self._image_size, self._image_mode)
+    image = preprocess_image(record.image_encoded, self._image_size,
+                             self._image_mode)
     yield strip_image(record), image
 
 
@@ -266,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
                       "config's data.image_size (another size resamples "
                       "learned position embeddings)")
   parser.add_argument("--image_mode", choices=IMAGE_MODES,
-                      default=input_pipeline.RESIZE,
+                      default=DEFAULT_IMAGE_MODE,
                       help="'resize' squashes the whole image to a square "
                       "(SigLIP's preprocessing); 'center_crop' takes the "
                       "central square")
@@ -333,7 +363,7 @@ def embed(args: argparse.Namespace,
           "batch_size": args.batch_size,
           "num_shards": num_shards,
       },
-      TOWER: {**spec.to_json(), "image_mode": args.image_mode},
+      TOWER: {**spec.to_json(), IMAGE_MODE: args.image_mode},
       SOURCE_DATASET: source.to_json(),
   }
   pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
@@ -357,7 +387,7 @@ def summary(manifest: dict[str, Any], output_dir: str, seconds: float) -> str:
       f"{seconds:.1f} s ({kept / max(seconds, 1e-9):.1f} images/s)",
       f"tower: {tower['kind']} checkpoint {tower['checkpoint']} ({step}"
       f"sha256 {tower['sha256'][:12]}...), {tower['image_size']} px "
-      f"{tower['image_mode']}, {tower['embedding_dim']}-d {tower['dtype']} "
+      f"{tower[IMAGE_MODE]}, {tower['embedding_dim']}-d {tower['dtype']} "
       f"{'L2-normalised' if tower['normalized'] else 'raw'} features",
       f"wrote {len(manifest['shards'])} shards and the manifest to "
       f"{output_dir}",

@@ -21,7 +21,7 @@ written to the manifest); `Embedder` is the loaded tower, built once per
 worker by `JaxImageTowerHandler.load_model`.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 import dataclasses
 import hashlib
 import importlib.util
@@ -40,6 +40,7 @@ import numpy as np
 
 from pipelines import sinks
 from trainer import checkpoints
+from trainer import configs
 from trainer.models import load_big_vision
 from trainer.models import vit
 
@@ -90,6 +91,19 @@ class TowerSpec:
   def to_json(self) -> dict[str, Any]:
     return dataclasses.asdict(self)
 
+  @classmethod
+  def from_json(cls, data: Mapping[str, Any]) -> "TowerSpec":
+    """The spec `to_json` gave; other keys (a manifest's) are ignored.
+
+    Raises:
+      ValueError: if a field is missing.
+    """
+    names = [field.name for field in dataclasses.fields(cls)]
+    try:
+      return cls(**{name: data[name] for name in names if name in data})
+    except TypeError as e:
+      raise ValueError(f"not a tower description: {e}") from e
+
 
 def checkpoint_kind(path: str) -> str:
   """BIG_VISION for an `.npz` file, else OURS."""
@@ -107,7 +121,7 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
   """
   if path.endswith(CONFIG_JSON_SUFFIX):
     try:
-      return ml_collections.ConfigDict(sinks.read_json(path))
+      return configs.with_defaults(sinks.read_json(path))
     except (OSError, ValueError) as e:
       raise ValueError(f"cannot load config file {path}: {e}") from e
   if not os.path.isfile(path):
