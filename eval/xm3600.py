@@ -470,7 +470,7 @@ def encode_tower_images(tower: vit.Model, model: two_towers.Model,
 
 def eval_image_mode(data_config: ml_collections.ConfigDict) -> str:
   """The deterministic image preprocessing matching the training mode."""
-  mode = data_config.get("image_mode", input_pipeline.RESIZE)
+  mode = data_config.image_mode
   return (input_pipeline.CENTER_CROP if mode == input_pipeline.RANDOM_CROP
           else mode)
 
@@ -699,7 +699,7 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
 
   Runs every config.evals.xm3600.every steps, or every config.eval_every
   steps when that is 0. The vocabulary follows the module's rule
-  (config.evals.xm3600.vocab where the config has that key, else the
+  (config.evals.xm3600.vocab if set, else the
   manifest search); so does a SigLiT model's image tower
   (config.evals.xm3600.image_tower and image_tower_config where the config
   has those keys, else the one the training dataset's manifest names).
@@ -716,7 +716,7 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
                      "evals.xm3600.every nor eval_every says when to "
                      "evaluate")
   data = xm3600_data.load_xm3600(eval_config.data_dir, list(eval_config.langs))
-  choice = choose_vocabulary(config, vocab_path=eval_config.get("vocab"),
+  choice = choose_vocabulary(config, vocab_path=eval_config.vocab,
                              workdir=pathlib.Path(workdir))
   image_tower = None
   if config.model.image is None:
@@ -726,7 +726,7 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
         progress=print)
   return Xm3600Evaluator(
       data, config, choice.vocabulary, image_tower=image_tower,
-      batch_size=eval_config.get("batch_size", DEFAULT_BATCH_SIZE),
+      batch_size=eval_config.batch_size,
       every=eval_config.every)
 
 

@@ -46,6 +46,9 @@ def test_config_round_trips_through_the_workdir(tmp_path):
   assert loaded.seed == 3
   assert loaded.data.lang_weights.to_dict() == {"en": 0.5}
   assert list(loaded.model.out_dim) == [None, 8]
+  # Keys the saved config predates read as their defaults.
+  assert loaded.data.image_mode == input_pipeline.RESIZE
+  assert loaded.evals.xm3600.vocab is None
 
 
 def test_restore_returns_the_state_and_the_data_position(tmp_path,

@@ -8,6 +8,9 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import pytest
 
+from eval import xm3600
+from trainer import configs
+from trainer import input_pipeline
 from trainer import optimizers
 from trainer.configs import demo_tiny
 from trainer.configs import msiglip_b16
@@ -25,7 +28,8 @@ CONFIGS = {
 SCHEMA = (
     "seed", "batch_size", "total_steps", "loss",
     "data.train_dir", "data.split", "data.vocab_name", "data.text_len",
-    "data.image_size", "data.shuffle_seed", "data.num_workers",
+    "data.image_size", "data.image_mode", "data.shuffle_seed",
+    "data.num_workers",
     "data.lang_weights", "data.lowercase",
     "model.image", "model.text", "model.out_dim", "model.temperature_init",
     "model.bias_init",
@@ -33,7 +37,8 @@ SCHEMA = (
     "optim.weight_decay", "optim.clip_norm", "optim.schedule",
     "optim.warmup_steps", "optim.lr_mults", "optim.frozen", "optim.pretrained",
     "log_every", "checkpoint_every", "keep_checkpoints", "eval_every",
-    "evals.xm3600.data_dir", "init.checkpoint", "init.load",
+    "evals.xm3600.data_dir", "evals.xm3600.vocab", "evals.xm3600.batch_size",
+    "init.checkpoint", "init.load",
     "distributed.initialize",
 )
 
@@ -145,3 +150,25 @@ def test_command_line_overrides(tmp_path, monkeypatch):
   assert config.optim.warmup_steps == 5
   _, params = abstract_params(config)
   assert params["txt"]["embed_bottleneck"]["embedding"].shape == (1000, 16)
+
+
+def test_defaults_keep_the_readers_behaviour():
+  config = configs.base_config()
+  assert config.data.image_mode == input_pipeline.RESIZE
+  assert config.evals.xm3600.vocab is None
+  assert config.evals.xm3600.batch_size == xm3600.DEFAULT_BATCH_SIZE
+
+
+def test_a_saved_config_gets_the_keys_it_lacks():
+  saved = {"seed": 3, "data": {"train_dir": "/x", "image_size": 64},
+           "model": {"image": None, "out_dim": [None, 8]},
+           "evals": {"xm3600": {"data_dir": "/xm", "langs": [], "every": 2}}}
+  config = configs.with_defaults(saved)
+  assert (config.seed, config.data.train_dir, config.data.image_size) == (
+      3, "/x", 64)
+  assert config.model.image is None and list(config.model.out_dim) == [None, 8]
+  assert config.data.image_mode == input_pipeline.RESIZE
+  assert config.evals.xm3600.to_dict() == {
+      "data_dir": "/xm", "langs": [], "every": 2, "vocab": None,
+      "batch_size": xm3600.DEFAULT_BATCH_SIZE}
+  assert config.optim.to_dict() == optimizers.default_config().to_dict()

@@ -17,6 +17,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from trainer import configs
+
 CHECKPOINTS_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
 STATE = "state"
@@ -34,11 +36,15 @@ def save_config(config: ml_collections.ConfigDict,
 
 
 def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """The config saved by `save_config` in `workdir`."""
+  """The config saved by `save_config` in `workdir`, completed with defaults.
+
+  Keys added to `configs.base_config` since the run was saved read as their
+  defaults.
+  """
   path = pathlib.Path(workdir) / CONFIG_FILE
   if not path.exists():
     raise ValueError(f"no {CONFIG_FILE} in {str(workdir)!r}")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  return configs.with_defaults(json.loads(path.read_text()))
 
 
 class Checkpointer:

@@ -3,13 +3,18 @@
 `base_config()` holds every key of the schema with its default; each config
 file starts from it and sets what differs. Any key can be overridden on the
 command line (`--config.model.text.vocab_size=1000`); keys that default to
-None are typed placeholders so that such overrides work.
+None are typed placeholders so that such overrides work. `with_defaults`
+gives a saved config the keys added since it was saved.
 """
+
+from collections.abc import Mapping
+from typing import Any
 
 import ml_collections
 from ml_collections import config_dict
 
 from pipelines import records
+from trainer import input_pipeline
 from trainer import optimizers
 
 
@@ -46,6 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
       vocab_name="en32k",  # Token ids come from record field tokens/<name>.
       text_len=16,
       image_size=224,
+      # Or CENTER_CROP, or RANDOM_CROP (evaluated as CENTER_CROP).
+      image_mode=input_pipeline.RESIZE,
       image_field=records.IMAGE_ENCODED,  # Or IMAGE_EMBEDDING (SigLiT).
       shuffle_seed=0,
       num_workers=0,  # Grain prefetch processes; 0 reads in-process.
@@ -72,6 +79,10 @@ def base_config() -> ml_collections.ConfigDict:
           data_dir=config_dict.placeholder(str),
           langs=(),  # Empty: all 36 languages.
           every=0,
+          # A vocabulary directory or .model; None: the one the training
+          # dataset's manifest names (eval.xm3600 finds it).
+          vocab=config_dict.placeholder(str),
+          batch_size=64,  # Images or captions per encoding step.
       )),
   ))
 
@@ -87,3 +98,24 @@ def base_config() -> ml_collections.ConfigDict:
       process_id=config_dict.placeholder(int),
   ))
   return config
+
+
+def with_defaults(saved: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """A run's saved config, with every key it lacks at its default.
+
+  Runs saved before a key was added to `base_config` read as if they had
+  its default.
+  """
+  config = ml_collections.ConfigDict(saved)
+  _add_missing(config, base_config())
+  return config
+
+
+def _add_missing(config: ml_collections.ConfigDict,
+                 defaults: ml_collections.ConfigDict) -> None:
+  for key, default in defaults.items():
+    if key not in config:
+      config[key] = default
+    elif (isinstance(default, ml_collections.ConfigDict) and
+          isinstance(config[key], ml_collections.ConfigDict)):
+      _add_missing(config[key], default)
