@@ -12,6 +12,7 @@ from eval import xm3600
 from trainer import configs
 from trainer import input_pipeline
 from trainer import optimizers
+from trainer.configs import demo_siglit
 from trainer.configs import demo_tiny
 from trainer.configs import msiglip_b16
 from trainer.configs import siglip_b16
@@ -20,6 +21,7 @@ from trainer.models import two_towers
 
 CONFIGS = {
     "demo_tiny": demo_tiny,
+    "demo_siglit": demo_siglit,
     "siglip_b16": siglip_b16,
     "msiglip_b16": msiglip_b16,
     "siglit": siglit,
@@ -127,6 +129,21 @@ def test_demo_tiny_is_small_enough_for_a_cpu():
   zimg, _, _ = jax.eval_shape(model.apply, {"params": params},
                               *abstract_inputs(config))
   assert zimg.shape == (2, 96)
+
+
+def test_demo_siglit_fits_demo_tiny_image_tower():
+  """demo_siglit learns demo_tiny's text tower on its image tower's outputs."""
+  tiny, lit = demo_tiny.get_config(), demo_siglit.get_config()
+  assert lit.model.text == tiny.model.text
+  assert (lit.data.vocab_name, lit.data.text_len) == (
+      tiny.data.vocab_name, tiny.data.text_len)
+  tiny_model, tiny_params = abstract_params(tiny)
+  zimg, _, _ = jax.eval_shape(tiny_model.apply, {"params": tiny_params},
+                              *abstract_inputs(tiny))
+  _, lit_params = abstract_params(lit)
+  assert set(lit_params) == {"txt", "t", "b"}
+  # The stored embedding is the tower's raw output, its size the text's.
+  assert lit.model.out_dim[1] == zimg.shape[-1] == tiny.model.image.width
 
 
 def test_command_line_overrides(tmp_path, monkeypatch):
