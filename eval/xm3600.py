@@ -592,14 +592,16 @@ class Xm3600Evaluator:
       batch = _padded(rows(start, stop), self.batch_size)
       batch = jax.make_array_from_callback(
           batch.shape, self._batch_sharding, lambda i, b=batch: b[i])
-      # Not fetched yet: the devices encode while the next batch is made.
-      outputs.append((encode(params, batch), stop - start))
+      # Fetched before the next batch goes out: with many multi-device
+      # programs queued at once, XLA's in-process CPU collectives (the
+      # replicating all-gather) can stall until XLA aborts the process.
+      # Replicated outputs: every process holds the whole batch locally.
+      outputs.append(
+          np.asarray(encode(params, batch).addressable_data(0))[:stop - start])
       if (index + 1) % report_every == 0 or stop == count:
         self._progress(f"{what}: {stop}/{count} "
                        f"({time.perf_counter() - began:.1f} s)")
-    # Replicated outputs: every process holds the whole batch locally.
-    return np.concatenate([np.asarray(out.addressable_data(0))[:n]
-                           for out, n in outputs])
+    return np.concatenate(outputs)
 
   def _image_rows(self, pool: concurrent.futures.Executor, start: int,
                   stop: int) -> np.ndarray:
