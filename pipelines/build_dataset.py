@@ -29,7 +29,6 @@ from collections.abc import Iterable, Sequence
 import dataclasses
 import logging
 import sys
-import time
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -40,6 +39,7 @@ from pipelines import beam_options
 from pipelines import blocklist
 from pipelines import filters
 from pipelines import langid
+from pipelines import pipeline_command
 from pipelines import process
 from pipelines import readers
 from pipelines import records
@@ -587,32 +587,9 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args, beam_argv = parse_args(argv)
-  if args.verbose:
-    logging.getLogger().setLevel(logging.INFO)
-  if not _LOG.handlers:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("build_dataset: %(message)s"))
-    _LOG.addHandler(handler)
-    _LOG.setLevel(logging.INFO)
-    _LOG.propagate = False
-  start = time.perf_counter()
-  try:
-    result = build(args, beam_argv)
-  except (ValueError, FileExistsError, OSError) as e:
-    if args.verbose:
-      raise
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  except Exception as e:  # pylint: disable=broad-except
-    # Beam wraps a worker's exception with its traceback in the message.
-    if args.verbose:
-      raise
-    last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-    print(f"error: the pipeline failed: {type(e).__name__}: {last_line} "
-          "(--verbose shows the traceback)", file=sys.stderr)
-    return 1
-  print(summary(result.manifest, args.output, time.perf_counter() - start))
-  return 0
+  return pipeline_command.run(
+      "build_dataset", _LOG, args.verbose, lambda: build(args, beam_argv),
+      lambda result, seconds: summary(result.manifest, args.output, seconds))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import dataclasses
 import json
 import logging
 import sys
-import time
 from typing import Any
 
 import apache_beam as beam
@@ -54,6 +53,7 @@ import numpy as np
 from pipelines import beam_options
 from pipelines import build_dataset
 from pipelines import frozen_tower
+from pipelines import pipeline_command
 from pipelines import records
 from pipelines import sinks
 from trainer import input_pipeline
@@ -396,32 +396,9 @@ def summary(manifest: dict[str, Any], output_dir: str, seconds: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args, beam_argv = parse_args(argv)
-  if args.verbose:
-    logging.getLogger().setLevel(logging.INFO)
-  if not _LOG.handlers:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("embed: %(message)s"))
-    _LOG.addHandler(handler)
-    _LOG.setLevel(logging.INFO)
-    _LOG.propagate = False
-  start = time.perf_counter()
-  try:
-    manifest = embed(args, beam_argv)
-  except (ValueError, FileExistsError, OSError) as e:
-    if args.verbose:
-      raise
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  except Exception as e:  # pylint: disable=broad-except
-    # Beam wraps a worker's exception with its traceback in the message.
-    if args.verbose:
-      raise
-    last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-    print(f"error: the pipeline failed: {type(e).__name__}: {last_line} "
-          "(--verbose shows the traceback)", file=sys.stderr)
-    return 1
-  print(summary(manifest, args.output, time.perf_counter() - start))
-  return 0
+  return pipeline_command.run(
+      "embed", _LOG, args.verbose, lambda: embed(args, beam_argv),
+      lambda manifest, seconds: summary(manifest, args.output, seconds))
 
 
 if __name__ == "__main__":
