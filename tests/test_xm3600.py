@@ -72,6 +72,19 @@ def write_manifest(dataset_dir: pathlib.Path, sha256: str) -> None:
       "vocabularies": [{"name": VOCAB_NAME, "size": 1000, "sha256": sha256}]})
 
 
+def save_run(workdir: pathlib.Path, config: ml_collections.ConfigDict,
+             params, step: int) -> pathlib.Path:
+  """Writes `params` as the training run `workdir` at `step`."""
+  checkpoints.save_config(config, workdir)
+  checkpointer = checkpoints.Checkpointer(workdir, max_to_keep=1)
+  checkpointer.save(step, {"step": np.int32(step), "params": params,
+                           "opt_state": {}},
+                    iter(grain.MapDataset.range(2).to_iter_dataset()))
+  checkpointer.wait()
+  checkpointer.close()
+  return workdir
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, multi_vocab_dir):
   """(workdir, config, params): a step-3 checkpoint of a random model."""
@@ -81,15 +94,7 @@ def run(tmp_path_factory, multi_vocab_dir):
   shutil.copytree(multi_vocab_dir, root / "vocabs" / VOCAB_NAME)
   config = tiny_config(root / "dataset")
   params = init_params(config)
-  workdir = root / "workdir"
-  checkpoints.save_config(config, workdir)
-  checkpointer = checkpoints.Checkpointer(workdir, max_to_keep=1)
-  checkpointer.save(STEP, {"step": np.int32(STEP), "params": params,
-                           "opt_state": {}},
-                    iter(grain.MapDataset.range(2).to_iter_dataset()))
-  checkpointer.wait()
-  checkpointer.close()
-  return workdir, config, params
+  return save_run(root / "workdir", config, params, STEP), config, params
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import json
 import pathlib
 import shutil
 
-import grain
 import jax
 import ml_collections
 import numpy as np
@@ -69,18 +68,6 @@ def siglit_params(config: ml_collections.ConfigDict, seed: int = 4):
   return params
 
 
-def save_run(workdir: pathlib.Path, config: ml_collections.ConfigDict,
-             params) -> pathlib.Path:
-  checkpoints.save_config(config, workdir)
-  checkpointer = checkpoints.Checkpointer(workdir, max_to_keep=1)
-  checkpointer.save(STEP, {"step": np.int32(STEP), "params": params,
-                           "opt_state": {}},
-                    iter(grain.MapDataset.range(2).to_iter_dataset()))
-  checkpointer.wait()
-  checkpointer.close()
-  return workdir
-
-
 def lit_manifest_copy(lit_dir: pathlib.Path, directory: pathlib.Path,
                       **tower_fields) -> pathlib.Path:
   """A dataset directory holding `lit_dir`'s manifest, its tower changed."""
@@ -111,7 +98,8 @@ def siglit_run(tmp_path_factory, lit_dataset, multi_vocab_dir):
   shutil.copytree(multi_vocab_dir, root / "vocabs" / test_xm3600.VOCAB_NAME)
   config = siglit_config(lit_dataset)
   params = siglit_params(config)
-  return save_run(root / "workdir", config, params), config, params
+  workdir = test_xm3600.save_run(root / "workdir", config, params, STEP)
+  return workdir, config, params
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +290,8 @@ def test_bad_tower_inputs_exit_1_with_one_line(
   config = ml_collections.ConfigDict(config.to_dict())
   config.data.train_dir = str(lit_manifest_copy(
       lit_dataset, tmp_path / "other", sha256="f" * 64))
-  other_run = save_run(tmp_path / "other_run", config, params)
+  other_run = test_xm3600.save_run(tmp_path / "other_run", config, params,
+                                   STEP)
   cases = [
       ([other_run, "--vocab", multi_vocab_dir],
        "made by one of sha256 ffffffffffff...: another tower"),
