@@ -35,7 +35,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import grain  # pylint: disable=g-import-not-at-top
-import ml_collections
 import numpy as np
 from PIL import Image
 import psutil
@@ -43,6 +42,7 @@ import psutil
 from pipelines import records
 from pipelines import sinks
 from tokenizers import vocabulary
+from trainer import configs
 from trainer import input_pipeline
 
 IMAGE_SIZE = 224
@@ -103,9 +103,10 @@ def write_datasets(directory: pathlib.Path, num_records: int,
 
 
 def grain_iterator(directory: pathlib.Path, num_workers: int):
-  config = ml_collections.ConfigDict(dict(
-      train_dir=str(directory), split="train", vocab_name=VOCAB,
-      text_len=TEXT_LEN, image_size=IMAGE_SIZE, num_workers=num_workers))
+  config = configs.base_config().data
+  config.update(dict(train_dir=str(directory), vocab_name=VOCAB,
+                     text_len=TEXT_LEN, image_size=IMAGE_SIZE,
+                     num_workers=num_workers))
   return input_pipeline.make_train_iterator(config, BATCH, seed=0)
 
 

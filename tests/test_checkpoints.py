@@ -8,14 +8,16 @@ import pytest
 
 from tests.fixtures import records as synthetic
 from trainer import checkpoints
+from trainer import configs
 from trainer import input_pipeline
 from trainer import mesh as mesh_lib
 
 
 def data_iterator(train_dir):
-  config = ml_collections.ConfigDict(dict(
-      train_dir=str(train_dir), split="train",
-      vocab_name=synthetic.VOCAB_NAME, text_len=6, image_size=8))
+  config = configs.base_config().data
+  config.update(dict(train_dir=str(train_dir),
+                     vocab_name=synthetic.VOCAB_NAME, text_len=6,
+                     image_size=8))
   return input_pipeline.make_train_iterator(config, 4, seed=0)
 
 

@@ -8,7 +8,6 @@ import shutil
 import grain
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -18,6 +17,7 @@ from pipelines import records
 from pipelines import sinks
 from pipelines import verify
 from trainer import checkpoints
+from trainer import configs
 from trainer import input_pipeline
 from trainer.models import load_big_vision
 from trainer.models import two_towers
@@ -184,10 +184,10 @@ def test_embedding_equals_the_trainer_tower_output(lit_dataset, built_dataset,
 
 
 def test_lit_dataset_feeds_the_trainer_input_pipeline(lit_dataset):
-  data_config = ml_collections.ConfigDict(dict(
-      train_dir=str(lit_dataset), split="train", vocab_name="en32k",
-      text_len=16, image_size=IMAGE_SIZE,
-      image_field=records.IMAGE_EMBEDDING))
+  data_config = configs.base_config().data
+  data_config.update(dict(
+      train_dir=str(lit_dataset), vocab_name="en32k", text_len=16,
+      image_size=IMAGE_SIZE, image_field=records.IMAGE_EMBEDDING))
   iterator = input_pipeline.make_train_iterator(data_config, 8, seed=0)
   batch = next(iterator)
   assert batch[input_pipeline.IMAGE].shape == (8, HEAD_DIM)

@@ -12,17 +12,17 @@ import pytest
 from pipelines import records
 from tests.fixtures import records as synthetic
 from tokenizers import vocabulary
+from trainer import configs
 from trainer import input_pipeline
 
 NUM_RECORDS = 64
 
 
 def data_config(train_dir, **overrides) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict(dict(
-      train_dir=str(train_dir), split="train",
-      vocab_name=synthetic.VOCAB_NAME, text_len=6, image_size=16,
-      shuffle_seed=0, num_workers=0,
-      lang_weights=ml_collections.config_dict.placeholder(dict)))
+  config = configs.base_config().data
+  config.update(dict(train_dir=str(train_dir),
+                     vocab_name=synthetic.VOCAB_NAME, text_len=6,
+                     image_size=16))
   config.update(overrides)
   return config
 

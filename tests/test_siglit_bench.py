@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks import siglit_bench
+from trainer import configs
 from trainer import input_pipeline
 
 PAIRS = siglit_bench.make_pairs(b16_depth=2, b16_batch=16)
@@ -44,9 +45,9 @@ def test_datasets_hold_the_same_texts_with_jpegs_or_embeddings(tmp_path):
 
 
 def test_first_batch_forever_repeats_the_first_batch(records_dataset):
-  data = ml_collections.ConfigDict(dict(
-      train_dir=str(records_dataset), split="train", vocab_name="synthetic",
-      text_len=8, image_size=32, num_workers=0))
+  data = configs.base_config().data
+  data.update(dict(train_dir=str(records_dataset), vocab_name="synthetic",
+                   text_len=8, image_size=32))
   parent = input_pipeline.make_train_iterator(data, 4, seed=0)
   fixed = siglit_bench.FirstBatchForever(parent)
   first = next(fixed)

@@ -196,7 +196,7 @@ def make_train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
                      f"[0, {process_count})")
   source = grain.sources.ArrayRecordDataSource(
       dataset_shards(data_config.train_dir, data_config.split))
-  lang_weights = data_config.get("lang_weights")
+  lang_weights = data_config.lang_weights
   if lang_weights:
     ds = _language_mixture(source, lang_weights, seed)
   else:
@@ -208,9 +208,9 @@ def make_train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
 def _record_to_example(
     data_config: ml_collections.ConfigDict) -> RecordToExample:
   return RecordToExample(
-      image_field=data_config.get("image_field", records.IMAGE_ENCODED),
+      image_field=data_config.image_field,
       image_size=data_config.image_size,
-      image_mode=data_config.get("image_mode", RESIZE),
+      image_mode=data_config.image_mode,
       vocab_name=data_config.vocab_name,
       text_len=data_config.text_len)
 
@@ -254,7 +254,7 @@ def make_train_iterator(data_config: ml_collections.ConfigDict,
   # Batching before the worker split makes each worker build whole batches of
   # the one global order, so the output does not depend on num_workers.
   ds = ds.batch(batch_size_per_process, drop_remainder=True)
-  num_workers = data_config.get("num_workers", 0)
+  num_workers = data_config.num_workers
   ds = ds.to_iter_dataset(grain.ReadOptions(
       num_threads=1 if num_workers else 2,
       prefetch_buffer_size=_PREFETCH_BATCHES))
