@@ -1,6 +1,6 @@
 """The dataset record schema: field names and conversion to and from bytes.
 
-A record is a serialised `tf.train.Example` (DESIGN.md, "Contracts"). Every
+A record is a serialised `tf.train.Example`. Every
 reader of datasets (the trainer's input pipeline, `pipelines.embed`,
 `pipelines.inspect`, `pipelines.verify`) goes through `parse_record`; every
 writer through `serialize_record`. Field names are defined here only.

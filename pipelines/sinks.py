@@ -1,6 +1,6 @@
 """Writing a dataset directory: shards, rejected examples, manifest, marker.
 
-A dataset directory (DESIGN.md, "Contracts") holds
+A dataset directory holds
 
   <split>-XXXXX-of-YYYYY.array_record  the records; shard = stable hash of the
                                        key, records sorted by key inside

@@ -2,9 +2,9 @@
 
 All losses take L2-normalised embeddings `img_emb`, `txt_emb` of shape
 [|B|, E] (pair i is image i with text i), the temperature `t` itself (not its
-logarithm) and, for the sigmoid losses, the bias `b` (DESIGN.md, "Facts").
-Scalars may have shape () or (1,). Logits and the loss are computed in float32
-whatever the embedding dtype.
+logarithm) and, for the sigmoid losses, the bias `b` (SigLIP, Zhai et al.
+2023). Scalars may have shape () or (1,). Logits and the loss are computed
+in float32 whatever the embedding dtype.
 
 - `sigmoid_loss`: the plain |B| x |B| sigmoid loss, the reference.
 - `chunked_sigmoid_loss`: the same loss over a device mesh, where each device
