@@ -39,9 +39,9 @@ ids are padded or sticky-truncated to config.data.text_len as in training.
 
 SigLiT checkpoints (`config.model.image is None`) were trained on image
 embeddings that `pipelines.embed` precomputed with a frozen tower. Their
-images are encoded as in training: preprocessed by
-`pipelines.embed.preprocess_image` at the image size and mode of those
-embeddings, through that tower, then the model's own image head (if any)
+images are encoded as in training: preprocessed as `pipelines.embed` did
+(`trainer.input_pipeline.decode_image` at the image size and mode of those
+embeddings), through that tower, then the model's own image head (if any)
 and L2 normalisation. The tower is `--image_tower` (our workdir or step
 directory, or a big_vision `.npz` with `--image_tower_config`), by default
 the one the LiT dataset's manifest (config.data.train_dir) names: the step
@@ -220,16 +220,26 @@ class VocabularyChoice:
             "verified_against_manifest": bool(self.expected_sha256)}
 
 
-def _manifest_sha256(data_config: ml_collections.ConfigDict) -> str:
-  """The training manifest's sha256 of config.data.vocab_name, or ""."""
+def _training_manifest(data_config: ml_collections.ConfigDict
+                       ) -> tuple[str, dict[str, Any]] | None:
+  """(path, contents) of config.data.train_dir's manifest, None if none."""
   train_dir = data_config.get("train_dir")
   if not train_dir:
-    return ""
+    return None
   path = FileSystems.join(train_dir, sinks.MANIFEST)
   if not FileSystems.exists(path):
+    return None
+  return path, sinks.read_json(path)
+
+
+def _manifest_sha256(data_config: ml_collections.ConfigDict) -> str:
+  """The training manifest's sha256 of config.data.vocab_name, or ""."""
+  found = _training_manifest(data_config)
+  if found is None:
     return ""
+  path, manifest = found
   name = data_config.vocab_name
-  for entry in sinks.read_json(path).get("vocabularies", []):
+  for entry in manifest.get("vocabularies", []):
     if entry.get("name") == name:
       return entry.get("sha256", "")
   raise ValueError(f"the training dataset manifest {path} lists no "
@@ -343,15 +353,10 @@ class ImageTower:
 def _manifest_tower(data_config: ml_collections.ConfigDict
                     ) -> tuple[str, frozen_tower.TowerSpec, str] | None:
   """(manifest path, tower, image mode) the LiT dataset names, or None."""
-  train_dir = data_config.get("train_dir")
-  if not train_dir:
+  found = _training_manifest(data_config)
+  if found is None or embed.TOWER not in found[1]:
     return None
-  path = FileSystems.join(train_dir, sinks.MANIFEST)
-  if not FileSystems.exists(path):
-    return None
-  manifest = sinks.read_json(path)
-  if embed.TOWER not in manifest:
-    return None
+  path, manifest = found
   try:
     return (path, *embed.manifest_tower(manifest))
   except ValueError as e:
@@ -546,11 +551,9 @@ class Xm3600Evaluator:
     if image_tower is None:
       self.image_size = int(config.data.image_size)
       self.image_mode = eval_image_mode(config.data)
-      self._preprocess = input_pipeline.decode_image
     else:
       self.image_size = image_tower.spec.image_size
       self.image_mode = image_tower.image_mode
-      self._preprocess = embed.preprocess_image
     self.text_len = int(config.data.text_len)
     devices = jax.device_count()
     self.batch_size = -(-batch_size // devices) * devices
@@ -611,8 +614,8 @@ class Xm3600Evaluator:
   def _load_image(self, key: str) -> np.ndarray:
     path = self.data.image_path(key)
     try:
-      return self._preprocess(path.read_bytes(), self.image_size,
-                              self.image_mode)
+      return input_pipeline.decode_image(path.read_bytes(), self.image_size,
+                                         self.image_mode)
     except (OSError, ValueError) as e:
       raise ValueError(f"cannot read image {path}: {e}") from None
 
@@ -703,8 +706,8 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
   steps when that is 0. The vocabulary follows the module's rule
   (config.evals.xm3600.vocab if set, else the
   manifest search); so does a SigLiT model's image tower
-  (config.evals.xm3600.image_tower and image_tower_config where the config
-  has those keys, else the one the training dataset's manifest names).
+  (config.evals.xm3600.image_tower and image_tower_config if set, else the
+  one the training dataset's manifest names).
 
   Raises:
     ValueError: for a bad XM3600 directory or languages, no vocabulary or
@@ -723,8 +726,8 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
   image_tower = None
   if config.model.image is None:
     image_tower = choose_image_tower(
-        config, tower_path=eval_config.get("image_tower"),
-        tower_config_file=eval_config.get("image_tower_config"),
+        config, tower_path=eval_config.image_tower,
+        tower_config_file=eval_config.image_tower_config,
         progress=print)
   return Xm3600Evaluator(
       data, config, choice.vocabulary, image_tower=image_tower,

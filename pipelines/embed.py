@@ -121,16 +121,6 @@ def open_source_dataset(path: str) -> SourceDataset:
                      ) from e
 
 
-def preprocess_image(encoded: bytes, image_size: int,
-                     image_mode: str) -> np.ndarray:
-  """The tower's input from image bytes: float32 [S, S, 3] in [-1, 1].
-
-  Evaluations of SigLiT models preprocess with it too, so that their images
-  are what the training embeddings were made from.
-  """
-  return input_pipeline.decode_image(encoded, image_size, image_mode)
-
-
 def manifest_tower(
     manifest: Mapping[str, Any]) -> tuple[frozen_tower.TowerSpec, str]:
   """(tower, image mode) that made a LiT dataset, from its manifest.
@@ -165,8 +155,8 @@ class _PreprocessFn(beam.DoFn):
     record = records.parse_record(data)
     if not record.image_encoded:
       raise ValueError(f"record {record.key!r} has no image")
-    image = preprocess_image(record.image_encoded, self._image_size,
-                             self._image_mode)
+    image = input_pipeline.decode_image(record.image_encoded,
+                                        self._image_size, self._image_mode)
     yield strip_image(record), image
 
 

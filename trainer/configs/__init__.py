@@ -83,6 +83,11 @@ def base_config() -> ml_collections.ConfigDict:
           # dataset's manifest names (eval.xm3600 finds it).
           vocab=config_dict.placeholder(str),
           batch_size=64,  # Images or captions per encoding step.
+          # SigLiT runs: the frozen tower of the training embeddings (a
+          # workdir, step directory or .npz); None: the one the LiT
+          # dataset's manifest names. An .npz also needs its config file.
+          image_tower=config_dict.placeholder(str),
+          image_tower_config=config_dict.placeholder(str),
       )),
   ))
 
