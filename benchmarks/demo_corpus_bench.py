@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from pipelines import demo_captions
-from pipelines import demo_corpus
-from pipelines import demo_scenes
+from demo import captions as demo_captions
+from demo import corpus as demo_corpus
+from demo import scenes as demo_scenes
 
 # (examples, (width, height)) per configuration.
 CONFIGS = ((10000, (64, 64)), (1000, (640, 480)))

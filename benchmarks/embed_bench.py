@@ -36,8 +36,8 @@ import time
 import jax
 import numpy as np
 
+from demo import corpus as demo_corpus
 from pipelines import build_dataset
-from pipelines import demo_corpus
 from pipelines import embed
 from pipelines import frozen_tower
 from pipelines import records

@@ -43,9 +43,9 @@ import tempfile
 import time
 from typing import NamedTuple
 
+from demo import corpus as demo_corpus
 from pipelines import build_dataset
 from pipelines import captions
-from pipelines import demo_corpus
 from pipelines import images
 from pipelines import langid
 from pipelines import process

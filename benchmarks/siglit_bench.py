@@ -69,7 +69,7 @@ import numpy as np
 
 from benchmarks import loader_bench
 from benchmarks import train_bench
-from pipelines import demo_scenes
+from demo import scenes as demo_scenes
 from pipelines import images
 from pipelines import records
 from pipelines import sinks

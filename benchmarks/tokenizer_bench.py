@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from pipelines import demo_corpus
+from demo import corpus as demo_corpus
 from pipelines import filters
 from pipelines import readers
 from pipelines.captions import decode_caption

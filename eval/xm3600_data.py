@@ -3,7 +3,8 @@
 `DIR/captions.jsonl` holds one JSON object per image:
 `{"image/key": "<hex>", "<lang>": {"caption": [...], ...}, ...}`, and the
 images are `DIR/images/<image/key>.jpg`. Only the `caption` lists are read
-(tokenisation is the model's own).
+(tokenisation is the model's own). The layout's names are defined here, for
+whatever reads or writes the set.
 
 Nothing is dropped silently: a malformed line is an error naming its line
 number; missing image files are an error listing the first few, unless the
@@ -20,14 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import demo_corpus
 from pipelines import langid
 
-CAPTIONS_FILE = demo_corpus.XM3600_CAPTIONS_FILE
-IMAGES_DIR = demo_corpus.XM3600_IMAGES_DIR
+# The official layout's names.
+CAPTIONS_FILE = "captions.jsonl"
+IMAGES_DIR = "images"
+IMAGE_SUFFIX = ".jpg"
 IMAGE_KEY = "image/key"
 CAPTION = "caption"
-IMAGE_SUFFIX = ".jpg"
+# XM3600's own tokenisation of each caption, beside `caption`; not read here.
+CAPTION_TOKENIZED = "caption/tokenized"
 # Missing image files named in an error message.
 _MISSING_SHOWN = 5
 

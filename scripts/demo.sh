@@ -35,7 +35,7 @@ stage() {
 rm -rf "$DEMO_DIR"
 
 stage 1 "demo corpus (10,000 captioned scenes, 36 languages, 5% bad) and mini XM3600"
-"$PY" -m pipelines.demo_corpus \
+"$PY" -m demo.corpus \
   --output "$DEMO_DIR/corpus" \
   --xm3600_dir "$DEMO_DIR/xm3600" \
   --num_examples 10000 \

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
+from demo import corpus as demo_corpus_lib
 from pipelines import build_dataset
-from pipelines import demo_corpus as demo_corpus_lib
 from pipelines import images
 from pipelines import readers
 from pipelines import records

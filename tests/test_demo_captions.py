@@ -5,14 +5,13 @@ import itertools
 import numpy as np
 import pytest
 
-from pipelines import demo_captions
-from pipelines import demo_scenes
-from pipelines.demo_corpus import MAX_CAPTION_CHARS
-from pipelines.demo_corpus import MAX_CAPTION_WORDS
-from pipelines.demo_corpus import MIN_CAPTION_CHARS
-from pipelines.demo_scenes import Background
-from pipelines.demo_scenes import Scene
-from pipelines.demo_scenes import SceneShape
+from demo import captions as demo_captions
+from demo import scenes as demo_scenes
+from demo.scenes import Background
+from demo.scenes import Scene
+from demo.scenes import SceneShape
+from pipelines.filters import count_words
+from pipelines.filters import FilterConfig
 
 XM3600_LANGUAGES = (
     "ar bn cs da de el en es fa fi fil fr he hi hr hu id it ja ko mi nl no "
@@ -55,13 +54,16 @@ def test_languages_are_the_xm3600_languages():
 
 @pytest.mark.parametrize("lang", XM3600_LANGUAGES)
 def test_every_word_renders_as_distinct_valid_captions(lang):
+  defaults = FilterConfig()
   for scene in _every_word_scenes():
     variants = demo_captions.caption_variants(scene, lang)
     assert len(variants) >= 3
     assert len(set(variants)) == len(variants), variants
     for caption in variants:
-      assert MIN_CAPTION_CHARS <= len(caption) <= MAX_CAPTION_CHARS
-      assert len(caption.split()) <= MAX_CAPTION_WORDS
+      assert (defaults.min_caption_chars <= len(caption)
+              <= defaults.max_caption_chars)
+      assert (defaults.min_caption_words <= count_words(caption)
+              <= defaults.max_caption_words)
       assert caption == caption.strip() and "  " not in caption
       assert not any(c in caption for c in "{}|_"), caption
 

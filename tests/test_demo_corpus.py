@@ -14,17 +14,17 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from demo import captions as demo_captions
+from demo import corpus as demo_corpus_lib
+from demo import scenes as demo_scenes
+from demo.corpus import Defect
 from pipelines import blocklist
 from pipelines import build_dataset
-from pipelines import demo_captions
-from pipelines import demo_corpus as demo_corpus_lib
-from pipelines import demo_scenes
 from pipelines import filters
 from pipelines import langid
 from pipelines import process
 from pipelines import readers
 from pipelines import records
-from pipelines.demo_corpus import Defect
 from pipelines.reasons import Reason
 from tests.fixtures.corpus import DEMO_NUM_EXAMPLES
 from tests.fixtures.corpus import DEMO_SEED
@@ -32,6 +32,7 @@ from tests.fixtures.corpus import XM3600_NUM_IMAGES
 from tests.test_demo_captions import COLOUR_STEMS
 from tests.test_demo_captions import mentions_colour
 
+DEFAULTS = filters.FilterConfig()
 IMG2DATASET_FIELDS = ("key", "status", "error_message", "caption", "url", "width", "height",
                       "original_width", "original_height", "exif", "sha256")
 
@@ -287,23 +288,30 @@ def test_defect_truth_matches_the_bytes(examples, xm3600_dir):
     assert examples[original]["jpg"] == e["jpg"]
     assert _metadata(examples[original])["demo"]["defect"] is None
     assert e["txt"].decode("utf-8").strip()
-  xm_images = {p.read_bytes() for p in (xm3600_dir / "images").glob("*.jpg")}
+  with open(xm3600_dir / "captions.jsonl", encoding="utf-8") as f:
+    xm_lines = {line["image/key"]: line for line in map(json.loads, f)}
   for _, e in grouped[Defect.BLOCKLISTED_IMAGE]:
-    assert e["jpg"] in xm_images
+    demo = _metadata(e)["demo"]
+    xm_key = demo["defect_detail"].removeprefix("xm3600 ")
+    assert e["jpg"] == (xm3600_dir / "images" / f"{xm_key}.jpg").read_bytes()
+    # The image's own first caption in the example's language.
+    assert (e["txt"].decode("utf-8")
+            == xm_lines[xm_key][demo["lang"]]["caption"][0])
   # Every bad caption-side example still has a good image, so its caption
   # defect is the first thing the pipeline finds.
   for kind in (Defect.MISSING_CAPTION, Defect.EMPTY_CAPTION,
                Defect.LONG_CAPTION, Defect.NON_UTF8_CAPTION):
     for _, e in grouped[kind]:
-      assert min(_decode(e["jpg"]).size) >= demo_corpus_lib.MIN_IMAGE_SIDE
+      assert min(_decode(e["jpg"]).size) >= DEFAULTS.min_image_side
 
 
 def test_clean_examples_pass_the_default_thresholds(examples):
   for e in _by_defect(examples)[None]:
     caption = e[1]["txt"].decode("utf-8")
-    assert (demo_corpus_lib.MIN_CAPTION_CHARS <= len(caption)
-            <= demo_corpus_lib.MAX_CAPTION_CHARS)
-    assert len(caption.split()) <= demo_corpus_lib.MAX_CAPTION_WORDS
+    assert (DEFAULTS.min_caption_chars <= len(caption)
+            <= DEFAULTS.max_caption_chars)
+    assert (DEFAULTS.min_caption_words <= filters.count_words(caption)
+            <= DEFAULTS.max_caption_words)
 
 
 def test_plan_spreads_defects_evenly_and_blocklists_only_with_a_source():
@@ -429,7 +437,7 @@ def test_cli_refuses_non_empty_output_unless_overwrite(tmp_path, capsys):
 
 def test_cli_help_runs_as_a_module():
   result = subprocess.run(
-      [sys.executable, "-m", "pipelines.demo_corpus", "--help"],
+      [sys.executable, "-m", "demo.corpus", "--help"],
       capture_output=True, text=True, check=True)
   for flag in ("--output", "--num_examples", "--seed", "--xm3600_dir",
                "--image_size", "--examples_per_shard", "--bad_fraction",
@@ -441,16 +449,18 @@ def test_cli_help_runs_as_a_module():
 # The contract with the dataset pipeline -----------------------------------------
 
 
-def test_thresholds_are_the_pipeline_defaults():
-  config = filters.FilterConfig()
-  assert (config.min_image_side, config.max_aspect_ratio,
-          config.min_caption_chars, config.max_caption_chars,
-          config.max_caption_words) == (
-              demo_corpus_lib.MIN_IMAGE_SIDE,
-              demo_corpus_lib.MAX_ASPECT_RATIO,
-              demo_corpus_lib.MIN_CAPTION_CHARS,
-              demo_corpus_lib.MAX_CAPTION_CHARS,
-              demo_corpus_lib.MAX_CAPTION_WORDS)
+def test_defects_cross_the_pipeline_defaults_by_a_margin(demo_corpus):
+  assert demo_corpus_lib.TINY_SIDE_RANGE[1] < DEFAULTS.min_image_side
+  # An extreme image is not also too small, so its reason is the ratio.
+  assert (demo_corpus_lib.EXTREME_SHORT_SIDE_RANGE[0]
+          >= DEFAULTS.min_image_side)
+  assert demo_corpus_lib.EXTREME_RATIO_RANGE[0] > DEFAULTS.max_aspect_ratio
+  assert demo_corpus_lib.LONG_CAPTION_MIN_CHARS > DEFAULTS.max_caption_chars
+  recorded = json.loads((demo_corpus.output_dir / "corpus.json").read_text())
+  names = ("min_image_side", "max_aspect_ratio", "min_caption_chars",
+           "max_caption_chars", "max_caption_words")
+  assert recorded["options"]["thresholds"] == {
+      name: getattr(DEFAULTS, name) for name in names}
 
 
 def test_pipeline_rejects_exactly_the_bad_examples(demo_corpus, xm3600_dir):

@@ -6,7 +6,7 @@ Each grammar module maps language codes to a function `Scene -> tuple[str,
 
 from collections.abc import Callable, Mapping
 
-from pipelines.demo_scenes import Scene
+from demo.scenes import Scene
 
 Grammar = Callable[[Scene], tuple[str, ...]]
 

@@ -10,7 +10,7 @@ the corpus then reuses as block-listed examples.
 Everything is a function of the seed: example `i` draws from a generator
 seeded by (stream, seed, i), so the same options give byte-identical files.
 
-  python -m pipelines.demo_corpus --output demo/corpus --xm3600_dir demo/xm3600
+  python -m demo.corpus --output demo_out/corpus --xm3600_dir demo_out/xm3600
 """
 
 import argparse
@@ -34,8 +34,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pipelines import demo_captions
-from pipelines import demo_scenes
+from demo import captions
+from demo import scenes
+from eval import xm3600_data
+from pipelines.filters import FilterConfig
 from pipelines.reasons import Reason
 
 
@@ -57,11 +59,7 @@ class Defect(enum.StrEnum):
 
 # The dataset pipeline's default thresholds; the defects are made to cross
 # them by a wide margin, and clean examples stay well inside them.
-MIN_IMAGE_SIDE = 32
-MAX_ASPECT_RATIO = 3.0
-MIN_CAPTION_CHARS = 2
-MAX_CAPTION_CHARS = 512
-MAX_CAPTION_WORDS = 128
+THRESHOLDS = FilterConfig()
 
 # The reason the pipeline must reject each defect with, under those defaults.
 EXPECTED_REASONS: Mapping[Defect, Reason] = {
@@ -92,8 +90,6 @@ _WHITESPACE_CAPTIONS = ("", " ", "\n", " \t \n ")
 DEFAULT_ENGLISH_SHARE = 0.5
 MAX_IMAGE_SIDE = 4096
 CORPUS_FILE = "corpus.json"
-XM3600_CAPTIONS_FILE = "captions.jsonl"
-XM3600_IMAGES_DIR = "images"
 _SHARD_NAME = re.compile(r"^\d{5}\.tar$")
 _KEY_DIGITS = 9
 
@@ -212,21 +208,21 @@ def parse_lang_mix(spec: str | Mapping[str, float] | None) -> dict[str, float]:
   else:
     named = dict(spec)
   for lang, share in named.items():
-    if lang not in demo_captions.LANGUAGES:
+    if lang not in captions.LANGUAGES:
       raise ValueError(f"--lang_mix: unknown language {lang!r}; expected one "
-                       f"of {' '.join(demo_captions.LANGUAGES)}")
+                       f"of {' '.join(captions.LANGUAGES)}")
     if not 0.0 <= share <= 1.0:
       raise ValueError(f"--lang_mix: share of {lang} must be in [0, 1], "
                        f"got {share}")
   total = sum(named.values())
   if total > 1.0 + 1e-9:
     raise ValueError(f"--lang_mix shares sum to {total:g}, more than 1")
-  rest = [lang for lang in demo_captions.LANGUAGES if lang not in named]
+  rest = [lang for lang in captions.LANGUAGES if lang not in named]
   if not rest and total < 1.0 - 1e-9:
     raise ValueError(f"--lang_mix names every language but its shares sum "
                      f"to {total:g}, not 1")
   spread = (1.0 - total) / len(rest) if rest else 0.0
-  return {lang: named.get(lang, spread) for lang in demo_captions.LANGUAGES}
+  return {lang: named.get(lang, spread) for lang in captions.LANGUAGES}
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -244,12 +240,13 @@ def parse_image_size(text: str) -> tuple[int, int]:
 
 def _check_image_size(image_size: Sequence[int]) -> tuple[int, int]:
   width, height = (int(v) for v in image_size)
-  if min(width, height) < MIN_IMAGE_SIDE or max(width, height) > MAX_IMAGE_SIDE:
+  min_side = THRESHOLDS.min_image_side
+  if min(width, height) < min_side or max(width, height) > MAX_IMAGE_SIDE:
     raise ValueError(f"--image_size {width}x{height}: each side must be "
-                     f"{MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} px for clean images")
-  if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+                     f"{min_side}..{MAX_IMAGE_SIDE} px for clean images")
+  if max(width, height) / min(width, height) > THRESHOLDS.max_aspect_ratio:
     raise ValueError(f"--image_size {width}x{height}: aspect ratio must be at "
-                     f"most {MAX_ASPECT_RATIO:g} for clean images")
+                     f"most {THRESHOLDS.max_aspect_ratio:g} for clean images")
   return width, height
 
 
@@ -308,17 +305,12 @@ def _prepare_output_dir(path: pathlib.Path, overwrite: bool, flag: str,
 def _xm3600_root(path: pathlib.Path) -> pathlib.Path:
   """The XM3600 directory given itself or its `images/` directory."""
   for root in (path, path.parent):
-    if ((root / XM3600_CAPTIONS_FILE).is_file()
-        and (root / XM3600_IMAGES_DIR).is_dir()):
+    if ((root / xm3600_data.CAPTIONS_FILE).is_file()
+        and (root / xm3600_data.IMAGES_DIR).is_dir()):
       return root
   raise ValueError(f"blocklist source {path} is not an XM3600 directory "
-                   f"(no {XM3600_CAPTIONS_FILE} and {XM3600_IMAGES_DIR}/)")
-
-
-def _read_xm3600_captions(root: pathlib.Path) -> dict[str, dict[str, Any]]:
-  with open(root / XM3600_CAPTIONS_FILE, encoding="utf-8") as f:
-    lines = [json.loads(line) for line in f if line.strip()]
-  return {line["image/key"]: line for line in lines}
+                   f"(no {xm3600_data.CAPTIONS_FILE} and "
+                   f"{xm3600_data.IMAGES_DIR}/)")
 
 
 # The plan: languages and defects per example ----------------------------------
@@ -394,14 +386,14 @@ def _image_dimensions(defect: Defect | None, image_size: tuple[int, int],
 
 def _render(seed: int, index: int, defect: Defect | None,
             image_size: tuple[int, int]
-            ) -> tuple[demo_scenes.Scene, bytes, tuple[int, int],
+            ) -> tuple[scenes.Scene, bytes, tuple[int, int],
                        np.random.Generator]:
   """Example `index`'s scene, JPEG, size and its generator after drawing."""
   rng = _example_rng(seed, index)
-  scene = demo_scenes.sample_scene(rng)
+  scene = scenes.sample_scene(rng)
   width, height = _image_dimensions(defect, image_size, rng)
-  jpeg = demo_scenes.encode_jpeg(
-      demo_scenes.render_scene(scene, width, height, rng))
+  jpeg = scenes.encode_jpeg(
+      scenes.render_scene(scene, width, height, rng))
   return scene, jpeg, (width, height), rng
 
 
@@ -438,7 +430,7 @@ def _corrupted(jpeg: bytes, rng: np.random.Generator) -> bytes:
 
 
 def make_example(plan: ExamplePlan, seed: int, image_size: tuple[int, int],
-                 xm3600_captions: Mapping[str, Mapping[str, Any]]
+                 xm3600_captions: Mapping[str, Mapping[str, Sequence[str]]]
                  | None = None) -> DemoExample:
   """Generates the example `plan` describes; depends on nothing else.
 
@@ -446,8 +438,9 @@ def make_example(plan: ExamplePlan, seed: int, image_size: tuple[int, int],
     plan: the example's index, language and defect.
     seed: the corpus seed.
     image_size: (width, height) of clean images.
-    xm3600_captions: the XM3600 lines by image key, for block-listed
-      examples (their caption is the image's own XM3600 caption).
+    xm3600_captions: image key -> {lang: captions} of the XM3600 set, for
+      block-listed examples (their caption is the image's own XM3600
+      caption).
   """
   defect, key = plan.defect, example_key(plan.index)
   scene, image, (width, height), rng = _render(seed, plan.index, defect,
@@ -455,14 +448,14 @@ def make_example(plan: ExamplePlan, seed: int, image_size: tuple[int, int],
   if defect is Defect.DUPLICATE_IMAGE:
     scene, image, (width, height), _ = _render(seed, plan.duplicate_of, None,
                                                image_size)
-  text = demo_captions.describe(scene, plan.lang, rng)
+  text = captions.describe(scene, plan.lang, rng)
   caption, detail = text.encode("utf-8"), None
   if defect is Defect.BLOCKLISTED_IMAGE:
     image = plan.blocklisted_image.read_bytes()
     with Image.open(io.BytesIO(image)) as decoded:
       width, height = decoded.size
     xm_key = plan.blocklisted_image.stem
-    text = xm3600_captions[xm_key][plan.lang]["caption"][0]
+    text = xm3600_captions[xm_key][plan.lang][0]
     caption, scene, detail = text.encode("utf-8"), None, f"xm3600 {xm_key}"
   elif defect is Defect.CORRUPT_JPEG:
     image = _corrupted(image, rng)
@@ -581,8 +574,10 @@ def generate_corpus(
   xm3600_captions = None
   if blocklist_source_dir is not None:
     root = _xm3600_root(pathlib.Path(blocklist_source_dir))
-    xm3600_captions = _read_xm3600_captions(root)
-    blocklist_images = sorted((root / XM3600_IMAGES_DIR).glob("*.jpg"))
+    xm3600_captions = dict(xm3600_data.read_captions(
+        root / xm3600_data.CAPTIONS_FILE))
+    blocklist_images = sorted((root / xm3600_data.IMAGES_DIR).glob(
+        f"*{xm3600_data.IMAGE_SUFFIX}"))
     if not blocklist_images:
       raise ValueError(f"blocklist source {root} has no images")
   output_dir = pathlib.Path(output_dir)
@@ -613,11 +608,11 @@ def generate_corpus(
       "blocklist_source_dir": (None if blocklist_source_dir is None
                                else str(blocklist_source_dir)),
       "thresholds": {
-          "min_image_side": MIN_IMAGE_SIDE,
-          "max_aspect_ratio": MAX_ASPECT_RATIO,
-          "min_caption_chars": MIN_CAPTION_CHARS,
-          "max_caption_chars": MAX_CAPTION_CHARS,
-          "max_caption_words": MAX_CAPTION_WORDS,
+          "min_image_side": THRESHOLDS.min_image_side,
+          "max_aspect_ratio": THRESHOLDS.max_aspect_ratio,
+          "min_caption_chars": THRESHOLDS.min_caption_chars,
+          "max_caption_chars": THRESHOLDS.max_caption_chars,
+          "max_caption_words": THRESHOLDS.max_caption_words,
       },
   }
   summary = CorpusSummary(
@@ -663,7 +658,7 @@ def xm3600_image_key(seed: int, index: int) -> str:
 
 
 def _owned_by_xm3600(entry: pathlib.Path) -> bool:
-  return entry.name in (XM3600_CAPTIONS_FILE, XM3600_IMAGES_DIR)
+  return entry.name in (xm3600_data.CAPTIONS_FILE, xm3600_data.IMAGES_DIR)
 
 
 def generate_xm3600(
@@ -688,37 +683,36 @@ def generate_xm3600(
   """
   if num_images <= 0:
     raise ValueError(f"--xm3600_num_images must be positive, got {num_images}")
-  if not 0 < captions_per_image <= demo_captions.MIN_VARIANTS:
+  if not 0 < captions_per_image <= captions.MIN_VARIANTS:
     raise ValueError(
         "--xm3600_captions_per_image must be "
-        f"1..{demo_captions.MIN_VARIANTS} (the fewest templates of a "
+        f"1..{captions.MIN_VARIANTS} (the fewest templates of a "
         f"language), got {captions_per_image}")
   width, height = _check_image_size(image_size)
   output_dir = pathlib.Path(output_dir)
   _prepare_output_dir(output_dir, overwrite, "--xm3600_dir", _owned_by_xm3600)
-  images_dir = output_dir / XM3600_IMAGES_DIR
-  images_dir.mkdir()
+  (output_dir / xm3600_data.IMAGES_DIR).mkdir()
   keys, lines = [], []
   for index in range(num_images):
     rng = np.random.default_rng((_XM3600_STREAM, seed, index))
-    scene = demo_scenes.sample_scene(rng)
-    jpeg = demo_scenes.encode_jpeg(
-        demo_scenes.render_scene(scene, width, height, rng))
+    scene = scenes.sample_scene(rng)
+    jpeg = scenes.encode_jpeg(
+        scenes.render_scene(scene, width, height, rng))
     key = xm3600_image_key(seed, index)
-    (images_dir / f"{key}.jpg").write_bytes(jpeg)
-    line = {"image/key": key}
-    for lang in demo_captions.LANGUAGES:
-      variants = demo_captions.caption_variants(scene, lang)
+    xm3600_data.image_path(output_dir, key).write_bytes(jpeg)
+    line = {xm3600_data.IMAGE_KEY: key}
+    for lang in captions.LANGUAGES:
+      variants = captions.caption_variants(scene, lang)
       chosen = rng.choice(len(variants), captions_per_image, replace=False)
-      captions = [variants[i] for i in sorted(chosen)]
+      texts = [variants[i] for i in sorted(chosen)]
       line[lang] = {
-          "caption": captions,
-          "caption/tokenized": [demo_captions.tokenize_caption(c, lang)
-                                for c in captions],
+          xm3600_data.CAPTION: texts,
+          xm3600_data.CAPTION_TOKENIZED: [captions.tokenize_caption(c, lang)
+                                          for c in texts],
       }
     keys.append(key)
     lines.append(json.dumps(line, ensure_ascii=False))
-  (output_dir / XM3600_CAPTIONS_FILE).write_text(
+  (output_dir / xm3600_data.CAPTIONS_FILE).write_text(
       "\n".join(lines) + "\n", encoding="utf-8")
   return Xm3600Summary(output_dir=output_dir, image_keys=tuple(keys),
                        captions_per_image=captions_per_image, seed=seed)
@@ -736,7 +730,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
   parser = _ArgumentParser(
-      prog="python -m pipelines.demo_corpus",
+      prog="python -m demo.corpus",
       description=("Write the synthetic demo corpus (webdataset tar shards "
                    "of shape scenes with captions in the 36 XM3600 "
                    "languages, a share of them deliberately bad) and, "
@@ -812,7 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           captions_per_image=args.xm3600_captions_per_image,
           overwrite=args.overwrite)
       print(f"wrote mini XM3600: {xm.num_images} images x "
-            f"{len(demo_captions.LANGUAGES)} languages x "
+            f"{len(captions.LANGUAGES)} languages x "
             f"{xm.captions_per_image} captions to {xm.output_dir}",
             flush=True)
       blocklist = xm.output_dir

@@ -1,10 +1,10 @@
 """Caption grammars of Swahili, Māori and Cusco Quechua (sw, mi, quz)."""
 
-from pipelines.demo_grammar_common import capitalised
-from pipelines.demo_grammar_common import forms
-from pipelines.demo_grammar_common import Grammar
-from pipelines.demo_scenes import Scene
-from pipelines.demo_scenes import SceneShape
+from demo.grammar_common import capitalised
+from demo.grammar_common import forms
+from demo.grammar_common import Grammar
+from demo.scenes import Scene
+from demo.scenes import SceneShape
 
 # Swahili ----------------------------------------------------------------------
 

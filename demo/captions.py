@@ -1,6 +1,6 @@
 """Captions of demo scenes in the 36 XM3600 languages.
 
-Every language has its own grammar (in `demo_grammar_*`) that writes several
+Every language has its own grammar (in `grammar_*`) that writes several
 caption variants (templates) for a scene, in its own script and word order,
 with the agreement the language needs. `describe` picks one variant with the
 caller's generator; `tokenize_caption` gives XM3600's `caption/tokenized`.
@@ -10,13 +10,13 @@ import unicodedata
 
 import numpy as np
 
-from pipelines import demo_grammar_africa_oceania_americas
-from pipelines import demo_grammar_asia
-from pipelines import demo_grammar_europe
-from pipelines.demo_grammar_common import Grammar
-from pipelines.demo_scenes import Background
-from pipelines.demo_scenes import Scene
-from pipelines.demo_scenes import SceneShape
+from demo import grammar_africa_oceania_americas
+from demo import grammar_asia
+from demo import grammar_europe
+from demo.grammar_common import Grammar
+from demo.scenes import Background
+from demo.scenes import Scene
+from demo.scenes import SceneShape
 
 # The XM3600 languages, in the dataset's order.
 LANGUAGES: tuple[str, ...] = (
@@ -28,9 +28,9 @@ LANGUAGES: tuple[str, ...] = (
 UNSPACED_LANGUAGES: frozenset[str] = frozenset({"ja", "th", "zh"})
 
 _GRAMMARS: dict[str, Grammar] = {
-    **demo_grammar_europe.GRAMMARS,
-    **demo_grammar_asia.GRAMMARS,
-    **demo_grammar_africa_oceania_americas.GRAMMARS,
+    **grammar_europe.GRAMMARS,
+    **grammar_asia.GRAMMARS,
+    **grammar_africa_oceania_americas.GRAMMARS,
 }
 if sorted(_GRAMMARS) != sorted(LANGUAGES):
   raise ImportError("demo caption grammars do not cover exactly the XM3600 "

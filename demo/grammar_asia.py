@@ -5,12 +5,12 @@ written without spaces; Korean particles follow the final consonant of the
 word before them; Arabic and Hebrew attach "and" to the next word.
 """
 
-from pipelines.demo_grammar_common import by_count
-from pipelines.demo_grammar_common import capitalised
-from pipelines.demo_grammar_common import forms
-from pipelines.demo_grammar_common import Grammar
-from pipelines.demo_scenes import Scene
-from pipelines.demo_scenes import SceneShape
+from demo.grammar_common import by_count
+from demo.grammar_common import capitalised
+from demo.grammar_common import forms
+from demo.grammar_common import Grammar
+from demo.scenes import Scene
+from demo.scenes import SceneShape
 
 # Arabic -----------------------------------------------------------------------
 

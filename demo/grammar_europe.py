@@ -5,13 +5,13 @@ with their noun's gender (and case, where the template puts the noun in one),
 in the word order each language uses.
 """
 
-from pipelines.demo_grammar_common import agree
-from pipelines.demo_grammar_common import by_count
-from pipelines.demo_grammar_common import capitalised
-from pipelines.demo_grammar_common import forms
-from pipelines.demo_grammar_common import Grammar
-from pipelines.demo_scenes import Scene
-from pipelines.demo_scenes import SceneShape
+from demo.grammar_common import agree
+from demo.grammar_common import by_count
+from demo.grammar_common import capitalised
+from demo.grammar_common import forms
+from demo.grammar_common import Grammar
+from demo.scenes import Scene
+from demo.scenes import SceneShape
 
 # English ----------------------------------------------------------------------
 
