@@ -413,6 +413,15 @@ def test_match_input_files(tmp_path):
 # Beam.
 
 
+def _run_and_count(pipeline: beam.Pipeline) -> dict[str, int]:
+  """Runs `pipeline`; the read counters it committed, by name."""
+  result = pipeline.run()
+  result.wait_until_finish()
+  query = result.metrics().query(
+      MetricsFilter().with_namespace(beam_read.METRICS_NAMESPACE))
+  return {c.key.metric.name: c.committed for c in query["counters"]}
+
+
 def test_read_raw_examples_with_beam(tmp_path):
   _write_tar(tmp_path / "00000.tar", _webdataset_members(["a", "b"]))
   _write_tar(tmp_path / "00001.tar", _webdataset_members(["c", "d", "e"]))
@@ -432,12 +441,8 @@ def test_read_raw_examples_with_beam(tmp_path):
   assert_that(outputs[beam_read.FILE_ERRORS_TAG]
               | beam.Map(lambda e: (e.source, e.message.split(":")[0])),
               equal_to([(str(path), "ReadError")]), label="FileErrors")
-  result = pipeline.run()
-  result.wait_until_finish()
-  query = result.metrics().query(
-      MetricsFilter().with_namespace(beam_read.METRICS_NAMESPACE))
-  counters = {c.key.metric.name: c.committed for c in query["counters"]}
-  assert counters == {"files_read": 3, "examples_read": 5, "corrupt_files": 1}
+  assert _run_and_count(pipeline) == {
+      "files_read": 3, "examples_read": 5, "corrupt_files": 1}
 
 
 def test_corrupt_tfrecord_checksum_is_counted_with_its_reason(tmp_path):
@@ -449,7 +454,7 @@ def test_corrupt_tfrecord_checksum_is_counted_with_its_reason(tmp_path):
   path = tmp_path / "flipped.tfrecord"
   _write_tfrecord(path, payloads)
   data = bytearray(path.read_bytes())
-  second = 8 + 4 + len(payloads[0]) + 4
+  second = _first_record_size(path)
   data[second + 12] ^= 0x01  # The first payload byte of record "t1".
   path.write_bytes(bytes(data))
   pipeline = beam.Pipeline(runner="DirectRunner")
@@ -460,12 +465,8 @@ def test_corrupt_tfrecord_checksum_is_counted_with_its_reason(tmp_path):
   assert_that(outputs.file_errors,
               equal_to([common.FileError(str(path), message)]),
               label="FileErrors")
-  result = pipeline.run()
-  result.wait_until_finish()
-  query = result.metrics().query(
-      MetricsFilter().with_namespace(beam_read.METRICS_NAMESPACE))
-  counters = {c.key.metric.name: c.committed for c in query["counters"]}
-  assert counters == {"files_read": 1, "examples_read": 1, "corrupt_files": 1}
+  assert _run_and_count(pipeline) == {
+      "files_read": 1, "examples_read": 1, "corrupt_files": 1}
 
 
 def test_read_raw_examples_fails_at_build_time_without_files(tmp_path):
