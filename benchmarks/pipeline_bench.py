@@ -49,8 +49,9 @@ from pipelines import captions
 from pipelines import images
 from pipelines import langid
 from pipelines import process
-from pipelines import readers
 from pipelines import records
+from pipelines.readers import dispatch
+from pipelines.readers.common import RawExample
 from pipelines.reasons import Rejection
 from tokenizers import train_vocab
 from tokenizers.vocabulary import Vocabulary
@@ -121,7 +122,7 @@ def run_pipeline(corpus_dir: pathlib.Path, output: pathlib.Path,
                  stderr=subprocess.DEVNULL)
 
 
-def run_kernel(raws: Sequence[readers.RawExample],
+def run_kernel(raws: Sequence[RawExample],
                identifier: langid.LanguageIdentifier,
                vocabularies: Sequence[Vocabulary]) -> None:
   """`process_batch` over all examples, batch by batch."""
@@ -131,7 +132,7 @@ def run_kernel(raws: Sequence[readers.RawExample],
     process.process_batch(raws[i:i + batch], config, identifier, vocabularies)
 
 
-def _run_kernel_after_fork(raws: Sequence[readers.RawExample],
+def _run_kernel_after_fork(raws: Sequence[RawExample],
                            identifier: langid.LanguageIdentifier,
                            vocabularies: Sequence[Vocabulary]) -> None:
   # A forked child has none of the parent's threads: the vocabularies' thread
@@ -139,7 +140,7 @@ def _run_kernel_after_fork(raws: Sequence[readers.RawExample],
   run_kernel(raws, identifier, [copy.deepcopy(v) for v in vocabularies])
 
 
-def run_kernel_in_two_processes(raws: Sequence[readers.RawExample],
+def run_kernel_in_two_processes(raws: Sequence[RawExample],
                                 identifier: langid.LanguageIdentifier,
                                 vocabularies: Sequence[Vocabulary]) -> None:
   """`run_kernel` on each half of the examples, in two forked processes.
@@ -167,7 +168,7 @@ def _median_ms(function: Callable, inputs: Sequence) -> float:
   return 1000 * statistics.median(times)
 
 
-def stage_milliseconds(raws: Sequence[readers.RawExample],
+def stage_milliseconds(raws: Sequence[RawExample],
                        identifier: langid.LanguageIdentifier,
                        vocabularies: Sequence[Vocabulary]) -> dict[str, float]:
   """Median milliseconds per example of each kernel stage, timed alone."""
@@ -220,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     work = pathlib.Path(tmp)
     corpus, small, vocab_dirs = make_inputs(work, args.num_examples)
     raws = [e for shard in corpus.shards
-            for e in readers.read_examples(str(shard))]
+            for e in dispatch.read_examples(str(shard))]
     identifier = langid.LanguageIdentifier()
     identifier.identify("warm up")
     vocabularies = [Vocabulary.load(d) for d in vocab_dirs]

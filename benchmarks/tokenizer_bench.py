@@ -29,8 +29,8 @@ import time
 
 from demo import corpus as demo_corpus
 from pipelines import filters
-from pipelines import readers
 from pipelines.captions import decode_caption
+from pipelines.readers import dispatch
 from pipelines.reasons import Rejection
 from tokenizers import train_vocab
 from tokenizers.vocabulary import Vocabulary
@@ -52,8 +52,8 @@ def kept_captions(corpus_dir: str) -> list[str]:
   """The corpus's clean captions that the dataset pipeline's filters keep."""
   config = filters.FilterConfig()
   texts = []
-  for path in readers.match_input_files(f"{corpus_dir}/*.tar"):
-    for example in readers.read_examples(path):
+  for path in dispatch.match_input_files(f"{corpus_dir}/*.tar"):
+    for example in dispatch.read_examples(path):
       try:
         text = decode_caption(example.caption)
       except Rejection:

@@ -41,9 +41,11 @@ from pipelines import filters
 from pipelines import langid
 from pipelines import pipeline_command
 from pipelines import process
-from pipelines import readers
 from pipelines import records
 from pipelines import sinks
+from pipelines.readers import beam_read
+from pipelines.readers import dispatch
+from pipelines.readers.common import RawExample
 from pipelines.reasons import Reason
 from pipelines.reasons import Rejection
 from tokenizers.vocabulary import Vocabulary
@@ -163,7 +165,7 @@ class _ProcessFn(beam.DoFn):
     # Loads the language model now rather than on the first example.
     self._identifier.identify("warm up")
 
-  def process(self, batch: list[readers.RawExample]):
+  def process(self, batch: list[RawExample]):
     results = process.process_batch(batch, self._config, self._identifier,
                                     self._vocabularies)
     for raw, result in zip(batch, results):
@@ -302,7 +304,7 @@ class BuildDataset(beam.PTransform):
                blocked_hashes: Iterable[str], num_shards: int, split: str,
                manifest_fields: dict[str, Any]):
     super().__init__()
-    self._inputs = readers.match_input_files(inputs)
+    self._inputs = dispatch.match_input_files(inputs)
     self._output_dir = output_dir
     self._config = config
     self._identifier = identifier
@@ -314,8 +316,8 @@ class BuildDataset(beam.PTransform):
 
   def expand(self, pbegin):
     n = self._num_shards
-    read = pbegin | "Read" >> readers.ReadRawExamples(self._inputs)
-    examples = read[readers.EXAMPLES_TAG]
+    read = pbegin | "Read" >> beam_read.ReadRawExamples(self._inputs)
+    examples = read[beam_read.EXAMPLES_TAG]
     processed = (
         examples
         | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE,
@@ -356,7 +358,7 @@ class BuildDataset(beam.PTransform):
             shards=beam.pvalue.AsList(shards),
             read=beam.pvalue.AsSingleton(
                 examples | "CountRead" >> beam.combiners.Count.Globally()),
-            file_errors=beam.pvalue.AsList(read[readers.FILE_ERRORS_TAG])))
+            file_errors=beam.pvalue.AsList(read[beam_read.FILE_ERRORS_TAG])))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -551,7 +553,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
   config = _config_from_args(args)
   identifier = langid.LanguageIdentifier(args.langid_backend,
                                          args.langid_min_score)
-  input_files = readers.match_input_files(args.input)  # Fails early.
+  input_files = dispatch.match_input_files(args.input)  # Fails early.
   vocabularies = load_vocabularies(args.vocab)
   blocked = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
   sinks.prepare_output_dir(args.output, args.overwrite)

@@ -19,7 +19,7 @@ from pipelines import captions
 from pipelines import filters
 from pipelines import images
 from pipelines import langid
-from pipelines.readers import RawExample
+from pipelines.readers.common import RawExample
 from pipelines.reasons import Rejection
 from pipelines.records import Record
 from tokenizers.vocabulary import Vocabulary

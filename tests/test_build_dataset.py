@@ -11,9 +11,9 @@ import pytest
 from demo import corpus as demo_corpus_lib
 from pipelines import build_dataset
 from pipelines import images
-from pipelines import readers
 from pipelines import records
 from pipelines import sinks
+from pipelines.readers import dispatch
 from pipelines.reasons import REASONS
 from pipelines.reasons import Reason
 from tests.fixtures import dataset as dataset_fixture
@@ -55,7 +55,7 @@ def test_counts_and_reasons_match_the_corpus_truth(built_dataset, demo_corpus):
   assert all(r.detail.removeprefix("duplicate of ") < r.key
              for r in duplicates)
   all_keys = {e.key for shard in demo_corpus.shards
-              for e in readers.read_examples(str(shard))}
+              for e in dispatch.read_examples(str(shard))}
   kept_keys = {r.key for r in _records(built_dataset)}
   assert kept_keys == all_keys - set(demo_corpus.expected_rejections)
 
@@ -260,8 +260,8 @@ def test_damaged_input_file_is_listed_and_counts_add_up(tmp_path, capsys):
   damaged = corpus.shards[1]
   data = damaged.read_bytes()
   damaged.write_bytes(data[:len(data) // 2])
-  readable = sum(1 for _ in readers.read_examples(str(damaged),
-                                                  on_error=lambda *_: None))
+  readable = sum(1 for _ in dispatch.read_examples(str(damaged),
+                                                   on_error=lambda *_: None))
   output = tmp_path / "out"
   argv = ["--input", str(corpus.output_dir / "*.tar"), "--output",
           str(output), "--num_shards", "2", "--languages", "en"]

@@ -23,8 +23,8 @@ from pipelines import build_dataset
 from pipelines import filters
 from pipelines import langid
 from pipelines import process
-from pipelines import readers
 from pipelines import records
+from pipelines.readers import webdataset
 from pipelines.reasons import Reason
 from tests.fixtures.corpus import DEMO_NUM_EXAMPLES
 from tests.fixtures.corpus import DEMO_SEED
@@ -132,7 +132,7 @@ def test_readers_see_every_example(demo_corpus):
   seen = []
   for shard in demo_corpus.shards:
     with open(shard, "rb") as f:
-      seen.extend(readers.read_webdataset_tar(f, str(shard)))
+      seen.extend(webdataset.read_webdataset_tar(f, str(shard)))
   assert len(seen) == DEMO_NUM_EXAMPLES
   missing = [e.key for e in seen if e.caption is None]
   assert sorted(missing) == sorted(
@@ -469,7 +469,7 @@ def test_pipeline_rejects_exactly_the_bad_examples(demo_corpus, xm3600_dir):
   raws = []
   for shard in demo_corpus.shards:
     with open(shard, "rb") as f:
-      raws.extend(readers.read_webdataset_tar(f, str(shard)))
+      raws.extend(webdataset.read_webdataset_tar(f, str(shard)))
   results = process.process_batch(raws, process.ProcessConfig(),
                                   langid.LanguageIdentifier(), [])
   rejected = {raw.key: str(result.reason)

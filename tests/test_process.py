@@ -11,7 +11,7 @@ from pipelines import images
 from pipelines import langid
 from pipelines import process
 from pipelines import records
-from pipelines.readers import RawExample
+from pipelines.readers.common import RawExample
 from pipelines.reasons import Reason
 from pipelines.reasons import Rejection
 from tokenizers.vocabulary import Vocabulary

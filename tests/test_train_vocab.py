@@ -11,8 +11,8 @@ import pytest
 
 from pipelines import filters
 from pipelines import langid
-from pipelines import readers
 from pipelines.captions import decode_caption
+from pipelines.readers import dispatch
 from pipelines.reasons import Rejection
 from tests.fixtures import vocab as vocab_fixtures
 from tokenizers import sampling
@@ -46,7 +46,7 @@ def _kept_captions(corpus) -> list[str]:
   """The corpus's captions that the dataset pipeline would keep."""
   texts = []
   for shard in corpus.shards:
-    for example in readers.read_examples(str(shard)):
+    for example in dispatch.read_examples(str(shard)):
       try:
         text = decode_caption(example.caption)
       except Rejection:

@@ -9,8 +9,8 @@ import pytest
 import sentencepiece
 
 from pipelines import langid
-from pipelines import readers
 from pipelines.captions import decode_caption
+from pipelines.readers import dispatch
 from tokenizers import vocabulary
 from tokenizers.vocabulary import pad_or_truncate
 from tokenizers.vocabulary import Vocabulary
@@ -22,7 +22,7 @@ def _demo_captions(corpus) -> dict[str, list[str]]:
   """The demo corpus's clean captions by language."""
   by_lang = {}
   for shard in corpus.shards:
-    for example in readers.read_examples(str(shard)):
+    for example in dispatch.read_examples(str(shard)):
       demo = example.metadata["demo"]
       if demo["defect"] is None:
         by_lang.setdefault(demo["lang"], []).append(

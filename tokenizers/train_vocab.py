@@ -40,7 +40,9 @@ from pipelines import beam_options
 from pipelines import captions
 from pipelines import filters
 from pipelines import langid
-from pipelines import readers
+from pipelines.readers import beam_read
+from pipelines.readers import dispatch
+from pipelines.readers.common import RawExample
 from pipelines.reasons import Rejection
 from tokenizers import sampling
 from tokenizers import vocabulary
@@ -145,7 +147,7 @@ class _CleanCaption(beam.DoFn):
   def __init__(self):
     self._config = filters.FilterConfig()
 
-  def process(self, example: readers.RawExample):
+  def process(self, example: RawExample):
     try:
       text = captions.decode_caption(example.caption)
     except Rejection as rejection:
@@ -190,7 +192,7 @@ def _summary_json(_, corpus: Mapping[str, int], sample: Mapping[str, int],
 def build_sample_pipeline(pipeline: beam.Pipeline, options: TrainingOptions,
                           sample_dir: str) -> None:
   """Adds read -> clean -> identify -> sample -> write to `pipeline`."""
-  examples = pipeline | "Read" >> readers.ReadRawExamples(
+  examples = pipeline | "Read" >> beam_read.ReadRawExamples(
       list(options.input_patterns))
   cleaned = examples.examples | "Clean" >> beam.ParDo(
       _CleanCaption()).with_outputs(_REJECTED, main="captions")
@@ -428,7 +430,7 @@ def train_vocabulary(
   """
   pipeline_options = beam_options.from_flags(beam_args,
                                              save_main_session=False)
-  readers.match_input_files(list(options.input_patterns))
+  dispatch.match_input_files(list(options.input_patterns))
   with sample_location(options, pipeline_options) as sample_dir:
     _progress(f"sampling captions of {' '.join(options.input_patterns)} "
               f"(preset {options.preset.name}, alpha {options.alpha}) "

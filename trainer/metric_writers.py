@@ -1,20 +1,20 @@
 """Training progress: the console line, TensorBoard scalars and step timing.
 
-The TensorBoard writer writes event files directly (the TFRecord framing of
-`Event` protos): `tensorboard.summary.Writer` would import TensorFlow, which
-costs seconds and memory in every training run.
+Event files are written with TensorBoard's own `RecordWriter` on a plain file.
+TensorBoard's `EventFileWriter` would open its file through
+`tensorboard.compat.tf`, which imports TensorFlow whenever it is installed:
+seconds and memory in every training run.
 """
 
 from collections.abc import Iterator, Mapping
 import contextlib
 import pathlib
 import socket
-import struct
 import time
 
 from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
-from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+from tensorboard.summary.writer.record_writer import RecordWriter
 
 
 class TensorBoardWriter:
@@ -26,15 +26,11 @@ class TensorBoardWriter:
     now = time.time()
     self.path = logdir / (f"events.out.tfevents.{int(now)}."
                           f"{socket.gethostname()}")
-    self._file = open(self.path, "ab")
+    self._records = RecordWriter(open(self.path, "ab"))
     self._write(event_pb2.Event(wall_time=now, file_version="brain.Event:2"))
 
   def _write(self, event: event_pb2.Event) -> None:
-    data = event.SerializeToString()
-    header = struct.pack("<Q", len(data))
-    self._file.write(
-        header + struct.pack("<I", pywrap_tensorflow.masked_crc32c(header)) +
-        data + struct.pack("<I", pywrap_tensorflow.masked_crc32c(data)))
+    self._records.write(event.SerializeToString())
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """Writes one value per tag at `step`."""
@@ -44,10 +40,10 @@ class TensorBoardWriter:
     ])
     self._write(event_pb2.Event(wall_time=time.time(), step=int(step),
                                 summary=summary))
-    self._file.flush()
+    self._records.flush()
 
   def close(self) -> None:
-    self._file.close()
+    self._records.close()
 
 
 def format_duration(seconds: float) -> str:
