@@ -648,6 +648,28 @@ class Xm3600Evaluator:
         self._encode_texts, params, len(self._tokens),
         lambda start, stop: self._tokens[start:stop], "captions")
 
+  def embeddings(self, params: Params
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The embeddings `evaluate` scores: (images, {lang: captions}).
+
+    Images in `data.image_keys` order, each language's captions in the order
+    of its `texts`; all L2-normalised.
+
+    Raises:
+      ValueError: if image and text embeddings differ in size, or the
+        model's image head does not fit the frozen tower.
+    """
+    image_embeddings = self.image_embeddings(params)
+    text_embeddings = self.text_embeddings(params)
+    if image_embeddings.shape[1] != text_embeddings.shape[1]:
+      raise ValueError(f"image embeddings have {image_embeddings.shape[1]} "
+                       f"dims but text embeddings {text_embeddings.shape[1]}")
+    offsets = self._text_offsets
+    return image_embeddings, {
+        lang: text_embeddings[start:stop]
+        for lang, start, stop in zip(self.data.languages, offsets[:-1],
+                                     offsets[1:])}
+
   def evaluate(self, params: Params) -> dict[str, Any]:
     """Per-language and mean recalls, with counts and chance levels.
 
@@ -657,17 +679,11 @@ class Xm3600Evaluator:
       {"i2t": {...}, "t2i": {...}}}}, "mean": {"i2t": {...}, "t2i": {...},
       "chance": {...}, "num_languages"}}, recalls as fractions in [0, 1].
     """
-    image_embeddings = self.image_embeddings(params)
-    text_embeddings = self.text_embeddings(params)
-    if image_embeddings.shape[1] != text_embeddings.shape[1]:
-      raise ValueError(f"image embeddings have {image_embeddings.shape[1]} "
-                       f"dims but text embeddings {text_embeddings.shape[1]}")
-
+    image_embeddings, text_embeddings = self.embeddings(params)
     per_language = {}
     num_images = len(self.data.image_keys)
-    for index, (lang, captions) in enumerate(self.data.languages.items()):
-      start, stop = self._text_offsets[index:index + 2]
-      similarity = image_embeddings @ text_embeddings[start:stop].T
+    for lang, captions in self.data.languages.items():
+      similarity = image_embeddings @ text_embeddings[lang].T
       per_language[lang] = {
           **retrieval_metrics.retrieval_recalls(similarity,
                                                 captions.caption_image),
