@@ -242,10 +242,10 @@ def _training_manifest(data_config: ml_collections.ConfigDict
     # Runs saved before config paths were stored resolved hold the path as
     # it was given, relative to wherever training was started.
     relative = ("" if files.is_uri(train_dir) or os.path.isabs(train_dir) else
-                f" (a relative path, looked up from {os.getcwd()})")
+                f", a relative path looked up from {os.getcwd()}")
     raise MissingManifestError(
-        f"the training dataset manifest {path}{relative} "
-        "(config.data.train_dir) does not exist")
+        f"the training dataset manifest {path} (config.data.train_dir"
+        f"{relative}) does not exist")
   return path, sinks.read_json(path)
 
 
