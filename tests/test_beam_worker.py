@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from pipelines import demo_corpus as demo_corpus_lib
+from demo import corpus as demo_corpus_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TWO_WORKER_PROCESSES = ["--direct_num_workers", "2",
