@@ -68,6 +68,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dataformat import files
 from eval import report
 from eval import retrieval_metrics
 from eval import xm3600_data
@@ -215,25 +216,45 @@ class VocabularyChoice:
   def to_json(self) -> dict[str, Any]:
     v = self.vocabulary
     return {"name": v.name, "sha256": v.sha256, "size": v.size,
-            "lowercase": v.lowercase, "path": self.path,
+            "lowercase": v.lowercase, "path": files.resolve(self.path),
             "source": self.source,
             "verified_against_manifest": bool(self.expected_sha256)}
 
 
+class MissingManifestError(ValueError):
+  """The training dataset the config names has no manifest (any more)."""
+
+
 def _training_manifest(data_config: ml_collections.ConfigDict
                        ) -> tuple[str, dict[str, Any]] | None:
-  """(path, contents) of config.data.train_dir's manifest, None if none."""
+  """(path, contents) of config.data.train_dir's manifest.
+
+  Returns None when the config names no training dataset.
+
+  Raises:
+    MissingManifestError: naming the manifest path, if it is not there.
+  """
   train_dir = data_config.get("train_dir")
   if not train_dir:
     return None
   path = FileSystems.join(train_dir, sinks.MANIFEST)
   if not FileSystems.exists(path):
-    return None
+    # Runs saved before config paths were stored resolved hold the path as
+    # it was given, relative to wherever training was started.
+    relative = ("" if files.is_uri(train_dir) or os.path.isabs(train_dir) else
+                f", a relative path looked up from {os.getcwd()}")
+    raise MissingManifestError(
+        f"the training dataset manifest {path} (config.data.train_dir"
+        f"{relative}) does not exist")
   return path, sinks.read_json(path)
 
 
 def _manifest_sha256(data_config: ml_collections.ConfigDict) -> str:
-  """The training manifest's sha256 of config.data.vocab_name, or ""."""
+  """The training manifest's sha256 of config.data.vocab_name, or "".
+
+  Raises:
+    MissingManifestError: if the config's training dataset has no manifest.
+  """
   found = _training_manifest(data_config)
   if found is None:
     return ""
@@ -276,7 +297,9 @@ def _find_vocabulary(name: str, sha256: str,
 def choose_vocabulary(config: ml_collections.ConfigDict, *,
                       vocab_path: str | os.PathLike[str] | None = None,
                       workdir: pathlib.Path | None = None,
-                      lowercase: bool | None = None) -> VocabularyChoice:
+                      lowercase: bool | None = None,
+                      progress: Callable[[str], None] | None = None
+                      ) -> VocabularyChoice:
   """The vocabulary to tokenise captions with (the module's rule).
 
   Args:
@@ -285,12 +308,23 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
     workdir: the training workdir, a search root.
     lowercase: force lowercasing on or off; None: on if config.data.lowercase
       or the vocabulary's card says so.
+    progress: warned when `vocab_path` cannot be checked because the
+      training dataset's manifest is gone.
 
   Raises:
     ValueError: if no vocabulary is given or found, or the one given is not
       the one the training manifest names.
   """
-  expected = _manifest_sha256(config.data)
+  try:
+    expected = _manifest_sha256(config.data)
+  except MissingManifestError as e:
+    if vocab_path is None:
+      raise ValueError(f"{e}: it names the vocabulary; pass --vocab DIR"
+                       ) from None
+    expected = ""
+    if progress is not None:
+      progress(f"warning: --vocab {os.fspath(vocab_path)} is not checked "
+               f"against the training vocabulary: {e}")
   name = config.data.vocab_name
   if lowercase is None and config.data.get("lowercase", False):
     lowercase = True
@@ -343,7 +377,8 @@ class ImageTower:
 
   def to_json(self) -> dict[str, Any]:
     spec = self.spec
-    return {"kind": spec.kind, "checkpoint": spec.checkpoint,
+    return {"kind": spec.kind,
+            "checkpoint": files.resolve(spec.checkpoint),
             "sha256": spec.sha256, "step": spec.step,
             "image_size": spec.image_size, "image_mode": self.image_mode,
             "embedding_dim": spec.embedding_dim, "source": self.source,
@@ -352,7 +387,11 @@ class ImageTower:
 
 def _manifest_tower(data_config: ml_collections.ConfigDict
                     ) -> tuple[str, frozen_tower.TowerSpec, str] | None:
-  """(manifest path, tower, image mode) the LiT dataset names, or None."""
+  """(manifest path, tower, image mode) the LiT dataset names, or None.
+
+  Raises:
+    MissingManifestError: if the config's training dataset has no manifest.
+  """
   found = _training_manifest(data_config)
   if found is None or embed.TOWER not in found[1]:
     return None
@@ -405,13 +444,22 @@ def choose_image_tower(config: ml_collections.ConfigDict, *,
     tower_config_file: the architecture of an `.npz` tower: a training
       config file or a run's config.json.
     progress: warned when `tower_path` is not the checkpoint the manifest
-      names.
+      names, or the manifest is gone.
 
   Raises:
     ValueError: if no tower is given or named, it cannot be loaded, or the
       one the manifest names no longer has the sha256 recorded there.
   """
-  named = _manifest_tower(config.data)
+  try:
+    named = _manifest_tower(config.data)
+  except MissingManifestError as e:
+    if tower_path is None:
+      raise ValueError(f"{e}: it names the model's frozen image tower; pass "
+                       "--image_tower") from None
+    named = None
+    if progress is not None:
+      progress(f"warning: --image_tower {os.fspath(tower_path)} is not "
+               f"checked against the training embeddings: {e}")
   if tower_path is None:
     if tower_config_file is not None:
       raise ValueError("--image_tower_config describes an .npz "
@@ -738,7 +786,7 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
                      "evaluate")
   data = xm3600_data.load_xm3600(eval_config.data_dir, list(eval_config.langs))
   choice = choose_vocabulary(config, vocab_path=eval_config.vocab,
-                             workdir=pathlib.Path(workdir))
+                             workdir=pathlib.Path(workdir), progress=print)
   image_tower = None
   if config.model.image is None:
     image_tower = choose_image_tower(
@@ -847,13 +895,14 @@ def _report_json(results: Mapping[str, Any], checkpoint: Checkpoint,
                  data: xm3600_data.Xm3600Data,
                  args: argparse.Namespace) -> dict[str, Any]:
   return {
-      "checkpoint": {"path": checkpoint.path, "kind": checkpoint.kind,
+      "checkpoint": {"path": files.resolve(checkpoint.path),
+                     "kind": checkpoint.kind,
                      "step": checkpoint.step},
       **({} if evaluator.image_tower is None else
          {"image_tower": evaluator.image_tower.to_json()}),
       "vocabulary": choice.to_json(),
       "options": {
-          "data_dir": str(args.data_dir),
+          "data_dir": files.resolve(args.data_dir),
           "langs": list(data.languages),
           "batch_size": evaluator.batch_size,
           "skip_missing_images": args.skip_missing_images,
@@ -895,7 +944,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
   checkpoint = load_checkpoint(args.checkpoint, args.config)
   choice = choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
                              workdir=checkpoint.workdir,
-                             lowercase=args.lowercase)
+                             lowercase=args.lowercase, progress=progress)
   image_tower = None
   if checkpoint.config.model.image is None:
     image_tower = choose_image_tower(

@@ -122,7 +122,10 @@ def read_captions(path: pathlib.Path) -> list[tuple[str, dict[str, list[str]]]]:
       try:
         obj = json.loads(line)
       except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+        # json's message for a control character ends in "at", meant to
+        # be followed by the position.
+        raise ValueError(f"{where}: not valid JSON at column {e.colno}: "
+                         f"{e.msg.removesuffix(' at')}") from None
       if not isinstance(obj, dict):
         raise ValueError(f"{where}: expected a JSON object, got "
                          f"{type(obj).__name__}")

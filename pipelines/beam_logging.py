@@ -1,12 +1,16 @@
-"""Drops Beam's notices about optional dependencies that we never use.
+"""Quiet start-up: library notices that say nothing to a user are dropped.
 
-Beam 2.77 logs them with `logging.warning`, on the root logger, so a filter
-on that logger drops them by their text and passes every other record. Each
-package installs it in its `__init__`, before any of its modules imports
-Beam.
+Beam 2.77 logs notices about optional dependencies that we never use with
+`logging.warning`, on the root logger, so a filter on that logger drops them
+by their text and passes every other record. TensorFlow, which nothing here
+computes with but which etils loads for gs:// paths (orbax's checkpoints),
+prints oneDNN and CPU-feature lines when it loads, at any Python log level;
+environment variables, inherited by worker processes, keep them off. Each
+package does both in its `__init__`, before any of its modules imports Beam.
 """
 
 import logging
+import os
 
 # The start of each notice's message.
 _NOTICES = (
@@ -24,3 +28,13 @@ def _is_not_a_notice(record: logging.LogRecord) -> bool:
 def drop_notices() -> None:
   """Installs the filter on the root logger; installing it again does nothing."""
   logging.getLogger().addFilter(_is_not_a_notice)
+
+
+def quiet_tensorflow() -> None:
+  """Keeps TensorFlow's C++ start-up lines off stderr, here and in children.
+
+  Values the user set are kept.
+  """
+  # The oneDNN notice is printed before TF_CPP_MIN_LOG_LEVEL takes effect.
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

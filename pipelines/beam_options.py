@@ -8,17 +8,27 @@ other runner and option passes through, e.g. to Dataflow.
 """
 
 from collections.abc import Sequence
+import sys
 from typing import Any
 
 from apache_beam.options import pipeline_options
+from apache_beam.options.pipeline_options import DirectOptions
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 from apache_beam.portability.api import beam_provision_api_pb2
 from apache_beam.runners.portability import portable_runner
 from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.transforms import environments
 
 _LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+_MULTI_PROCESSING = "multi_processing"
+# Where local worker processes start (instead of Beam's sdk_worker_main).
+WORKER_MODULE = "pipelines.beam_worker"
+# Beam's worker entry point logs as this module (as "__main__" when it is
+# started directly, as on Dataflow).
+_WORKER_MAIN_LOGGERS = ("apache_beam.runners.worker.sdk_worker_main",
+                        "__main__")
 
 
 def from_flags(argv: Sequence[str], **overrides: Any) -> PipelineOptions:
@@ -51,16 +61,37 @@ def runner_for(options: PipelineOptions):
     return name
   encoded = portable_runner.JobServiceHandle.encode_pipeline_options(
       options.get_all_options(drop_default=True))
-  return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+  return _LocalRunner(provision_info=fn_runner.ExtendedProvisionInfo(
       beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
+class _LocalRunner(fn_runner.FnApiRunner):
+  """The FnApiRunner, its worker processes started at WORKER_MODULE."""
+
+  def run_pipeline(self, pipeline, options):
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode != _MULTI_PROCESSING:
+      return super().run_pipeline(pipeline, options)
+    # For this mode the runner would start Beam's own worker entry point;
+    # without it, the runner keeps the environment it has: the same
+    # subprocess workers, started at ours.
+    self._default_environment = (
+        environments.SubprocessSDKEnvironment.from_command_string(
+            f"{sys.executable} -m {WORKER_MODULE}"))
+    direct.direct_running_mode = None
+    try:
+      return super().run_pipeline(pipeline, options)
+    finally:
+      direct.direct_running_mode = _MULTI_PROCESSING
 
 
 def quiet_workers(worker_options: WorkerOptions) -> None:
   """Worker logs: this package's progress, and errors only from the rest."""
   if worker_options.default_sdk_harness_log_level is None:
     worker_options.default_sdk_harness_log_level = "ERROR"
-  # A local worker process's own module is `__main__`; it warns about the
-  # missing staging directory that local runs never have.
+  # The worker's entry point warns about the missing staging directory that
+  # local runs never have.
   worker_options.sdk_harness_log_level_overrides = {
-      "pipelines": "INFO", "__main__": "ERROR",
+      "pipelines": "INFO",
+      **{name: "ERROR" for name in _WORKER_MAIN_LOGGERS},
       **(worker_options.sdk_harness_log_level_overrides or {})}

@@ -35,6 +35,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import WorkerOptions
 
+from dataformat import files
 from pipelines import beam_options
 from pipelines import blocklist
 from pipelines import filters
@@ -493,9 +494,9 @@ def summary(manifest: dict[str, Any], output_dir: str,
   """The human-readable report printed at the end of a build."""
   counts = manifest["counts"]
   read = counts["read"]
-  files = _plural(manifest["input_files"]["count"], "input file")
+  inputs = _plural(manifest["input_files"]["count"], "input file")
   lines = [
-      f"read {read} examples from {files} in {seconds:.1f} s "
+      f"read {read} examples from {inputs} in {seconds:.1f} s "
       f"({read / max(seconds, 1e-9):.1f} examples/s)",
       f"kept {counts['kept']}, rejected "
       f"{sum(counts['rejected'].values())}:",
@@ -553,7 +554,9 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
   config = _config_from_args(args)
   identifier = langid.LanguageIdentifier(args.langid_backend,
                                          args.langid_min_score)
-  input_files = dispatch.match_input_files(args.input)  # Fails early.
+  # Records and the manifest name their inputs usable from anywhere.
+  inputs = [files.resolve(p) for p in args.input]
+  input_files = dispatch.match_input_files(inputs)  # Fails early.
   vocabularies = load_vocabularies(args.vocab)
   blocked = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
   sinks.prepare_output_dir(args.output, args.overwrite)
@@ -563,12 +566,13 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
       "vocabularies": [{"name": v.name, "size": v.size, "sha256": v.sha256}
                        for v in vocabularies],
       "options": {
-          "inputs": list(args.input),
+          "inputs": inputs,
           "num_shards": args.num_shards,
           **config.to_json(),
           "langid": {"backend": identifier.backend,
                      "min_score": identifier.min_score},
-          "blocklist": {"sources": list(args.blocklist),
+          "blocklist": {"sources": [files.resolve(p)
+                                    for p in args.blocklist],
                         "hashes": len(blocked),
                         "sha256": blocklist.blocklist_sha256(blocked)},
       },
@@ -576,7 +580,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
   pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
                            options=options)
   _ = pipeline | "BuildDataset" >> BuildDataset(
-      inputs=args.input, output_dir=args.output, config=config,
+      inputs=inputs, output_dir=args.output, config=config,
       identifier=identifier, vocabularies=vocabularies,
       blocked_hashes=blocked, num_shards=args.num_shards, split=args.split,
       manifest_fields=manifest_fields)

@@ -50,6 +50,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 import numpy as np
 
+from dataformat import files
 from pipelines import beam_options
 from pipelines import build_dataset
 from pipelines import frozen_tower
@@ -155,8 +156,12 @@ class _PreprocessFn(beam.DoFn):
     record = records.parse_record(data)
     if not record.image_encoded:
       raise ValueError(f"record {record.key!r} has no image")
-    image = input_pipeline.decode_image(record.image_encoded,
-                                        self._image_size, self._image_mode)
+    try:
+      image = input_pipeline.decode_image(record.image_encoded,
+                                          self._image_size, self._image_mode)
+    except (OSError, ValueError) as e:
+      raise ValueError(f"record {record.key!r}: cannot decode its image: "
+                       f"{e}") from None
     yield strip_image(record), image
 
 
@@ -332,10 +337,15 @@ def embed(args: argparse.Namespace,
         "as --model_config)")
   if not args.verbose:
     beam_options.quiet_workers(options.view_as(WorkerOptions))
-  source = open_source_dataset(args.dataset)
-  model_config = (frozen_tower.load_config_file(args.model_config)
-                  if args.model_config else None)
-  spec = frozen_tower.describe_tower(args.checkpoint, model_config,
+  # The manifest records where its inputs are, usable from anywhere.
+  dataset, checkpoint = (files.resolve(args.dataset),
+                         files.resolve(args.checkpoint))
+  model_config_file = (files.resolve(args.model_config)
+                       if args.model_config else None)
+  source = open_source_dataset(dataset)
+  model_config = (frozen_tower.load_config_file(model_config_file)
+                  if model_config_file else None)
+  spec = frozen_tower.describe_tower(checkpoint, model_config,
                                      args.image_size)
   # Workers load the tower again; a checkpoint that does not fit fails here,
   # before any worker starts.
@@ -343,13 +353,13 @@ def embed(args: argparse.Namespace,
   num_shards = args.num_shards or len(source.shard_paths)
   sinks.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("embedding %d images of %s with the %s tower %s",
-            source.num_records, args.dataset, spec.kind, args.checkpoint)
+            source.num_records, dataset, spec.kind, checkpoint)
   manifest_fields = {
       "vocabularies": source.vocabularies,
       "options": {
-          "dataset": args.dataset,
-          "checkpoint": args.checkpoint,
-          "model_config": args.model_config,
+          "dataset": dataset,
+          "checkpoint": checkpoint,
+          "model_config": model_config_file,
           "batch_size": args.batch_size,
           "num_shards": num_shards,
       },

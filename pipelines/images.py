@@ -30,6 +30,9 @@ DEFAULT_JPEG_QUALITY = 95
 # their decoders run: they are rare in web data and widen the attack surface.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 
+NOT_AN_IMAGE = (f"not an image in an accepted format "
+                f"({', '.join(ACCEPTED_FORMATS)})")
+
 _WHITE = (255, 255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
@@ -122,6 +125,9 @@ def decode_image(
     raise
   except Image.DecompressionBombError as e:
     raise Rejection(Reason.DECOMPRESSION_BOMB, str(e)) from e
+  except Image.UnidentifiedImageError as e:
+    # PIL's message names the stream object, not what is wrong.
+    raise Rejection(Reason.CORRUPT_IMAGE, NOT_AN_IMAGE) from e
   except MemoryError:
     # Out of memory says nothing about the image: rejecting would make the
     # output depend on the worker's load.

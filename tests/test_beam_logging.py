@@ -1,8 +1,11 @@
-"""Tests for pipelines/beam_logging.py: Beam's notices go, warnings stay."""
+"""Tests for pipelines/beam_logging.py: start-up notices go, warnings stay."""
 
 import logging
+import os
 import subprocess
 import sys
+
+import pytest
 
 from pipelines import beam_logging
 
@@ -26,3 +29,13 @@ def test_commands_importing_beam_print_nothing_on_help():
       [sys.executable, "-m", "pipelines.inspect", "--help"],
       capture_output=True, text=True, check=True)
   assert result.stdout and not result.stderr
+
+
+@pytest.mark.slow
+def test_tensorflow_loads_silently_once_a_package_is_imported():
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(("TF_CPP_", "TF_ENABLE_"))}
+  result = subprocess.run(
+      [sys.executable, "-c", "import pipelines, tensorflow"], env=env,
+      capture_output=True, text=True, check=True)
+  assert result.stderr == ""

@@ -55,9 +55,11 @@ def test_quiet_workers_keeps_levels_the_flags_set():
   beam_options.quiet_workers(worker_options)
   assert worker_options.default_sdk_harness_log_level == "WARNING"
   assert worker_options.sdk_harness_log_level_overrides == {
-      "pipelines": "INFO", "__main__": "INFO"}
+      "pipelines": "INFO", "__main__": "INFO",
+      "apache_beam.runners.worker.sdk_worker_main": "ERROR"}
   default = beam_options.from_flags([]).view_as(WorkerOptions)
   beam_options.quiet_workers(default)
   assert default.default_sdk_harness_log_level == "ERROR"
   assert default.sdk_harness_log_level_overrides == {
-      "pipelines": "INFO", "__main__": "ERROR"}
+      "pipelines": "INFO", "__main__": "ERROR",
+      "apache_beam.runners.worker.sdk_worker_main": "ERROR"}

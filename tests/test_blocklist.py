@@ -74,8 +74,11 @@ def test_load_errors(tmp_path):
     blocklist.load_blocklist(str(tmp_path / "empty"))
   (tmp_path / "bad").mkdir()
   (tmp_path / "bad" / "x.jpg").write_bytes(b"not a jpeg")
-  with pytest.raises(ValueError, match=r"x.jpg is unusable: corrupt_image"):
+  with pytest.raises(ValueError) as raised:
     blocklist.load_blocklist(str(tmp_path / "bad"))
+  assert str(raised.value) == (
+      f"block-list image {tmp_path / 'bad' / 'x.jpg'} is unusable: "
+      f"corrupt_image: {images.NOT_AN_IMAGE}")
 
 
 def test_load_blocklists_unions(tmp_path):

@@ -252,6 +252,23 @@ def test_two_workers_give_identical_output(
   assert _files(output) == _files(built_dataset)
 
 
+def test_inputs_given_relative_are_stored_resolved(tmp_path, xm3600_dir,
+                                                   monkeypatch):
+  demo_corpus_lib.generate_corpus(tmp_path / "corpus", num_examples=10,
+                                  seed=3, bad_fraction=0.0)
+  monkeypatch.chdir(tmp_path)
+  blocklist = os.path.relpath(xm3600_dir / "images", tmp_path)
+  assert build_dataset.main(["--input", "corpus/*.tar", "--output", "out",
+                             "--blocklist", blocklist,
+                             "--num_shards", "1"]) == 0
+  options = json.loads((tmp_path / "out" / sinks.MANIFEST).read_text())[
+      "options"]
+  assert options["inputs"] == [str(tmp_path / "corpus" / "*.tar")]
+  assert options["blocklist"]["sources"] == [str(xm3600_dir / "images")]
+  shard = str(tmp_path / "corpus" / "00000.tar")
+  assert {r.source for r in _records(tmp_path / "out")} == {shard}
+
+
 @pytest.mark.slow
 def test_damaged_input_file_is_listed_and_counts_add_up(tmp_path, capsys):
   corpus = demo_corpus_lib.generate_corpus(

@@ -53,6 +53,24 @@ def test_config_round_trips_through_the_workdir(tmp_path):
   assert loaded.evals.xm3600.vocab is None
 
 
+def test_saved_config_holds_resolved_paths(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  config = configs.base_config()
+  config.data.train_dir = "demo_out/dataset"
+  config.evals.xm3600.data_dir = "../xm3600/"
+  config.evals.xm3600.vocab = "gs://bucket/vocab"
+  config.init.checkpoint = str(tmp_path / "run")
+  checkpoints.save_config(config, "workdir")
+  saved = checkpoints.load_config(tmp_path / "workdir")
+  assert saved.data.train_dir == str(tmp_path / "demo_out" / "dataset")
+  assert saved.evals.xm3600.data_dir == str(tmp_path.parent / "xm3600")
+  assert saved.evals.xm3600.vocab == "gs://bucket/vocab"
+  assert saved.init.checkpoint == str(tmp_path / "run")
+  assert saved.evals.xm3600.image_tower is None
+  # The config itself is left as given.
+  assert config.data.train_dir == "demo_out/dataset"
+
+
 def test_restore_returns_the_state_and_the_data_position(tmp_path,
                                                          records_dataset):
   checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=2)

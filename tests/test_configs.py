@@ -190,3 +190,13 @@ def test_a_saved_config_gets_the_keys_it_lacks():
       "batch_size": xm3600.DEFAULT_BATCH_SIZE, "image_tower": None,
       "image_tower_config": None}
   assert config.optim.to_dict() == optimizers.default_config().to_dict()
+
+
+def test_path_keys_name_string_keys_of_the_schema():
+  config = configs.base_config()
+  for key in configs.PATH_KEYS:
+    *parents, leaf = key.split(".")
+    node = config
+    for parent in parents:
+      node = node[parent]
+    assert leaf in node and node.get_type(leaf) is str, key

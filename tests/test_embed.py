@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import pathlib
 import shutil
 
@@ -320,6 +321,30 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path, built_dataset,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err, (message, err)
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_an_undecodable_image_names_its_record():
+  record = records.Record(key="k1", text="a cat", lang="en", lang_score=1.0,
+                          source="s.tar", image_encoded=b"<html></html>")
+  preprocess = embed._PreprocessFn(IMAGE_SIZE, input_pipeline.RESIZE)
+  with pytest.raises(ValueError) as raised:
+    list(preprocess.process(records.serialize_record(record)))
+  assert str(raised.value) == ("record 'k1': cannot decode its image: not a "
+                               "recognised image format")
+
+
+@pytest.mark.slow
+def test_manifest_stores_the_paths_given_resolved(
+    built_dataset, tower_workdir, tmp_path, monkeypatch):
+  monkeypatch.chdir(built_dataset.parent)
+  tower = os.path.relpath(tower_workdir, built_dataset.parent)
+  assert run_embed("--dataset", built_dataset.name, "--checkpoint", tower,
+                   "--output", tmp_path / "lit", "--batch_size", 16) == 0
+  lit = manifest(tmp_path / "lit")
+  assert (lit["options"]["dataset"], lit["options"]["checkpoint"]) == (
+      str(built_dataset), str(tower_workdir))
+  assert lit[embed.SOURCE_DATASET]["path"] == str(built_dataset)
+  assert lit[embed.TOWER]["checkpoint"] == str(tower_workdir)
 
 
 def test_help_explains_every_flag(capsys):

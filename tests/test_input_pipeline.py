@@ -2,8 +2,10 @@
 
 import collections
 import io
+import json
 import shutil
 
+import grain
 import ml_collections
 import numpy as np
 from PIL import Image
@@ -67,6 +69,16 @@ def test_decoded_image_shows_the_coloured_square():
     np.testing.assert_allclose(centre, red, atol=12)
     corner = (image[0, 0] + 1) * 255 / 2
     np.testing.assert_allclose(corner, 128, atol=12)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty image data"),
+    (b"<html>not found</html>", "not a recognised image format"),
+])
+def test_undecodable_images_say_what_is_wrong(data, message):
+  with pytest.raises(ValueError) as raised:
+    input_pipeline.decode_image(data, 16)
+  assert str(raised.value) == message
 
 
 def test_center_crop_keeps_aspect_and_resize_squashes():
@@ -222,13 +234,45 @@ def test_worker_processes_give_the_same_batches_and_resume(records_dataset):
   for a, b in zip(expected, got):
     np.testing.assert_array_equal(a[input_pipeline.IMAGE],
                                   b[input_pipeline.IMAGE])
-  resumed = input_pipeline.make_train_iterator(
-      data_config(records_dataset, num_workers=2), 8, seed=0)
+  # The state restores with any worker count.
+  assert state == {input_pipeline.NEXT_INDEX: 4}
+  for num_workers in (0, 1, 2):
+    resumed = input_pipeline.make_train_iterator(
+        data_config(records_dataset, num_workers=num_workers), 8, seed=0)
+    try:
+      resumed.set_state(state)
+      assert record_indices(take(resumed, 6)) == record_indices(expected[4:])
+    finally:
+      resumed.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_states_of_grains_own_iterators_restore(records_dataset, num_workers):
+  # Checkpoints saved before the iterator kept its own state hold Grain's:
+  # a different shape with worker processes than without.
+  config = data_config(records_dataset)
+  expected = take(input_pipeline.make_train_iterator(config, 8, seed=0), 10)
+  ds = (input_pipeline.make_train_dataset(config, seed=0)
+        .batch(8, drop_remainder=True).to_iter_dataset())
+  if num_workers:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+  grains = iter(ds)
   try:
-    resumed.set_state(state)
-    assert record_indices(take(resumed, 6)) == record_indices(expected[4:])
+    take(grains, 5)
+    state = json.loads(json.dumps(grains.get_state()))
   finally:
-    resumed.close()
+    grains.close()
+  assert input_pipeline.next_batch_index(state) == 5
+  resumed = input_pipeline.make_train_iterator(config, 8, seed=0)
+  resumed.set_state(state)
+  assert record_indices(take(resumed, 5)) == record_indices(expected[5:])
+
+
+def test_a_state_of_another_iterator_is_refused():
+  with pytest.raises(ValueError, match=r"the saved data iterator state has "
+                     r"no 'next_index' \(its keys: \['position'\]\)"):
+    input_pipeline.next_batch_index({"position": 3})
 
 
 def test_example_spec_gives_the_shapes_of_one_example(records_dataset,

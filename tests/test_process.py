@@ -120,7 +120,7 @@ def test_rejection_details_name_no_memory_addresses(identifier):
                                    process.ProcessConfig(), identifier, [])
   assert isinstance(result, Rejection)
   assert "0x" not in result.detail
-  assert result.detail.startswith("UnidentifiedImageError: cannot identify")
+  assert result.detail == images.NOT_AN_IMAGE
 
 
 def test_max_tokens_truncates_with_sticky_eos(identifier, vocabularies):

@@ -205,6 +205,24 @@ def test_stop_and_resume_give_the_parameters_of_a_straight_run(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("before, after", [(2, 0), (0, 2)])
+def test_resume_with_another_worker_count_gives_the_same_parameters(
+    before, after, straight_run, records_dataset, tmp_path):
+  # The data iterator's saved state does not depend on how many processes
+  # made the batches.
+  with contextlib.redirect_stdout(io.StringIO()):
+    state = train.train_and_evaluate(
+        tiny_config(records_dataset, eval_every=3,
+                    **{"data.num_workers": before}), tmp_path,
+        evaluators=[Probe(sigterm=True)])
+    assert int(state.step) == 3
+    train.train_and_evaluate(
+        tiny_config(records_dataset, **{"data.num_workers": after}),
+        tmp_path)
+  assert_same_params(final_params(tmp_path), final_params(straight_run[0]))
+
+
+@pytest.mark.slow
 def test_divergence_stops_training_and_keeps_the_last_finite_checkpoint(
     records_dataset, tmp_path):
   # The step-0 learning rate is 0 (warmup), so step 1 is finite; the huge
@@ -314,6 +332,25 @@ def test_cli_errors_are_one_line(args, message, tmp_path):
   assert process.returncode != 0
   errors = [l for l in stderr.splitlines() if l.startswith("error: ")]
   assert len(errors) == 1 and message in errors[0], stderr
+
+
+@pytest.mark.parametrize("overrides, code, message", [
+    ([], 1, "no training dataset: set data.train_dir "
+            "(--config.data.train_dir=DIR)"),
+    (["--config.batchsize=8"], 2,
+     "a --config override names an unknown key: 'batchsize'; Did you mean "
+     '"batch_size" instead of "batchsize"?'),
+    (["--config.data.trian_dir=x"], 2,
+     "a --config override names an unknown key: 'trian_dir'; Did you mean "
+     '"train_dir" instead of "trian_dir"?'),
+])
+def test_cli_mistakes_end_in_their_one_line_error(overrides, code, message,
+                                                 tmp_path):
+  process = cli("--config", "trainer/configs/demo_tiny.py",
+                "--workdir", str(tmp_path / "run"), *overrides)
+  stdout, stderr = process.communicate(timeout=120)
+  assert (process.returncode, stderr) == (code, f"error: {message}\n")
+  assert not (tmp_path / "run").exists()
 
 
 def test_cli_help_explains_the_flags():

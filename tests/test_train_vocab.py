@@ -131,6 +131,17 @@ def test_same_corpus_and_options_give_the_same_model(en_vocab_dir,
   assert all(line == line.lower() for line in lines)
 
 
+def test_card_stores_a_relative_input_resolved(demo_corpus, tmp_path,
+                                               monkeypatch):
+  monkeypatch.chdir(demo_corpus.output_dir.parent)
+  assert train_vocab.main([
+      "--input", f"{demo_corpus.output_dir.name}/*.tar", "--output",
+      str(tmp_path / "vocab"), "--preset", "en32k", "--vocab_size",
+      str(vocab_fixtures.EN_VOCAB_SIZE)]) == 0
+  assert _card(tmp_path / "vocab")["input"] == [
+      str(demo_corpus.output_dir / "*.tar")]
+
+
 def test_name_overrides_the_preset_name(demo_corpus, tmp_path):
   directory = vocab_fixtures.train_demo_vocabulary(
       demo_corpus.output_dir, tmp_path, "en32k", 40, name="captions_en",

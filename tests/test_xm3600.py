@@ -270,6 +270,63 @@ def test_missing_images_are_skipped_and_listed(run, xm3600_dir, tmp_path,
   assert results["languages"]["en"]["num_captions"] == 46
 
 
+def test_a_non_image_file_is_named_with_what_is_wrong(run, xm3600_dir,
+                                                     tmp_path, capsys):
+  workdir, _, _ = run
+  data_dir = shutil.copytree(xm3600_dir, tmp_path / "xm3600")
+  path = xm3600_data.image_path(
+      data_dir, xm3600_data.load_xm3600(data_dir).image_keys[5])
+  path.write_bytes(b"<html>404 Not Found</html>")
+  assert xm3600.main(["--data_dir", str(data_dir), "--checkpoint",
+                      str(workdir), "--output", str(tmp_path / "out"),
+                      "--lang", "en"]) == 1
+  errors = [line for line in capsys.readouterr().err.splitlines()
+            if line.startswith("error: ")]
+  assert errors == [
+      f"error: cannot read image {path}: not a recognised image format"]
+
+
+def test_a_run_saved_elsewhere_finds_its_dataset_and_vocabulary(
+    run, xm3600_dir, tmp_path, monkeypatch, capsys):
+  # Trained from the directory holding the dataset, with a relative path;
+  # evaluated from another directory.
+  workdir, _, params = run
+  root = workdir.parent
+  monkeypatch.chdir(root)
+  relative_run = save_run(tmp_path / "run", tiny_config(pathlib.Path(
+      "dataset")), params, STEP)
+  saved = json.loads((relative_run / checkpoints.CONFIG_FILE).read_text())
+  assert saved["data"]["train_dir"] == str(root / "dataset")
+  monkeypatch.chdir(tmp_path)
+  argv = ["--data_dir", str(xm3600_dir), "--checkpoint", "run",
+          "--output", "out", "--lang", "en"]
+  assert xm3600.main(argv) == 0
+  capsys.readouterr()
+  results = json.loads((tmp_path / "out" / xm3600.RESULTS_FILE).read_text())
+  assert results["checkpoint"]["path"] == str(relative_run)
+  assert results["options"]["data_dir"] == str(xm3600_dir)
+  assert results["vocabulary"]["path"] == str(root / "vocabs" / VOCAB_NAME)
+  assert results["vocabulary"]["verified_against_manifest"] is True
+
+  # A run saved with the path as given (as runs were before) names the
+  # manifest it cannot find and how it looked for it.
+  saved["data"]["train_dir"] = "dataset"
+  (relative_run / checkpoints.CONFIG_FILE).write_text(json.dumps(saved))
+  assert xm3600.main(argv) == 1
+  manifest = f"dataset/{sinks.MANIFEST}"
+  missing = (f"the training dataset manifest {manifest} (config.data."
+             f"train_dir, a relative path looked up from {tmp_path}) does "
+             "not exist")
+  assert capsys.readouterr().err == (
+      f"error: {missing}: it names the vocabulary; pass --vocab DIR\n")
+  vocab = str(root / "vocabs" / VOCAB_NAME)
+  assert xm3600.main(argv + ["--vocab", vocab]) == 0
+  assert (f"warning: --vocab {vocab} is not checked against the training "
+          f"vocabulary: {missing}") in capsys.readouterr().err.splitlines()
+  results = json.loads((tmp_path / "out" / xm3600.RESULTS_FILE).read_text())
+  assert results["vocabulary"]["verified_against_manifest"] is False
+
+
 @pytest.mark.parametrize("argv, message", [
     ([], "error: the following arguments are required: --data_dir, "
          "--checkpoint, --output"),

@@ -114,6 +114,18 @@ def test_malformed_lines_name_their_line_number(tmp_path, bad_line, message):
   assert f"{xm3600_data.CAPTIONS_FILE}:3:" in str(error.value)
 
 
+def test_a_truncated_line_names_its_line_and_column(tmp_path):
+  # Cut inside a caption: the line's newline ends the string.
+  truncated = json.dumps(line("c", de=["ein rotes Quadrat"]))[:40]
+  root = write_set(tmp_path, [line("a", de=["x"]), truncated],
+                   images=["a", "c"])
+  with pytest.raises(ValueError) as error:
+    xm3600_data.load_xm3600(root)
+  assert str(error.value) == (
+      f"{root / xm3600_data.CAPTIONS_FILE}:2: not valid JSON at column 41: "
+      "Invalid control character")
+
+
 def test_missing_images_fail_or_are_skipped_and_listed(tmp_path):
   keys = [f"k{i}" for i in range(8)]
   root = write_set(tmp_path, [line(key, de=[key]) for key in keys],

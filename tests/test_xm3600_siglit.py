@@ -199,6 +199,23 @@ def test_tower_of_other_embeddings_is_refused(lit_dataset, tmp_path):
     xm3600.choose_image_tower(siglit_config(None))
 
 
+def test_a_missing_lit_manifest_is_named(tower_workdir, tmp_path):
+  config = siglit_config(tmp_path / "moved")
+  manifest = tmp_path / "moved" / sinks.MANIFEST
+  missing = (f"the training dataset manifest {manifest} "
+             "(config.data.train_dir) does not exist")
+  with pytest.raises(ValueError) as raised:
+    xm3600.choose_image_tower(config)
+  assert str(raised.value) == (f"{missing}: it names the model's frozen "
+                               "image tower; pass --image_tower")
+  warnings = []
+  tower = xm3600.choose_image_tower(config, tower_path=tower_workdir,
+                                    progress=warnings.append)
+  assert warnings == [f"warning: --image_tower {tower_workdir} is not "
+                      f"checked against the training embeddings: {missing}"]
+  assert tower.to_json()["verified_against_manifest"] is False
+
+
 def test_given_tower_without_manifest_uses_its_own_image_size(tower_workdir):
   tower = xm3600.choose_image_tower(siglit_config(None),
                                     tower_path=tower_workdir)

@@ -34,8 +34,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import WorkerOptions
 import sentencepiece
 
+from dataformat import files
 from pipelines import beam_options
 from pipelines import captions
 from pipelines import filters
@@ -390,7 +392,7 @@ def make_card(options: TrainingOptions, model_proto: bytes,
               summary["corpus_languages"].items())),
           "rejected_captions": dict(sorted(summary["rejected"].items())),
       },
-      input=list(options.input_patterns),
+      input=[files.resolve(p) for p in options.input_patterns],
   )
 
 
@@ -430,6 +432,7 @@ def train_vocabulary(
   """
   pipeline_options = beam_options.from_flags(beam_args,
                                              save_main_session=False)
+  beam_options.quiet_workers(pipeline_options.view_as(WorkerOptions))
   dispatch.match_input_files(list(options.input_patterns))
   with sample_location(options, pipeline_options) as sample_dir:
     _progress(f"sampling captions of {' '.join(options.input_patterns)} "

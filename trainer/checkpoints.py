@@ -28,10 +28,15 @@ PARAMS = "params"
 
 def save_config(config: ml_collections.ConfigDict,
                 workdir: str | pathlib.Path) -> pathlib.Path:
-  """Writes `config` as `workdir/config.json` and returns the path."""
+  """Writes `config` as `workdir/config.json` and returns the path.
+
+  Its paths are stored resolved (`configs.with_resolved_paths`), so that the
+  run's dataset and vocabulary are found from any directory.
+  """
   path = pathlib.Path(workdir) / CONFIG_FILE
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+  path.write_text(configs.with_resolved_paths(config).to_json_best_effort(
+      indent=2, sort_keys=True) + "\n")
   return path
 
 

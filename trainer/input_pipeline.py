@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import io
 import pathlib
 import signal
+from typing import Any
 
 from absl import flags
 import grain
@@ -58,6 +59,14 @@ def dataset_shards(data_dir: str | pathlib.Path, split: str) -> list[str]:
   return [str(path) for path in shards]
 
 
+def _train_shards(data_config: ml_collections.ConfigDict) -> list[str]:
+  """`dataset_shards` of the configured training dataset and split."""
+  if not data_config.train_dir:
+    raise ValueError("no training dataset: set data.train_dir "
+                     "(--config.data.train_dir=DIR)")
+  return dataset_shards(data_config.train_dir, data_config.split)
+
+
 def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
                  rng: np.random.Generator | None = None) -> np.ndarray:
   """Decodes image bytes to float32 [size, size, 3] with values in [-1, 1].
@@ -67,8 +76,18 @@ def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
   the central square; "random_crop" takes a square of random side (at least
   RANDOM_CROP_MIN_FRACTION of the shorter side) at a random place, drawn from
   `rng`, and resizes it.
+
+  Raises:
+    ValueError: if `encoded` is empty or in no format PIL recognises.
+    OSError: if the image is truncated or its data is damaged.
   """
-  image = Image.open(io.BytesIO(encoded))
+  if not encoded:
+    raise ValueError("empty image data")
+  try:
+    image = Image.open(io.BytesIO(encoded))
+  except Image.UnidentifiedImageError:
+    # PIL's message names the stream object, not what is wrong.
+    raise ValueError("not a recognised image format") from None
   # JPEG decoding at a reduced DCT scale (never below what the output needs)
   # halves the decode time of typical web images.
   need = size if mode != RANDOM_CROP else int(size / RANDOM_CROP_MIN_FRACTION)
@@ -194,8 +213,7 @@ def make_train_dataset(data_config: ml_collections.ConfigDict, *, seed: int,
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index {process_index} is not in "
                      f"[0, {process_count})")
-  source = grain.sources.ArrayRecordDataSource(
-      dataset_shards(data_config.train_dir, data_config.split))
+  source = grain.sources.ArrayRecordDataSource(_train_shards(data_config))
   lang_weights = data_config.lang_weights
   if lang_weights:
     ds = _language_mixture(source, lang_weights, seed)
@@ -219,8 +237,7 @@ def example_spec(
     data_config: ml_collections.ConfigDict
 ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
   """(shape, dtype) of each field of one example, from the first record."""
-  source = grain.sources.ArrayRecordDataSource(
-      dataset_shards(data_config.train_dir, data_config.split))
+  source = grain.sources.ArrayRecordDataSource(_train_shards(data_config))
   example = _record_to_example(data_config).random_map(
       source[0], np.random.default_rng(0))
   return {name: (value.shape, value.dtype) for name, value in example.items()}
@@ -236,6 +253,89 @@ def _ignore_stop_signals(worker_index: int, worker_count: int) -> None:
   signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+# The saved iterator state: the index of the next batch.
+NEXT_INDEX = "next_index"
+
+
+def next_batch_index(state: Mapping[str, Any]) -> int:
+  """The index of the next batch in a saved iterator state.
+
+  Besides `_BatchIterator`'s own state, reads the states Grain's iterators
+  saved before it: in-process prefetch {"next_index": n}; with N worker
+  processes, an interleave state whose workers' next indices add up to n
+  (worker i reads batches i, i + N, i + 2N, ...).
+
+  Raises:
+    ValueError: for a state of neither kind.
+  """
+  if NEXT_INDEX in state:
+    return int(state[NEXT_INDEX])
+  workers = state.get("iterators_in_use_states")
+  if workers and all(isinstance(w, Mapping) and NEXT_INDEX in w
+                     for w in workers):
+    return sum(int(w[NEXT_INDEX]) for w in workers)
+  raise ValueError(f"the saved data iterator state has no {NEXT_INDEX!r} "
+                   f"(its keys: {sorted(state)}): not a state this trainer "
+                   "saved")
+
+
+class _BatchIterator(grain.DatasetIterator):
+  """The batches of a MapDataset from a position, made with `num_workers`.
+
+  Its state is the index of the next batch alone, so a run resumes exactly
+  with another worker count: the states of Grain's in-process and
+  multi-process iterators differ in shape. (grain.experimental's
+  ElasticIterator keeps such a state too, but takes no `worker_init_fn`.)
+  """
+
+  def __init__(self, batches: grain.MapDataset, num_workers: int):
+    super().__init__()
+    self._batches = batches
+    self._num_workers = num_workers
+    self._next_index = 0
+    self._iterator = None  # Started by the first `next`.
+
+  def _start(self) -> grain.DatasetIterator:
+    ds = self._batches[self._next_index:].to_iter_dataset(grain.ReadOptions(
+        num_threads=1 if self._num_workers else 2,
+        prefetch_buffer_size=_PREFETCH_BATCHES))
+    if self._num_workers:
+      if not flags.FLAGS.is_parsed():
+        # Grain 0.2.18 reads an absl flag when it starts workers
+        # (google/grain#1355); programs without absl.app never parse flags.
+        flags.FLAGS.mark_as_parsed()
+      ds = ds.mp_prefetch(
+          grain.MultiprocessingOptions(
+              num_workers=self._num_workers,
+              per_worker_buffer_size=_PREFETCH_BATCHES),
+          worker_init_fn=_ignore_stop_signals)
+    return iter(ds)
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    self._assert_not_closed()
+    if self._iterator is None:
+      self._iterator = self._start()
+    batch = next(self._iterator)
+    self._next_index += 1
+    return batch
+
+  def get_state(self) -> dict[str, int]:
+    return {NEXT_INDEX: self._next_index}
+
+  def set_state(self, state: Mapping[str, Any]) -> None:
+    self._next_index = next_batch_index(state)
+    self._stop()
+
+  def _stop(self) -> None:
+    if self._iterator is not None:
+      self._iterator.close()
+      self._iterator = None
+
+  def close(self) -> None:
+    self._stop()
+    super().close()
+
+
 def make_train_iterator(data_config: ml_collections.ConfigDict,
                         batch_size_per_process: int, seed: int,
                         process_index: int = 0,
@@ -244,7 +344,8 @@ def make_train_iterator(data_config: ml_collections.ConfigDict,
 
   With `data_config.num_workers` > 0, batches are made in that many worker
   processes (`mp_prefetch`); with 0, in threads of this process. The batches
-  are the same either way.
+  are the same either way, and a state saved with one worker count restores
+  with any other.
   """
   if batch_size_per_process <= 0:
     raise ValueError(
@@ -253,18 +354,5 @@ def make_train_iterator(data_config: ml_collections.ConfigDict,
                           process_count=process_count)
   # Batching before the worker split makes each worker build whole batches of
   # the one global order, so the output does not depend on num_workers.
-  ds = ds.batch(batch_size_per_process, drop_remainder=True)
-  num_workers = data_config.num_workers
-  ds = ds.to_iter_dataset(grain.ReadOptions(
-      num_threads=1 if num_workers else 2,
-      prefetch_buffer_size=_PREFETCH_BATCHES))
-  if num_workers:
-    if not flags.FLAGS.is_parsed():
-      # Grain 0.2.18 reads an absl flag when it starts workers
-      # (google/grain#1355); programs without absl.app never parse flags.
-      flags.FLAGS.mark_as_parsed()
-    ds = ds.mp_prefetch(
-        grain.MultiprocessingOptions(num_workers=num_workers,
-                                     per_worker_buffer_size=_PREFETCH_BATCHES),
-        worker_init_fn=_ignore_stop_signals)
-  return iter(ds)
+  return _BatchIterator(ds.batch(batch_size_per_process, drop_remainder=True),
+                        data_config.num_workers)

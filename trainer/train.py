@@ -374,6 +374,19 @@ _WORKDIR = flags.DEFINE_string(
     "run resumes from the newest checkpoint found here.")
 
 
+def _one_line(error: BaseException) -> str:
+  """The message of `error` as one line of text.
+
+  ml_collections wraps a KeyError (whose str() is the repr of its message)
+  in an AttributeError and puts its "Did you mean" on a second line.
+  """
+  while error.args and isinstance(error.args[0], BaseException):
+    error = error.args[0]
+  text = (error.args[0] if len(error.args) == 1 and
+          isinstance(error.args[0], str) else str(error))
+  return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl flag parsing with a one-line error instead of a usage dump."""
   if {"-h", "--help", "--helpshort"} & set(argv[1:]):
@@ -381,10 +394,12 @@ def _parse_flags(argv: list[str]) -> list[str]:
   try:
     try:
       remaining = flags.FLAGS(argv)
-    except (AttributeError, KeyError) as e:  # From a --config.KEY override.
-      key = str(e).strip("\"'")
+    except (AttributeError, KeyError, ValueError) as e:  # A --config.KEY.
+      message = _one_line(e)
       raise flags.ValidationError(
-          f"a --config override names an unknown key: {key}") from None
+          f"a --config override names an unknown key: {message}"
+          if not isinstance(e, ValueError) else
+          f"a --config override cannot be applied: {message}") from None
     if _CONFIG.value is None:
       raise flags.ValidationError("--config is required")
     try:

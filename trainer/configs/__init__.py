@@ -8,14 +8,22 @@ gives a saved config the keys added since it was saved.
 """
 
 from collections.abc import Mapping
+import copy
 from typing import Any
 
 import ml_collections
 from ml_collections import config_dict
 
+from dataformat import files
 from pipelines import records
 from trainer import input_pipeline
 from trainer import optimizers
+
+
+# Keys whose values are paths (local or URIs); saved runs hold them resolved.
+PATH_KEYS = ("data.train_dir", "evals.xm3600.data_dir", "evals.xm3600.vocab",
+             "evals.xm3600.image_tower", "evals.xm3600.image_tower_config",
+             "init.checkpoint")
 
 
 def _tower(variant: str | None, **fields) -> ml_collections.ConfigDict:
@@ -124,3 +132,21 @@ def _add_missing(config: ml_collections.ConfigDict,
     elif (isinstance(default, ml_collections.ConfigDict) and
           isinstance(config[key], ml_collections.ConfigDict)):
       _add_missing(config[key], default)
+
+
+def with_resolved_paths(
+    config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `config` whose paths (PATH_KEYS) are usable from anywhere.
+
+  Local paths become absolute, URIs (`gs://...`) stay; a run's saved config
+  must not depend on the directory it was started from.
+  """
+  resolved = copy.deepcopy(config)
+  for key in PATH_KEYS:
+    *parents, leaf = key.split(".")
+    node = resolved
+    for parent in parents:
+      node = node.get(parent) if node is not None else None
+    if node is not None and node.get(leaf):
+      node[leaf] = files.resolve(node[leaf])
+  return resolved
