@@ -207,6 +207,31 @@ def test_incomplete_or_missing_datasets_are_refused(records_dataset,
     input_pipeline.dataset_shards(records_dataset, "validation")
 
 
+@pytest.mark.parametrize("num_workers", [
+    0, pytest.param(2, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("damage", [synthetic.TRUNCATED, synthetic.FLIPPED])
+def test_a_damaged_shard_is_named_instead_of_read(records_dataset, tmp_path,
+                                                   damage, num_workers):
+  dataset = shutil.copytree(records_dataset, tmp_path / "dataset")
+  shard = dataset / "train-00001-of-00002.array_record"
+  synthetic.damage_shard(shard, damage)
+  config = data_config(dataset, num_workers=num_workers)
+  with pytest.raises(ValueError) as raised:
+    iterator = input_pipeline.make_train_iterator(config, 4, seed=0)
+    try:
+      take(iterator, 2 * NUM_RECORDS // 4)  # Two epochs: every record.
+    finally:
+      iterator.close()
+  message = str(raised.value)
+  assert message.startswith(f"dataset shard {shard} is damaged: ")
+  assert message.endswith("(python -m pipelines.verify checks every shard)")
+  assert "\n" not in message
+  if damage == synthetic.TRUNCATED:
+    assert "not a readable ArrayRecord file" in message
+  else:
+    assert "hash mismatch" in message
+
+
 @pytest.mark.slow
 def test_worker_processes_give_the_same_batches_and_resume(records_dataset):
   in_process = input_pipeline.make_train_iterator(
