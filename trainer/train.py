@@ -229,7 +229,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   Raises:
     NonFiniteLossError: when the loss or the parameters stop being finite.
-    ValueError: for a config that does not fit the data or the devices.
+    ValueError: for a config that does not fit the data or the devices, a
+      damaged dataset shard, or checkpoints of which none restores.
+    OSError: when a checkpoint cannot be written (e.g. the disk is full).
   """
   workdir = pathlib.Path(workdir)
   # Config.
@@ -272,8 +274,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     abstract_state = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
         jax.eval_shape(init, rng))
-    state = checkpointer.restore(start, abstract_state, data_iter)
+    restored = checkpointer.restore_latest(abstract_state, data_iter)
+    start, state = restored.step, restored.state
     if is_chief:
+      for message in restored.damaged:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
       print(f"Resuming from step {start} ({checkpointer.directory})",
             flush=True)
 
@@ -346,6 +351,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             checkpointer.save(step, state, data_iter)
           last_saved = step
         if stopping:
+          checkpointer.wait()  # Raises if the save failed.
           if is_chief:
             print(f"SIGTERM: saved a checkpoint at step {step} and stopped.",
                   flush=True)
@@ -358,11 +364,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             f"{checkpointer.directory}")
     raise NonFiniteLossError(f"{e}: training stopped; {kept}") from None
   finally:
-    checkpointer.wait()
-    checkpointer.close()
-    data_iter.close()
-    if writer is not None:
-      writer.close()
+    try:
+      checkpointer.wait()
+    finally:
+      checkpointer.close()
+      data_iter.close()
+      if writer is not None:
+        writer.close()
   return state
 
 
@@ -416,7 +424,7 @@ def main(argv: list[str]) -> int:
     evaluator = xm3600.evaluator_from_config(config, workdir)
     train_and_evaluate(config, workdir,
                        [] if evaluator is None else [evaluator])
-  except (NonFiniteLossError, ValueError) as e:
+  except (NonFiniteLossError, ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0
