@@ -322,6 +322,30 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path, built_dataset,
     assert len(err.strip().splitlines()) == 1, err
 
 
+def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
+    capsys, tmp_path, built_dataset, tower_workdir):
+  workdir = shutil.copytree(tower_workdir, tmp_path / "workdir")
+  step_dir = workdir / checkpoints.CHECKPOINTS_DIR / str(STEP)
+  (step_dir / checkpoints.STATE / "_METADATA").unlink()
+  # Killed before orbax renamed the step directory: the save did not finish.
+  unfinished = step_dir.with_name(f"{STEP + 1}.orbax-checkpoint-tmp")
+  shutil.copytree(tower_workdir / checkpoints.CHECKPOINTS_DIR / str(STEP),
+                  unfinished)
+  out = tmp_path / "out"
+  cases = [
+      (workdir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
+      (step_dir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
+      (unfinished, f"error: checkpoint {str(unfinished)!r} is not a complete "
+                   "step: "),
+  ]
+  for checkpoint, message in cases:
+    assert run_embed("--dataset", built_dataset, "--checkpoint", checkpoint,
+                     "--output", out) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+  assert not out.exists()
+
+
 def test_help_explains_every_flag(capsys):
   with pytest.raises(SystemExit) as exit_info:
     embed.main(["--help"])

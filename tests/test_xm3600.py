@@ -291,6 +291,31 @@ def test_bad_inputs_exit_1_with_one_line(run, xm3600_dir, tmp_path, capsys):
     assert err.count("\n") == 1, err
 
 
+def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
+    run, xm3600_dir, tmp_path, capsys):
+  workdir = shutil.copytree(run[0], tmp_path / "workdir")
+  step_dir = workdir / checkpoints.CHECKPOINTS_DIR / str(STEP)
+  for path in (step_dir / checkpoints.STATE / "d").iterdir():
+    path.write_bytes(path.read_bytes()[:50])  # A truncated file.
+  # Killed before orbax renamed the step directory: the save did not finish.
+  unfinished = step_dir.with_name(f"{STEP + 1}.orbax-checkpoint-tmp")
+  shutil.copytree(run[0] / checkpoints.CHECKPOINTS_DIR / str(STEP),
+                  unfinished)
+  cases = [
+      (workdir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
+      (step_dir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
+      (unfinished, f"error: checkpoint {str(unfinished)!r} is not a complete "
+                   "step: "),
+  ]
+  for checkpoint, message in cases:
+    assert xm3600.main(["--data_dir", str(xm3600_dir), "--checkpoint",
+                        str(checkpoint), "--output",
+                        str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+  assert not (tmp_path / "out").exists()
+
+
 def test_vocabulary_rule(run, multi_vocab_dir, tmp_path):
   workdir, config, _ = run
   found = xm3600.choose_vocabulary(config, workdir=workdir)

@@ -5,7 +5,8 @@ r"""Trains a two-tower image-text model with the sigmoid loss.
 
 The workdir receives `config.json`, `checkpoints/<step>/` (train state and
 input iterator together) and `tb/` (TensorBoard scalars). Running the same
-command again resumes from the newest checkpoint. SIGTERM makes the run save
+command again resumes from the newest checkpoint that restores (a damaged
+one is renamed `<step>.damaged`, with a warning). SIGTERM makes the run save
 a checkpoint at the next step boundary and exit 0. A non-finite loss (or
 parameters) stops training with an error; checkpoints are only ever written
 from finite states, so the newest one on disk is the last good one.
