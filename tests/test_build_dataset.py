@@ -23,7 +23,7 @@ from pipelines.readers import dispatch
 from pipelines.reasons import REASONS
 from pipelines.reasons import Reason
 from tests.fixtures import dataset as dataset_fixture
-from tests.fixtures import disk
+from tests.fixtures import faults
 from tokenizers.vocabulary import Vocabulary
 from trainer import input_pipeline
 
@@ -364,9 +364,9 @@ def test_a_full_disk_fails_the_build_with_one_line_and_no_marker(
           str(output), "--num_shards", "4"]
   with contextlib.ExitStack() as stack:
     if full_disk == "tmpfs":
-      stack.enter_context(disk.small_tmpfs(small, 200 << 10))
+      stack.enter_context(faults.small_tmpfs(small, 200 << 10))
     else:
-      disk.fill_after(monkeypatch, 200 << 10)
+      faults.fill_after(monkeypatch, 200 << 10)
     assert build_dataset.main(argv) == 1
     captured = capsys.readouterr()
     assert captured.out == ""  # No summary: nothing was built.

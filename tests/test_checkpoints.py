@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from tests.fixtures import disk
+from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from trainer import checkpoints
 from trainer import configs
@@ -139,32 +139,9 @@ def abstract_state(state):
       state)
 
 
-# Damage to a finished step (a crash or a full disk outside orbax's atomic
-# save, a bad copy): each one makes the step unrestorable.
-def truncate_state_data(step_dir):
-  for path in (step_dir / checkpoints.STATE / "d").iterdir():
-    path.write_bytes(path.read_bytes()[:50])
-
-
-def flip_state_data(step_dir):
-  for path in (step_dir / checkpoints.STATE / "d").iterdir():
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def remove_iterator_state(step_dir):
-  for path in (step_dir / checkpoints.DATA_ITER).glob("*.json"):
-    path.unlink()
-
-
-def truncate_metadata(step_dir):
-  path = step_dir / checkpoints.STATE / "_METADATA"
-  path.write_bytes(path.read_bytes()[:40])
-
-
-@pytest.mark.parametrize("damage", [truncate_state_data, flip_state_data,
-                                    remove_iterator_state, truncate_metadata])
+@pytest.mark.parametrize("damage", [
+    faults.truncate_state_data, faults.flip_state_data,
+    faults.remove_iterator_state, faults.truncate_metadata])
 def test_resume_sets_damaged_steps_aside_and_takes_the_newest_good_one(
     tmp_path, records_dataset, damage):
   saved_steps(tmp_path, (2, 4, 6), records_dataset)
@@ -213,7 +190,7 @@ def test_resume_renames_nothing_when_no_step_restores(tmp_path,
 def test_inference_refuses_a_damaged_step_naming_it(tmp_path, records_dataset):
   saved_steps(tmp_path, (2, 4), records_dataset)
   step_dir = tmp_path / checkpoints.CHECKPOINTS_DIR / "4"
-  truncate_state_data(step_dir)
+  faults.truncate_state_data(step_dir)
   for path in (tmp_path, step_dir):
     with pytest.raises(ValueError) as raised:
       checkpoints.restore_for_inference(path)
@@ -231,12 +208,9 @@ def test_inference_refuses_a_damaged_step_naming_it(tmp_path, records_dataset):
 
 
 def test_an_unfinished_save_is_never_read(tmp_path, records_dataset):
-  # Killed while writing step 4: orbax writes under a temporary name and
-  # renames the directory to the step number only when the save is done.
   saved_steps(tmp_path, (2, 4), records_dataset)
   step_dirs = tmp_path / checkpoints.CHECKPOINTS_DIR
-  unfinished = step_dirs / "4.orbax-checkpoint-tmp"
-  (step_dirs / "4").rename(unfinished)
+  unfinished = faults.interrupt_save(step_dirs / "4")
   with pytest.raises(ValueError) as raised:
     checkpoints.restore_for_inference(unfinished)
   assert str(raised.value).startswith(
@@ -285,7 +259,7 @@ def test_a_save_on_a_full_tmpfs_fails_and_leaves_no_step(tmp_path,
       {"step": jnp.asarray(1, jnp.int32),
        "params": {"w": jax.random.normal(jax.random.key(0), (256, 1024))}},
       sharding)
-  with disk.small_tmpfs(tmp_path / checkpoints.CHECKPOINTS_DIR, 256 << 10):
+  with faults.small_tmpfs(tmp_path / checkpoints.CHECKPOINTS_DIR, 256 << 10):
     checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=3)
     iterator = data_iterator(records_dataset)
     with pytest.raises(OSError, match=_full_disk_message(checkpointer, 1)):

@@ -16,6 +16,7 @@ from pipelines import frozen_tower
 from pipelines import records
 from pipelines import sinks
 from pipelines import verify
+from tests.fixtures import faults
 from trainer import checkpoints
 from trainer import configs
 from trainer import input_pipeline
@@ -326,11 +327,9 @@ def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
     capsys, tmp_path, built_dataset, tower_workdir):
   workdir = shutil.copytree(tower_workdir, tmp_path / "workdir")
   step_dir = workdir / checkpoints.CHECKPOINTS_DIR / str(STEP)
-  (step_dir / checkpoints.STATE / "_METADATA").unlink()
-  # Killed before orbax renamed the step directory: the save did not finish.
-  unfinished = step_dir.with_name(f"{STEP + 1}.orbax-checkpoint-tmp")
-  shutil.copytree(tower_workdir / checkpoints.CHECKPOINTS_DIR / str(STEP),
-                  unfinished)
+  unfinished = faults.interrupt_save(
+      shutil.copytree(step_dir, step_dir.with_name(str(STEP + 1))))
+  faults.truncate_metadata(step_dir)
   out = tmp_path / "out"
   cases = [
       (workdir, f"error: checkpoint {step_dir} is damaged or incomplete: "),

@@ -8,7 +8,7 @@ import pytest
 from pipelines import inspect
 from pipelines import sinks
 from pipelines import verify
-from tests.fixtures import records as synthetic
+from tests.fixtures import faults
 from tokenizers.vocabulary import Vocabulary
 
 
@@ -63,11 +63,11 @@ def test_verify_detects_a_flipped_byte_in_the_padding(dataset_copy):
           verify.verify_dataset(str(dataset_copy)).problems] == [shard["file"]]
 
 
-@pytest.mark.parametrize("damage", [synthetic.TRUNCATED, synthetic.FLIPPED])
+@pytest.mark.parametrize("damage", [faults.TRUNCATED, faults.FLIPPED])
 def test_verify_names_a_damaged_shard_and_what_it_could_read(
     dataset_copy, damage, capsys):
   shard = _manifest(dataset_copy)["shards"][1]
-  synthetic.damage_shard(dataset_copy / shard["file"], damage)
+  faults.damage_shard(dataset_copy / shard["file"], damage)
   report = verify.verify_dataset(str(dataset_copy))
   problems = report.problems
   kept = _manifest(dataset_copy)["counts"]["kept"]
@@ -76,7 +76,7 @@ def test_verify_names_a_damaged_shard_and_what_it_could_read(
   assert {p.split(":")[0] for p in problems[:-1]} == {shard["file"]}
   unreadable = [p for p in problems if "unreadable after" in p]
   assert len(unreadable) == 1, problems
-  if damage == synthetic.TRUNCATED:
+  if damage == faults.TRUNCATED:
     assert unreadable[0] == (
         f"{shard['file']}: unreadable after 0 records: not a readable "
         "ArrayRecord file (truncated?)")

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines import sinks
 from pipelines.reasons import REASONS
-from tests.fixtures import disk
+from tests.fixtures import faults
 
 
 def test_shard_index_is_a_stable_hash():
@@ -176,7 +176,7 @@ def _full_disk_error(path) -> str:
 
 
 def test_writes_on_a_full_disk_fail_naming_the_file(tmp_path, monkeypatch):
-  disk.fill_after(monkeypatch, 1000)
+  faults.fill_after(monkeypatch, 1000)
   shard = tmp_path / "train-00000-of-00001.array_record"
   with pytest.raises(OSError, match=_full_disk_error(shard) + "$"):
     sinks.write_array_record(str(shard), [b"x" * 2000])
@@ -187,7 +187,7 @@ def test_writes_on_a_full_disk_fail_naming_the_file(tmp_path, monkeypatch):
 
 def test_shards_on_a_full_tmpfs_fail_naming_the_file(tmp_path, monkeypatch):
   records = [os.urandom(1000) for _ in range(200)]
-  with disk.small_tmpfs(tmp_path / "small", 64 << 10) as small:
+  with faults.small_tmpfs(tmp_path / "small", 64 << 10) as small:
     shard = small / "train-00000-of-00002.array_record"
     with pytest.raises(OSError, match=_full_disk_error(shard)):
       sinks.write_array_record(str(shard), records)

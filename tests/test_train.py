@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.fixtures import disk
+from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from trainer import checkpoints
 from trainer import train
@@ -326,18 +326,9 @@ def test_cli_help_explains_the_flags():
   assert "--config" in text and "--workdir" in text and "resumes" in text
 
 
-def _truncate_state_data(step_dir):
-  for path in (step_dir / checkpoints.STATE / "d").iterdir():
-    path.write_bytes(path.read_bytes()[:50])
-
-
-def _interrupt_save(step_dir):
-  # Killed before orbax renamed the finished step to its number.
-  step_dir.rename(step_dir.with_name(step_dir.name + ".orbax-checkpoint-tmp"))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", [_truncate_state_data, _interrupt_save])
+@pytest.mark.parametrize("fault", [faults.truncate_state_data,
+                                   faults.interrupt_save])
 def test_resume_skips_a_damaged_or_unfinished_newest_step(
     fault, straight_run, records_dataset, tmp_path):
   # The straight run kept steps 4 and 6; step 6 is lost to the fault, so the
@@ -350,7 +341,7 @@ def test_resume_skips_a_damaged_or_unfinished_newest_step(
     train.train_and_evaluate(tiny_config(records_dataset), workdir)
   assert f"Resuming from step 4 ({step_dirs})" in out.getvalue()
   assert "step 6/6" in out.getvalue()
-  if fault is _truncate_state_data:
+  if fault is faults.truncate_state_data:
     assert err.getvalue().startswith(
         "warning: checkpoint step 6 cannot be restored (")
     assert err.getvalue().endswith(
@@ -369,7 +360,7 @@ def test_a_full_disk_stops_training_with_one_error_and_no_saved_step(
   workdir = tmp_path / "run"
   step_dirs = workdir / checkpoints.CHECKPOINTS_DIR
   out = io.StringIO()
-  with disk.small_tmpfs(step_dirs, 64 << 10):
+  with faults.small_tmpfs(step_dirs, 64 << 10):
     with contextlib.redirect_stdout(out):
       with pytest.raises(OSError) as raised:
         train.train_and_evaluate(tiny_config(records_dataset), workdir)
@@ -382,13 +373,13 @@ def test_a_full_disk_stops_training_with_one_error_and_no_saved_step(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", [synthetic.TRUNCATED, synthetic.FLIPPED])
+@pytest.mark.parametrize("damage", [faults.TRUNCATED, faults.FLIPPED])
 def test_the_cli_refuses_a_damaged_shard_with_one_line(
     damage, records_dataset, tmp_path):
   # A truncated shard fails at start-up, a changed record when it is read.
   dataset = shutil.copytree(records_dataset, tmp_path / "dataset")
   shard = dataset / "train-00001-of-00002.array_record"
-  synthetic.damage_shard(shard, damage)
+  faults.damage_shard(shard, damage)
   process = cli("--config", "trainer/configs/demo_tiny.py",
                 "--workdir", str(tmp_path / "run"),
                 *cli_overrides(dataset))

@@ -26,6 +26,7 @@ from eval import xm3600_data
 from pipelines import langid
 from pipelines import sinks
 from tests.fixtures import corpus
+from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from tokenizers import vocabulary as vocabulary_lib
 from trainer import checkpoints
@@ -295,12 +296,9 @@ def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
     run, xm3600_dir, tmp_path, capsys):
   workdir = shutil.copytree(run[0], tmp_path / "workdir")
   step_dir = workdir / checkpoints.CHECKPOINTS_DIR / str(STEP)
-  for path in (step_dir / checkpoints.STATE / "d").iterdir():
-    path.write_bytes(path.read_bytes()[:50])  # A truncated file.
-  # Killed before orbax renamed the step directory: the save did not finish.
-  unfinished = step_dir.with_name(f"{STEP + 1}.orbax-checkpoint-tmp")
-  shutil.copytree(run[0] / checkpoints.CHECKPOINTS_DIR / str(STEP),
-                  unfinished)
+  unfinished = faults.interrupt_save(
+      shutil.copytree(step_dir, step_dir.with_name(str(STEP + 1))))
+  faults.truncate_state_data(step_dir)
   cases = [
       (workdir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
       (step_dir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
