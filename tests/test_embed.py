@@ -325,19 +325,9 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path, built_dataset,
 
 def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
     capsys, tmp_path, built_dataset, tower_workdir):
-  workdir = shutil.copytree(tower_workdir, tmp_path / "workdir")
-  step_dir = workdir / checkpoints.CHECKPOINTS_DIR / str(STEP)
-  unfinished = faults.interrupt_save(
-      shutil.copytree(step_dir, step_dir.with_name(str(STEP + 1))))
-  faults.truncate_metadata(step_dir)
   out = tmp_path / "out"
-  cases = [
-      (workdir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
-      (step_dir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
-      (unfinished, f"error: checkpoint {str(unfinished)!r} is not a complete "
-                   "step: "),
-  ]
-  for checkpoint, message in cases:
+  for checkpoint, message in faults.refused_checkpoints(
+      tower_workdir, tmp_path / "workdir", STEP, faults.truncate_metadata):
     assert run_embed("--dataset", built_dataset, "--checkpoint", checkpoint,
                      "--output", out) == 1
     err = capsys.readouterr().err

@@ -294,18 +294,8 @@ def test_bad_inputs_exit_1_with_one_line(run, xm3600_dir, tmp_path, capsys):
 
 def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
     run, xm3600_dir, tmp_path, capsys):
-  workdir = shutil.copytree(run[0], tmp_path / "workdir")
-  step_dir = workdir / checkpoints.CHECKPOINTS_DIR / str(STEP)
-  unfinished = faults.interrupt_save(
-      shutil.copytree(step_dir, step_dir.with_name(str(STEP + 1))))
-  faults.truncate_state_data(step_dir)
-  cases = [
-      (workdir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
-      (step_dir, f"error: checkpoint {step_dir} is damaged or incomplete: "),
-      (unfinished, f"error: checkpoint {str(unfinished)!r} is not a complete "
-                   "step: "),
-  ]
-  for checkpoint, message in cases:
+  for checkpoint, message in faults.refused_checkpoints(
+      run[0], tmp_path / "workdir", STEP, faults.truncate_state_data):
     assert xm3600.main(["--data_dir", str(xm3600_dir), "--checkpoint",
                         str(checkpoint), "--output",
                         str(tmp_path / "out")]) == 1
