@@ -65,7 +65,7 @@ def dataset_shards(data_dir: str | pathlib.Path, split: str) -> list[str]:
   return [str(path) for path in shards]
 
 
-def damaged_shard_error(path: str, error: Exception) -> ValueError:
+def _damaged_shard_error(path: str, error: Exception) -> ValueError:
   """The error for a shard that ArrayRecord cannot open or read."""
   reason = (str(error).strip().splitlines() or
             ["not a readable ArrayRecord file (truncated?)"])[0]
@@ -97,17 +97,19 @@ def _count_records(path: str) -> int:
     finally:
       reader.close()
   except RuntimeError as e:
-    raise damaged_shard_error(path, e) from None
-  raise damaged_shard_error(path, RuntimeError())
+    raise _damaged_shard_error(path, e) from None
+  raise _damaged_shard_error(path, RuntimeError())
 
 
 class ShardSource(grain.sources.RandomAccessDataSource):
   """The records of ArrayRecord shards, in order; errors name the shard.
 
   A damaged shard (truncated, or with changed bytes: ArrayRecord checks each
-  chunk's hash as it reads it) raises `damaged_shard_error` when it is
+  chunk's hash as it reads it) raises a ValueError naming it when it is
   opened or when a record in a damaged chunk is read, instead of ArrayRecord's
-  bare RuntimeError (whose message is empty for a truncated file).
+  bare RuntimeError (whose message is empty for a truncated file). Checking
+  each shard's sha256 from the manifest before training would catch the same
+  damage but read the whole dataset first (about 0.6 GB/s per core here).
   """
 
   def __init__(self, shards: Sequence[str]):
@@ -126,7 +128,7 @@ class ShardSource(grain.sources.RandomAccessDataSource):
       return self._source[index]
     except RuntimeError as e:
       shard = self._shards[bisect.bisect_right(self._ends, int(index))]
-      raise damaged_shard_error(shard, e) from None
+      raise _damaged_shard_error(shard, e) from None
 
 
 def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
