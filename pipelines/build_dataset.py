@@ -398,7 +398,8 @@ def _parser() -> argparse.ArgumentParser:
   io.add_argument("--split", default=DEFAULT_SPLIT, metavar="NAME",
                   help="the split name in shard file names")
   io.add_argument("--overwrite", action="store_true",
-                  help="replace a completed dataset in --output")
+                  help="replace the dataset in --output, completed or left "
+                  "incomplete by an interrupted build")
   io.add_argument("--blocklist", action="append", default=[], metavar="PATH",
                   help="images to exclude, e.g. eval images: a file of hex "
                   "pixel SHA-256 lines (python -m pipelines.blocklist) or a "

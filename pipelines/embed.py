@@ -299,7 +299,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="number of output shards; default: as many as "
                       "the source dataset")
   parser.add_argument("--overwrite", action="store_true",
-                      help="replace a completed dataset in --output")
+                      help="replace the dataset in --output, completed or "
+                      "left incomplete by an interrupted run")
   parser.add_argument("--verbose", action="store_true",
                       help="log Beam's progress and show tracebacks")
   return parser

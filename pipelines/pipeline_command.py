@@ -45,6 +45,10 @@ def run(name: str, logger: logging.Logger, verbose: bool,
   """
   if verbose:
     logging.getLogger().setLevel(logging.INFO)
+  else:
+    # Beam logs a failing transform's traceback before it raises; the error
+    # is printed below, as one line.
+    logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
   _log_progress(logger, name)
   start = time.perf_counter()
   try:

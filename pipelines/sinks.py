@@ -18,6 +18,7 @@ Beam's FileSystems, which also serves gs:// outputs.
 
 import collections
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -25,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, BinaryIO
 
 from apache_beam.io.filesystems import FileSystems
 from array_record.python import array_record_module
@@ -79,10 +80,20 @@ class RejectedExample:
     return json.dumps(dataclasses.asdict(self), ensure_ascii=False) + "\n"
 
 
+@contextlib.contextmanager
+def _create(destination: str) -> Iterator[BinaryIO]:
+  """`FileSystems.create`, whose write errors (a full disk) name the file."""
+  try:
+    with FileSystems.create(destination) as f:
+      yield f
+  except OSError as e:
+    raise OSError(f"writing {destination} failed: {e}") from e
+
+
 def copy_local_file(local_path: str, destination: str) -> str:
   """Copies a local file to any FileSystems path; returns its SHA-256."""
   sha = hashlib.sha256()
-  with open(local_path, "rb") as src, FileSystems.create(destination) as dst:
+  with open(local_path, "rb") as src, _create(destination) as dst:
     while chunk := src.read(_COPY_CHUNK_BYTES):
       sha.update(chunk)
       dst.write(chunk)
@@ -105,6 +116,8 @@ def write_array_record(destination: str, records: Iterable[bytes]) -> ShardInfo:
       count += 1
     writer.close()
     sha = copy_local_file(local_path, destination)
+  except RuntimeError as e:  # ArrayRecord's I/O errors, e.g. a full disk.
+    raise OSError(f"writing {destination} failed: {e}") from e
   finally:
     os.remove(local_path)
   return ShardInfo(file=FileSystems.split(destination)[1], count=count,
@@ -113,6 +126,8 @@ def write_array_record(destination: str, records: Iterable[bytes]) -> ShardInfo:
 
 def _local_records(path: str) -> Iterator[bytes]:
   reader = array_record_module.ArrayRecordReader(path)
+  if not reader.ok():  # It opens files it cannot parse, e.g. truncated ones.
+    raise RuntimeError("not a readable ArrayRecord file (truncated?)")
   try:
     total = reader.num_records()
     for start in range(0, total, _READ_BATCH):
@@ -161,13 +176,13 @@ def write_rejected_part(destination: str,
                         rejected: Iterable[RejectedExample]) -> None:
   """Writes rejected examples as JSON lines, sorted."""
   text = "".join(r.to_json_line() for r in sorted(rejected))
-  with FileSystems.create(destination) as f:
+  with _create(destination) as f:
     f.write(text.encode("utf-8"))
 
 
 def concatenate(parts: Sequence[str], destination: str) -> None:
   """Writes the files `parts`, in order, into one file."""
-  with FileSystems.create(destination) as dst:
+  with _create(destination) as dst:
     for part in parts:
       with FileSystems.open(part) as src:
         while chunk := src.read(_COPY_CHUNK_BYTES):
@@ -266,7 +281,7 @@ def plot_stats(stats: DatasetStats, destination: str, title: str) -> None:
   fig.suptitle(title)
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png")
-  with FileSystems.create(destination) as f:
+  with _create(destination) as f:
     f.write(buffer.getvalue())
 
 
@@ -281,7 +296,7 @@ def rejected_counts(counts: Mapping[str, int]) -> dict[str, int]:
 def write_json(destination: str, value: Any) -> None:
   """Writes `value` as indented JSON with keys in their given order."""
   text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-  with FileSystems.create(destination) as f:
+  with _create(destination) as f:
     f.write(text.encode("utf-8"))
 
 
@@ -292,7 +307,7 @@ def read_json(path: str) -> Any:
 
 def write_completed(output_dir: str) -> None:
   """Writes the COMPLETED marker; call it after everything else is written."""
-  with FileSystems.create(FileSystems.join(output_dir, COMPLETED)) as f:
+  with _create(FileSystems.join(output_dir, COMPLETED)) as f:
     f.write(b"")
 
 
@@ -309,21 +324,33 @@ def dataset_files(output_dir: str) -> list[str]:
                 for m in result.metadata_list)
 
 
+def _has_rejected_parts(output_dir: str) -> bool:
+  parts = FileSystems.match(
+      [FileSystems.join(output_dir, REJECTED_PARTS_DIR, "*")])[0]
+  return bool(parts.metadata_list)
+
+
 def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
   """Makes `output_dir` ready for a build.
 
-  A completed dataset is only replaced when `overwrite` is set. The COMPLETED
-  marker goes first, then the other files of an earlier build (so no stale
-  shard of a build with more shards survives).
+  The files of an earlier build, completed or not (a build that was killed
+  leaves shards without the COMPLETED marker), are only replaced when
+  `overwrite` is set. The COMPLETED marker goes first, then the other files
+  (so no stale shard of a build with more shards survives).
 
   Raises:
-    FileExistsError: if `output_dir` holds a completed dataset and not
+    FileExistsError: if `output_dir` holds files of an earlier build and not
       `overwrite`.
   """
-  if is_completed(output_dir) and not overwrite:
-    raise FileExistsError(
-        f"{output_dir} already holds a completed dataset; "
-        "pass --overwrite to replace it")
+  if not overwrite:
+    if is_completed(output_dir):
+      raise FileExistsError(
+          f"{output_dir} already holds a completed dataset; "
+          "pass --overwrite to replace it")
+    if dataset_files(output_dir) or _has_rejected_parts(output_dir):
+      raise FileExistsError(
+          f"{output_dir} holds an incomplete dataset (no {COMPLETED} marker: "
+          "an earlier build did not finish); pass --overwrite to replace it")
   marker = FileSystems.join(output_dir, COMPLETED)
   if FileSystems.exists(marker):
     FileSystems.delete([marker])

@@ -1,10 +1,15 @@
 """Tests for pipelines.build_dataset: the dataset build, end to end."""
 
 import collections
+import contextlib
 import json
 import os
 import pathlib
+import re
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -13,11 +18,14 @@ from pipelines import build_dataset
 from pipelines import images
 from pipelines import records
 from pipelines import sinks
+from pipelines import verify
 from pipelines.readers import dispatch
 from pipelines.reasons import REASONS
 from pipelines.reasons import Reason
 from tests.fixtures import dataset as dataset_fixture
+from tests.fixtures import faults
 from tokenizers.vocabulary import Vocabulary
+from trainer import input_pipeline
 
 
 def _files(directory: pathlib.Path) -> dict[str, bytes]:
@@ -293,3 +301,98 @@ def test_damaged_input_file_is_listed_and_counts_add_up(tmp_path, capsys):
   assert set(manifest["languages"]) == {"en"}
   assert f"damaged input file {damaged}" in capsys.readouterr().out
   shutil.rmtree(output)
+
+
+# Runs the command and SIGKILLs it (no cleanup runs) at a fixed point: when
+# the second shard is about to be written, or just before COMPLETED, when
+# every other file of the dataset is in place.
+_KILLED_BUILD = """
+import os, signal, sys
+from pipelines import build_dataset, sinks
+
+def kill(*args, **kwargs):
+  os.kill(os.getpid(), signal.SIGKILL)
+
+written = []
+write_array_record = sinks.write_array_record
+
+def write_one_shard(*args, **kwargs):
+  if written:
+    kill()
+  written.append(write_array_record(*args, **kwargs))
+  return written[-1]
+
+if sys.argv[1] == "second_shard":
+  sinks.write_array_record = write_one_shard
+else:
+  sinks.write_completed = kill
+sys.exit(build_dataset.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at", ["second_shard", "completed_marker"])
+def test_a_killed_build_is_refused_until_overwritten_and_rebuilt_exactly(
+    kill_at, built_dataset, demo_corpus, xm3600_dir, en_vocab_dir,
+    multi_vocab_dir, tmp_path, capsys):
+  output = tmp_path / "killed"
+  argv = _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output)
+  root = pathlib.Path(__file__).resolve().parents[1]
+  killed = subprocess.run(
+      [sys.executable, "-c", _KILLED_BUILD, kill_at, *argv], cwd=root,
+      env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+      text=True, timeout=120, check=False)
+  assert killed.returncode == -signal.SIGKILL, killed.stderr
+  left = {p.relative_to(output).as_posix() for p in output.rglob("*")
+          if p.is_file()}
+  shards = {name for name in left if name.endswith(sinks.SHARD_SUFFIX)}
+  if kill_at == "second_shard":
+    assert len(shards) == 1 and sinks.MANIFEST not in left
+  else:
+    assert len(shards) == dataset_fixture.BUILT_DATASET_NUM_SHARDS
+    assert {sinks.MANIFEST, sinks.REJECTED, sinks.STATS_PLOT} <= left
+  assert sinks.COMPLETED not in left
+  # Nothing takes the half dataset for a dataset.
+  assert verify.main([str(output)]) == 1
+  assert capsys.readouterr().err.startswith(
+      "COMPLETED marker missing: the build did not finish\n")
+  with pytest.raises(ValueError, match="incomplete"):
+    input_pipeline.dataset_shards(output, "train")
+
+  before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
+  assert build_dataset.main(argv) == 1
+  assert capsys.readouterr().err == (
+      f"error: {output} holds an incomplete dataset (no COMPLETED marker: an "
+      "earlier build did not finish); pass --overwrite to replace it\n")
+  assert {p: p.read_bytes() for p in output.rglob("*")
+          if p.is_file()} == before
+
+  assert build_dataset.main(argv + ["--overwrite"]) == 0
+  assert _files(output) == _files(built_dataset)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("full_disk", ["tmpfs", "injected_enospc"])
+def test_a_full_disk_fails_the_build_with_one_line_and_no_marker(
+    full_disk, demo_corpus, tmp_path, monkeypatch, capsys):
+  small = tmp_path / "small"
+  output = small / "dataset"
+  argv = ["--input", str(demo_corpus.output_dir / "*.tar"), "--output",
+          str(output), "--num_shards", "4"]
+  with contextlib.ExitStack() as stack:
+    if full_disk == "tmpfs":
+      stack.enter_context(faults.small_tmpfs(small, 200 << 10))
+    else:
+      faults.fill_after(monkeypatch, 200 << 10)
+    assert build_dataset.main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # No summary: nothing was built.
+    assert "Traceback" not in captured.err
+    assert re.fullmatch(
+        rf"error: writing {re.escape(str(output))}/train-\d{{5}}-of-00004"
+        r"\.array_record failed: .*No space left on device "
+        r"\[while running 'BuildDataset/WriteShards'\]",
+        captured.err.splitlines()[-1])
+    left = {p.name for p in output.iterdir()}
+    assert not left & {sinks.COMPLETED, sinks.MANIFEST, sinks.REJECTED}
+    assert verify.main([str(output)]) == 1

@@ -1,11 +1,17 @@
 """Tests for trainer.checkpoints."""
 
+import errno
+import os
+import re
+
+import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
+from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from trainer import checkpoints
 from trainer import configs
@@ -129,3 +135,157 @@ def test_restore_for_inference_refuses_paths_without_checkpoints(tmp_path):
 def test_keep_checkpoints_must_be_positive(tmp_path):
   with pytest.raises(ValueError, match="keep_checkpoints"):
     checkpoints.Checkpointer(tmp_path, max_to_keep=0)
+
+
+def saved_steps(workdir, steps, records_dataset, max_to_keep=3):
+  """Saves replicated_state(step) for each step; returns the iterator."""
+  checkpoints.save_config(ml_collections.ConfigDict(dict(total_steps=9)),
+                          workdir)
+  checkpointer = checkpoints.Checkpointer(workdir, max_to_keep=max_to_keep)
+  iterator = data_iterator(records_dataset)
+  for step in steps:
+    next(iterator)
+    checkpointer.save(step, replicated_state(step), iterator)
+  checkpointer.wait()
+  checkpointer.close()
+  return iterator
+
+
+def abstract_state(state):
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+      state)
+
+
+@pytest.mark.parametrize("damage", [
+    faults.truncate_state_data, faults.flip_state_data,
+    faults.remove_iterator_state, faults.truncate_metadata])
+def test_resume_sets_damaged_steps_aside_and_takes_the_newest_good_one(
+    tmp_path, records_dataset, damage):
+  saved_steps(tmp_path, (2, 4, 6), records_dataset)
+  step_dirs = tmp_path / checkpoints.CHECKPOINTS_DIR
+  damage(step_dirs / "6")
+  expected_iterator = data_iterator(records_dataset)
+  for _ in range(2):  # Step 4 was saved after the second batch.
+    next(expected_iterator)
+  checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=3)
+  iterator = data_iterator(records_dataset)
+  restored = checkpointer.restore_latest(
+      abstract_state(replicated_state(0)), iterator)
+  assert restored.step == 4
+  jax.tree.map(np.testing.assert_array_equal, restored.state,
+               replicated_state(4))
+  assert batch_keys(iterator, 3) == batch_keys(expected_iterator, 3)
+  [message] = restored.damaged
+  assert message.startswith("checkpoint step 6 cannot be restored (")
+  assert message.endswith(f"); moved it to {step_dirs / '6.damaged'}")
+  assert "\n" not in message
+  assert sorted(p.name for p in step_dirs.iterdir()) == ["2", "4", "6.damaged"]
+  assert checkpointer.all_steps() == [2, 4]
+  # Training goes on and saves step 6 again.
+  checkpointer.save(6, replicated_state(6), iterator)
+  checkpointer.wait()
+  assert checkpointer.latest_step() == 6
+  checkpointer.close()
+
+
+def test_resume_renames_nothing_when_no_step_restores(tmp_path,
+                                                      records_dataset):
+  saved_steps(tmp_path, (2, 4), records_dataset)
+  checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=3)
+  other_model = abstract_state(
+      {**replicated_state(0), "params": {"other": jnp.zeros((5,))}})
+  with pytest.raises(ValueError) as raised:
+    checkpointer.restore_latest(other_model, data_iterator(records_dataset))
+  message = str(raised.value)
+  assert message.startswith(
+      f"cannot restore checkpoint {checkpointer.directory / '4'}: ")
+  assert "\n" not in message
+  assert checkpointer.all_steps() == [2, 4]
+  checkpointer.close()
+
+
+def test_inference_refuses_a_damaged_step_naming_it(tmp_path, records_dataset):
+  saved_steps(tmp_path, (2, 4), records_dataset)
+  step_dir = tmp_path / checkpoints.CHECKPOINTS_DIR / "4"
+  faults.truncate_state_data(step_dir)
+  for path in (tmp_path, step_dir):
+    with pytest.raises(ValueError) as raised:
+      checkpoints.restore_for_inference(path)
+    message = str(raised.value)
+    assert message.startswith(
+        f"checkpoint {step_dir} is damaged or incomplete: ")
+    assert "\n" not in message and "tensorstore_spec" not in message
+  (step_dir / checkpoints.STATE / "_METADATA").unlink()
+  with pytest.raises(ValueError, match=f"^checkpoint {step_dir} is damaged "
+                     "or incomplete: Metadata file"):
+    checkpoints.restore_for_inference(step_dir)
+  # An older step is still there to read.
+  _, params = checkpoints.restore_for_inference(step_dir.with_name("2"))
+  np.testing.assert_array_equal(params["t"], [2.0])
+
+
+def test_an_unfinished_save_is_never_read(tmp_path, records_dataset):
+  saved_steps(tmp_path, (2, 4), records_dataset)
+  step_dirs = tmp_path / checkpoints.CHECKPOINTS_DIR
+  unfinished = faults.interrupt_save(step_dirs / "4")
+  with pytest.raises(ValueError) as raised:
+    checkpoints.restore_for_inference(unfinished)
+  assert str(raised.value).startswith(
+      f"checkpoint {str(unfinished)!r} is not a complete step: ")
+  assert checkpoints.find_checkpoint(tmp_path) == (tmp_path, step_dirs / "2")
+  checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=3)
+  iterator = data_iterator(records_dataset)
+  restored = checkpointer.restore_latest(
+      abstract_state(replicated_state(0)), iterator)
+  assert (restored.step, restored.damaged) == (2, [])
+  # The resumed run saves step 4 in its place.
+  checkpointer.save(4, replicated_state(4), iterator)
+  checkpointer.wait()
+  checkpointer.close()
+  assert sorted(p.name for p in step_dirs.iterdir()) == ["2", "4"]
+
+
+def _full_disk_message(checkpointer, step):
+  return (f"^writing checkpoint step {step} in "
+          f"{re.escape(str(checkpointer.directory))} failed: .*"
+          "No space left on device")
+
+
+def test_a_save_on_a_full_disk_fails_and_leaves_no_step(tmp_path,
+                                                        records_dataset,
+                                                        monkeypatch):
+  # Disk full when the data iterator's state is written.
+  def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", full_disk)
+  checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=3)
+  with pytest.raises(OSError, match=_full_disk_message(checkpointer, 1)):
+    checkpointer.save(1, replicated_state(1), data_iterator(records_dataset))
+    checkpointer.wait()
+  assert checkpointer.all_steps() == []
+  assert not (checkpointer.directory / "1").exists()
+  checkpointer.close()
+
+
+def test_a_save_on_a_full_tmpfs_fails_and_leaves_no_step(tmp_path,
+                                                         records_dataset):
+  # Random values do not compress: 1 MB of state on a 256 KiB disk.
+  sharding = mesh_lib.replicated(mesh_lib.make_mesh())
+  state = jax.device_put(
+      {"step": jnp.asarray(1, jnp.int32),
+       "params": {"w": jax.random.normal(jax.random.key(0), (256, 1024))}},
+      sharding)
+  with faults.small_tmpfs(tmp_path / checkpoints.CHECKPOINTS_DIR, 256 << 10):
+    checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=3)
+    iterator = data_iterator(records_dataset)
+    with pytest.raises(OSError, match=_full_disk_message(checkpointer, 1)):
+      checkpointer.save(1, state, iterator)
+      checkpointer.wait()
+    assert checkpointer.all_steps() == []
+    assert checkpointer.latest_step() is None
+    assert not (checkpointer.directory / "1").exists()
+    with pytest.raises(ValueError, match="no checkpoint in"):
+      checkpoints.find_checkpoint(tmp_path)
+    checkpointer.close()

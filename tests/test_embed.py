@@ -17,6 +17,7 @@ from pipelines import frozen_tower
 from pipelines import records
 from pipelines import sinks
 from pipelines import verify
+from tests.fixtures import faults
 from trainer import checkpoints
 from trainer import configs
 from trainer import input_pipeline
@@ -345,6 +346,18 @@ def test_manifest_stores_the_paths_given_resolved(
       str(built_dataset), str(tower_workdir))
   assert lit[embed.SOURCE_DATASET]["path"] == str(built_dataset)
   assert lit[embed.TOWER]["checkpoint"] == str(tower_workdir)
+
+
+def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
+    capsys, tmp_path, built_dataset, tower_workdir):
+  out = tmp_path / "out"
+  for checkpoint, message in faults.refused_checkpoints(
+      tower_workdir, tmp_path / "workdir", STEP, faults.truncate_metadata):
+    assert run_embed("--dataset", built_dataset, "--checkpoint", checkpoint,
+                     "--output", out) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+  assert not out.exists()
 
 
 def test_help_explains_every_flag(capsys):

@@ -12,6 +12,7 @@ from PIL import Image
 import pytest
 
 from pipelines import records
+from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from tokenizers import vocabulary
 from trainer import configs
@@ -217,6 +218,31 @@ def test_incomplete_or_missing_datasets_are_refused(records_dataset,
     input_pipeline.dataset_shards(incomplete, "train")
   with pytest.raises(ValueError, match="no 'validation' shards"):
     input_pipeline.dataset_shards(records_dataset, "validation")
+
+
+@pytest.mark.parametrize("num_workers", [
+    0, pytest.param(2, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("damage", [faults.TRUNCATED, faults.FLIPPED])
+def test_a_damaged_shard_is_named_instead_of_read(records_dataset, tmp_path,
+                                                   damage, num_workers):
+  dataset = shutil.copytree(records_dataset, tmp_path / "dataset")
+  shard = dataset / "train-00001-of-00002.array_record"
+  faults.damage_shard(shard, damage)
+  config = data_config(dataset, num_workers=num_workers)
+  with pytest.raises(ValueError) as raised:
+    iterator = input_pipeline.make_train_iterator(config, 4, seed=0)
+    try:
+      take(iterator, 2 * NUM_RECORDS // 4)  # Two epochs: every record.
+    finally:
+      iterator.close()
+  message = str(raised.value)
+  assert message.startswith(f"dataset shard {shard} is damaged: ")
+  assert message.endswith("(python -m pipelines.verify checks every shard)")
+  assert "\n" not in message
+  if damage == faults.TRUNCATED:
+    assert "not a readable ArrayRecord file" in message
+  else:
+    assert "hash mismatch" in message
 
 
 @pytest.mark.slow

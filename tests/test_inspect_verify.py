@@ -8,6 +8,7 @@ import pytest
 from pipelines import inspect
 from pipelines import sinks
 from pipelines import verify
+from tests.fixtures import faults
 from tokenizers.vocabulary import Vocabulary
 
 
@@ -60,6 +61,31 @@ def test_verify_detects_a_flipped_byte_in_the_padding(dataset_copy):
   path.write_bytes(bytes(data))
   assert [p.split(":")[0] for p in
           verify.verify_dataset(str(dataset_copy)).problems] == [shard["file"]]
+
+
+@pytest.mark.parametrize("damage", [faults.TRUNCATED, faults.FLIPPED])
+def test_verify_names_a_damaged_shard_and_what_it_could_read(
+    dataset_copy, damage, capsys):
+  shard = _manifest(dataset_copy)["shards"][1]
+  faults.damage_shard(dataset_copy / shard["file"], damage)
+  report = verify.verify_dataset(str(dataset_copy))
+  problems = report.problems
+  kept = _manifest(dataset_copy)["counts"]["kept"]
+  assert problems[-1] == (f"{report.records} records in the shards, manifest "
+                          f"says kept {kept}")
+  assert {p.split(":")[0] for p in problems[:-1]} == {shard["file"]}
+  unreadable = [p for p in problems if "unreadable after" in p]
+  assert len(unreadable) == 1, problems
+  if damage == faults.TRUNCATED:
+    assert unreadable[0] == (
+        f"{shard['file']}: unreadable after 0 records: not a readable "
+        "ArrayRecord file (truncated?)")
+  else:
+    assert "hash mismatch" in unreadable[0]
+  assert verify.main([str(dataset_copy)]) == 1
+  err = capsys.readouterr().err
+  assert err.startswith(f"{shard['file']}: sha256 ")
+  assert err.endswith(f"FAILED: {len(problems)} problems in {dataset_copy}\n")
 
 
 def test_verify_detects_a_missing_shard(dataset_copy):

@@ -4,11 +4,14 @@ import collections
 import hashlib
 import json
 import os
+import re
+import tempfile
 
 import pytest
 
 from pipelines import sinks
 from pipelines.reasons import REASONS
+from tests.fixtures import faults
 
 
 def test_shard_index_is_a_stable_hash():
@@ -141,8 +144,57 @@ def test_prepare_output_dir_refuses_completed_unless_overwrite(tmp_path):
   assert os.listdir(out) == ["notes.txt"]
 
 
-def test_prepare_output_dir_cleans_an_unfinished_build(tmp_path):
+@pytest.mark.parametrize("leftover", [
+    "train-00007-of-00008.array_record", sinks.MANIFEST,
+    sinks.rejected_part_name(3, 8)])
+def test_prepare_output_dir_refuses_an_unfinished_build_unless_overwrite(
+    tmp_path, leftover):
   out = str(tmp_path)
-  _touch(os.path.join(out, "train-00007-of-00008.array_record"))
+  _touch(os.path.join(out, "notes.txt"))
+  _touch(os.path.join(out, leftover))
+  with pytest.raises(FileExistsError) as raised:
+    sinks.prepare_output_dir(out, overwrite=False)
+  assert str(raised.value) == (
+      f"{out} holds an incomplete dataset (no COMPLETED marker: an earlier "
+      "build did not finish); pass --overwrite to replace it")
+  assert os.path.exists(os.path.join(out, leftover))
+  sinks.prepare_output_dir(out, overwrite=True)
+  assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
+def test_prepare_output_dir_takes_a_directory_without_dataset_files(
+    tmp_path):
+  out = str(tmp_path)
+  _touch(os.path.join(out, "notes.txt"))
   sinks.prepare_output_dir(out, overwrite=False)
-  assert os.listdir(out) == []
+  assert os.listdir(out) == ["notes.txt"]
+
+
+def _full_disk_error(path) -> str:
+  return (f"^writing {re.escape(str(path))} failed: .*"
+          r"No space left on device")
+
+
+def test_writes_on_a_full_disk_fail_naming_the_file(tmp_path, monkeypatch):
+  faults.fill_after(monkeypatch, 1000)
+  shard = tmp_path / "train-00000-of-00001.array_record"
+  with pytest.raises(OSError, match=_full_disk_error(shard) + "$"):
+    sinks.write_array_record(str(shard), [b"x" * 2000])
+  manifest = tmp_path / sinks.MANIFEST
+  with pytest.raises(OSError, match=_full_disk_error(manifest) + "$"):
+    sinks.write_json(str(manifest), {"counts": list(range(1000))})
+
+
+def test_shards_on_a_full_tmpfs_fail_naming_the_file(tmp_path, monkeypatch):
+  records = [os.urandom(1000) for _ in range(200)]
+  with faults.small_tmpfs(tmp_path / "small", 64 << 10) as small:
+    shard = small / "train-00000-of-00002.array_record"
+    with pytest.raises(OSError, match=_full_disk_error(shard)):
+      sinks.write_array_record(str(shard), records)
+    # ArrayRecord writes a local temporary file first: that disk is full too.
+    monkeypatch.setattr(tempfile, "tempdir", str(small))
+    elsewhere = tmp_path / "train-00001-of-00002.array_record"
+    with pytest.raises(OSError, match=_full_disk_error(elsewhere)):
+      sinks.write_array_record(str(elsewhere), records)
+    assert not elsewhere.exists()
+    assert os.listdir(small) == [shard.name]

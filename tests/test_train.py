@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from trainer import checkpoints
 from trainer import train
@@ -359,3 +361,68 @@ def test_cli_help_explains_the_flags():
   assert process.returncode == 0
   text = stdout + stderr
   assert "--config" in text and "--workdir" in text and "resumes" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", [faults.truncate_state_data,
+                                   faults.interrupt_save])
+def test_resume_skips_a_damaged_or_unfinished_newest_step(
+    fault, straight_run, records_dataset, tmp_path):
+  # The straight run kept steps 4 and 6; step 6 is lost to the fault, so the
+  # run resumes from 4, trains 5 and 6 again and ends where it ended.
+  workdir = shutil.copytree(straight_run[0], tmp_path / "run")
+  step_dirs = workdir / checkpoints.CHECKPOINTS_DIR
+  fault(step_dirs / "6")
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    train.train_and_evaluate(tiny_config(records_dataset), workdir)
+  assert f"Resuming from step 4 ({step_dirs})" in out.getvalue()
+  assert "step 6/6" in out.getvalue()
+  if fault is faults.truncate_state_data:
+    assert err.getvalue().startswith(
+        "warning: checkpoint step 6 cannot be restored (")
+    assert err.getvalue().endswith(
+        f"); moved it to {step_dirs / '6.damaged'}\n")
+    assert sorted(p.name for p in step_dirs.iterdir()) == [
+        "4", "6", "6.damaged"]
+  else:
+    assert err.getvalue() == ""
+    assert sorted(p.name for p in step_dirs.iterdir()) == ["4", "6"]
+  assert_same_params(final_params(workdir), final_params(straight_run[0]))
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_training_with_one_error_and_no_saved_step(
+    records_dataset, tmp_path):
+  workdir = tmp_path / "run"
+  step_dirs = workdir / checkpoints.CHECKPOINTS_DIR
+  out = io.StringIO()
+  with faults.small_tmpfs(step_dirs, 64 << 10):
+    with contextlib.redirect_stdout(out):
+      with pytest.raises(OSError) as raised:
+        train.train_and_evaluate(tiny_config(records_dataset), workdir)
+    assert not [p for p in step_dirs.iterdir() if p.name.isdigit()]
+  message = str(raised.value)
+  assert message.startswith(
+      f"writing checkpoint step 2 in {step_dirs} failed: ")
+  assert "No space left on device" in message and "\n" not in message
+  assert "saved" not in out.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", [faults.TRUNCATED, faults.FLIPPED])
+def test_the_cli_refuses_a_damaged_shard_with_one_line(
+    damage, records_dataset, tmp_path):
+  # A truncated shard fails at start-up, a changed record when it is read.
+  dataset = shutil.copytree(records_dataset, tmp_path / "dataset")
+  shard = dataset / "train-00001-of-00002.array_record"
+  faults.damage_shard(shard, damage)
+  process = cli("--config", "trainer/configs/demo_tiny.py",
+                "--workdir", str(tmp_path / "run"),
+                *cli_overrides(dataset))
+  stdout, stderr = process.communicate(timeout=300)
+  assert process.returncode == 1
+  assert "Traceback" not in stderr
+  [error] = [l for l in stderr.splitlines() if l.startswith("error: ")]
+  assert error.startswith(f"error: dataset shard {shard} is damaged: ")
+  assert not (tmp_path / "run" / checkpoints.CHECKPOINTS_DIR / "6").exists()

@@ -26,6 +26,7 @@ from eval import xm3600_data
 from pipelines import langid
 from pipelines import sinks
 from tests.fixtures import corpus
+from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from tokenizers import vocabulary as vocabulary_lib
 from trainer import checkpoints
@@ -364,6 +365,18 @@ def test_bad_inputs_exit_1_with_one_line(run, xm3600_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err, (argv, err)
     assert err.count("\n") == 1, err
+
+
+def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
+    run, xm3600_dir, tmp_path, capsys):
+  for checkpoint, message in faults.refused_checkpoints(
+      run[0], tmp_path / "workdir", STEP, faults.truncate_state_data):
+    assert xm3600.main(["--data_dir", str(xm3600_dir), "--checkpoint",
+                        str(checkpoint), "--output",
+                        str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+  assert not (tmp_path / "out").exists()
 
 
 def test_vocabulary_rule(run, multi_vocab_dir, tmp_path):

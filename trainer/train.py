@@ -5,7 +5,8 @@ r"""Trains a two-tower image-text model with the sigmoid loss.
 
 The workdir receives `config.json`, `checkpoints/<step>/` (train state and
 input iterator together) and `tb/` (TensorBoard scalars). Running the same
-command again resumes from the newest checkpoint. SIGTERM makes the run save
+command again resumes from the newest checkpoint that restores (a damaged
+one is renamed `<step>.damaged`, with a warning). SIGTERM makes the run save
 a checkpoint at the next step boundary and exit 0. A non-finite loss (or
 parameters) stops training with an error; checkpoints are only ever written
 from finite states, so the newest one on disk is the last good one.
@@ -229,7 +230,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   Raises:
     NonFiniteLossError: when the loss or the parameters stop being finite.
-    ValueError: for a config that does not fit the data or the devices.
+    ValueError: for a config that does not fit the data or the devices, a
+      damaged dataset shard, or checkpoints of which none restores.
+    OSError: when a checkpoint cannot be written (e.g. the disk is full).
   """
   workdir = pathlib.Path(workdir)
   # Config.
@@ -272,8 +275,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     abstract_state = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
         jax.eval_shape(init, rng))
-    state = checkpointer.restore(start, abstract_state, data_iter)
+    restored = checkpointer.restore_latest(abstract_state, data_iter)
+    start, state = restored.step, restored.state
     if is_chief:
+      for message in restored.damaged:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
       print(f"Resuming from step {start} ({checkpointer.directory})",
             flush=True)
 
@@ -346,6 +352,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             checkpointer.save(step, state, data_iter)
           last_saved = step
         if stopping:
+          checkpointer.wait()  # Raises if the save failed.
           if is_chief:
             print(f"SIGTERM: saved a checkpoint at step {step} and stopped.",
                   flush=True)
@@ -358,11 +365,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
             f"{checkpointer.directory}")
     raise NonFiniteLossError(f"{e}: training stopped; {kept}") from None
   finally:
-    checkpointer.wait()
-    checkpointer.close()
-    data_iter.close()
-    if writer is not None:
-      writer.close()
+    try:
+      checkpointer.wait()
+    finally:
+      checkpointer.close()
+      data_iter.close()
+      if writer is not None:
+        writer.close()
   return state
 
 
@@ -431,7 +440,7 @@ def main(argv: list[str]) -> int:
     evaluator = xm3600.evaluator_from_config(config, workdir)
     train_and_evaluate(config, workdir,
                        [] if evaluator is None else [evaluator])
-  except (NonFiniteLossError, ValueError) as e:
+  except (NonFiniteLossError, ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0
