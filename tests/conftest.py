@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.fixtures.vocab",
     "tests.fixtures.dataset",
     "tests.fixtures.records",
+    "tests.fixtures.gcs",
 ]
