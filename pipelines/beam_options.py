@@ -19,10 +19,15 @@ from apache_beam.runners.portability import portable_runner
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 _LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+DATAFLOW_RUNNER = "DataflowRunner"
 
 
 def from_flags(argv: Sequence[str], **overrides: Any) -> PipelineOptions:
   """Beam's options from `argv`, with `overrides` (option name: value).
+
+  The main session is not pickled unless an override asks for it (Beam
+  pickles it by default for Dataflow): workers import this project's
+  packages, shipped with --setup_file, not the launching process's __main__.
 
   Raises:
     ValueError: for a flag that Beam does not know; Beam would only log and
@@ -35,7 +40,13 @@ def from_flags(argv: Sequence[str], **overrides: Any) -> PipelineOptions:
   _, unknown = parser.parse_known_args(list(argv))
   if unknown:
     raise ValueError(f"unrecognized arguments: {' '.join(unknown)}")
-  return PipelineOptions(list(argv), **overrides)
+  return PipelineOptions(list(argv),
+                         **{"save_main_session": False, **overrides})
+
+
+def is_local(options: PipelineOptions) -> bool:
+  """Whether the pipeline runs here, on the FnApiRunner (`runner_for`)."""
+  return options.view_as(StandardOptions).runner in _LOCAL_RUNNERS
 
 
 def runner_for(options: PipelineOptions):
@@ -46,9 +57,8 @@ def runner_for(options: PipelineOptions):
   `--direct_running_mode`; like the DirectRunner, it hands the options to
   worker processes (their log level, for one).
   """
-  name = options.view_as(StandardOptions).runner
-  if name not in _LOCAL_RUNNERS:
-    return name
+  if not is_local(options):
+    return options.view_as(StandardOptions).runner
   encoded = portable_runner.JobServiceHandle.encode_pipeline_options(
       options.get_all_options(drop_default=True))
   return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(

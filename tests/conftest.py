@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures.dataset",
     "tests.fixtures.records",
     "tests.fixtures.gcs",
+    "tests.fixtures.dataflow",
 ]
