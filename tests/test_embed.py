@@ -376,8 +376,8 @@ def test_gcs_dataset_and_output_give_the_local_shards(
   assert verify.verify_dataset(output).ok
 
 
-def test_missing_and_incomplete_gcs_datasets_are_told_apart(
-    gcs, gcs_dir, built_dataset, tower_workdir, capsys):
+def test_gcs_paths_that_cannot_work_are_named(
+    gcs, gcs_dir, gcs_source_dataset, built_dataset, tower_workdir, capsys):
   partial = f"{gcs_dir}/partial"
   gcs.write(f"{partial}/{sinks.MANIFEST}",
             (built_dataset / sinks.MANIFEST).read_bytes())
@@ -388,6 +388,14 @@ def test_missing_and_incomplete_gcs_datasets_are_told_apart(
     assert run_embed("--dataset", dataset, "--checkpoint", tower_workdir,
                      "--output", f"{gcs_dir}/out") == 1
     assert capsys.readouterr().err == f"error: {message}\n"
+  # A Python config runs here, so it must be local; config.json may be remote.
+  assert run_embed("--dataset", gcs_source_dataset, "--checkpoint",
+                   "gs://b/t.npz",
+                   "--model_config", f"{gcs_dir}/config.py",
+                   "--output", f"{gcs_dir}/out") == 1
+  assert capsys.readouterr().err == (
+      f"error: config file {gcs_dir}/config.py: a Python config file must "
+      "be local; a run's config.json may be anywhere\n")
 
 
 def test_embed_is_submitted_to_dataflow(gcs, gcs_dir, gcs_source_dataset,
@@ -407,13 +415,11 @@ def test_embed_is_submitted_to_dataflow(gcs, gcs_dir, gcs_source_dataset,
       *dataflow_fixture.dataflow_flags(
           gcs, "--job_name", "embed-submitted", "--dataflow_endpoint",
           fake_dataflow.endpoint)) == 0
-  assert capsys.readouterr().out.startswith(
-      "submitted DataflowRunner job fake-job-0 (state PENDING); it writes "
-      f"{output}, COMPLETED last, when it finishes\n")
+  summary = capsys.readouterr().out
+  assert f"job fake-job-0 (state PENDING); it writes {output}," in summary
   [request] = fake_dataflow.jobs
-  pipeline = dataflow_fixture.submitted_pipeline(request, gcs.read,
-                                                 "embed-submitted")
-  names = {t.unique_name for t in pipeline.components.transforms.values()}
+  names = dataflow_fixture.submitted_transforms(request, gcs.read,
+                                                "embed-submitted")
   assert {"EmbedDataset/ReadShards", "EmbedDataset/Preprocess",
           "EmbedDataset/Embed", "EmbedDataset/WriteShards",
           "EmbedDataset/Finalize"} <= names
