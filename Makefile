@@ -1,6 +1,7 @@
 # Set-up and the two entry points. `make demo` runs the main job on the embedded
 # demo data; `make test` runs the whole test suite. Both build .venv when it is
-# missing or older than pyproject.toml / requirements.lock.
+# missing or older than pyproject.toml / requirements.lock. The tests need the
+# gcp extra too: they run the commands on gs:// paths and submit to Dataflow.
 
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev,gcp]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -29,10 +29,15 @@ WORKER_MODULE = "pipelines.beam_worker"
 # started directly, as on Dataflow).
 _WORKER_MAIN_LOGGERS = ("apache_beam.runners.worker.sdk_worker_main",
                         "__main__")
+DATAFLOW_RUNNER = "DataflowRunner"
 
 
 def from_flags(argv: Sequence[str], **overrides: Any) -> PipelineOptions:
   """Beam's options from `argv`, with `overrides` (option name: value).
+
+  The main session is not pickled unless an override asks for it (Beam
+  pickles it by default for Dataflow): workers import this project's
+  packages, shipped with --setup_file, not the launching process's __main__.
 
   Raises:
     ValueError: for a flag that Beam does not know; Beam would only log and
@@ -45,7 +50,13 @@ def from_flags(argv: Sequence[str], **overrides: Any) -> PipelineOptions:
   _, unknown = parser.parse_known_args(list(argv))
   if unknown:
     raise ValueError(f"unrecognized arguments: {' '.join(unknown)}")
-  return PipelineOptions(list(argv), **overrides)
+  return PipelineOptions(list(argv),
+                         **{"save_main_session": False, **overrides})
+
+
+def is_local(options: PipelineOptions) -> bool:
+  """Whether the pipeline runs here, on the FnApiRunner (`runner_for`)."""
+  return options.view_as(StandardOptions).runner in _LOCAL_RUNNERS
 
 
 def runner_for(options: PipelineOptions):
@@ -56,9 +67,8 @@ def runner_for(options: PipelineOptions):
   `--direct_running_mode`; like the DirectRunner, it hands the options to
   worker processes (their log level, for one).
   """
-  name = options.view_as(StandardOptions).runner
-  if name not in _LOCAL_RUNNERS:
-    return name
+  if not is_local(options):
+    return options.view_as(StandardOptions).runner
   encoded = portable_runner.JobServiceHandle.encode_pipeline_options(
       options.get_all_options(drop_default=True))
   return _LocalRunner(provision_info=fn_runner.ExtendedProvisionInfo(

@@ -452,6 +452,10 @@ def _parser() -> argparse.ArgumentParser:
   text.add_argument("--langid_min_score", type=float,
                     default=langid.DEFAULT_MIN_SCORE, metavar="S",
                     help="language predictions scoring lower become 'und'")
+  parser.add_argument("--no_wait", action="store_true",
+                      help="with a remote runner (e.g. DataflowRunner), "
+                      "return once the job is submitted instead of waiting "
+                      "for it to finish; the summary names the job")
   parser.add_argument("--verbose", action="store_true",
                       help="log Beam's progress and show tracebacks")
   return parser
@@ -536,8 +540,13 @@ def parse_args(
   return _parser().parse_known_args(argv)
 
 
-def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
+def build(args: argparse.Namespace, beam_argv: Sequence[str]
+          ) -> BuildResult | pipeline_command.Launched:
   """Runs the build described by parsed flags.
+
+  Returns:
+    The finished build, or what was done instead where the runner did not
+    run it to its end here: a dry run, a template, a job left running.
 
   Raises:
     ValueError: for bad options or inputs.
@@ -585,8 +594,10 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]) -> BuildResult:
       identifier=identifier, vocabularies=vocabularies,
       blocked_hashes=blocked, num_shards=args.num_shards, split=args.split,
       manifest_fields=manifest_fields)
-  result = pipeline.run()
-  result.wait_until_finish()
+  result = pipeline_command.run_pipeline(pipeline, options, args.output,
+                                        wait=not args.no_wait)
+  if isinstance(result, pipeline_command.Launched):
+    return result
   return BuildResult(
       sinks.read_json(FileSystems.join(args.output, sinks.MANIFEST)),
       _counters(result))

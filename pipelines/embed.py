@@ -69,7 +69,6 @@ TOWER = "tower"
 # In the "tower" section, beside the `TowerSpec` fields.
 IMAGE_MODE = "image_mode"
 SOURCE_DATASET = "source_dataset"
-DATAFLOW_RUNNER = "DataflowRunner"
 
 _LOG = logging.getLogger(__name__)
 
@@ -97,12 +96,12 @@ def open_source_dataset(path: str) -> SourceDataset:
     ValueError: if `path` is missing, incomplete, not a dataset, or already
       a LiT dataset.
   """
-  if not FileSystems.exists(path):
-    raise ValueError(f"dataset directory {path} does not exist")
+  manifest_path = FileSystems.join(path, sinks.MANIFEST)
   if not sinks.is_completed(path):
+    if not sinks.directory_exists(path):
+      raise ValueError(f"dataset directory {path} does not exist")
     raise ValueError(f"dataset {path} is incomplete (no {sinks.COMPLETED} "
                      "marker)")
-  manifest_path = FileSystems.join(path, sinks.MANIFEST)
   if not FileSystems.exists(manifest_path):
     raise ValueError(f"dataset {path} has no {sinks.MANIFEST}")
   try:
@@ -301,6 +300,10 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--overwrite", action="store_true",
                       help="replace the dataset in --output, completed or "
                       "left incomplete by an interrupted run")
+  parser.add_argument("--no_wait", action="store_true",
+                      help="with a remote runner (e.g. DataflowRunner), "
+                      "return once the job is submitted instead of waiting "
+                      "for it to finish; the summary names the job")
   parser.add_argument("--verbose", action="store_true",
                       help="log Beam's progress and show tracebacks")
   return parser
@@ -312,9 +315,14 @@ def parse_args(
   return _parser().parse_known_args(argv)
 
 
-def embed(args: argparse.Namespace,
-          beam_argv: Sequence[str]) -> dict[str, Any]:
-  """Runs the embedding described by parsed flags; returns the manifest.
+def embed(args: argparse.Namespace, beam_argv: Sequence[str]
+          ) -> dict[str, Any] | pipeline_command.Launched:
+  """Runs the embedding described by parsed flags.
+
+  Returns:
+    The LiT dataset's manifest, or what was done instead where the runner
+    did not run the pipeline to its end here: a dry run, a template, a job
+    left running.
 
   Raises:
     ValueError: for bad options, inputs or checkpoints.
@@ -329,7 +337,7 @@ def embed(args: argparse.Namespace,
     raise ValueError(f"--image_size must be positive, got {args.image_size}")
   options = beam_options.from_flags(beam_argv)
   runner = options.view_as(StandardOptions).runner
-  if (runner == DATAFLOW_RUNNER and
+  if (runner == beam_options.DATAFLOW_RUNNER and
       FileSystems.get_scheme(args.checkpoint) is None):
     raise ValueError(
         f"Dataflow workers cannot read the local checkpoint "
@@ -374,7 +382,10 @@ def embed(args: argparse.Namespace,
       batch_size=args.batch_size, image_mode=args.image_mode,
       num_shards=num_shards, split=source.split,
       manifest_fields=manifest_fields)
-  pipeline.run().wait_until_finish()
+  result = pipeline_command.run_pipeline(pipeline, options, args.output,
+                                        wait=not args.no_wait)
+  if isinstance(result, pipeline_command.Launched):
+    return result
   return sinks.read_json(FileSystems.join(args.output, sinks.MANIFEST))
 
 

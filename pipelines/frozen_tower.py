@@ -124,6 +124,9 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
       return configs.with_defaults(sinks.read_json(path))
     except (OSError, ValueError) as e:
       raise ValueError(f"cannot load config file {path}: {e}") from e
+  if FileSystems.get_scheme(path) is not None:
+    raise ValueError(f"config file {path}: a Python config file must be "
+                     "local; a run's config.json may be anywhere")
   if not os.path.isfile(path):
     raise ValueError(f"config file {path} does not exist")
   spec = importlib.util.spec_from_file_location(

@@ -315,6 +315,20 @@ def is_completed(output_dir: str) -> bool:
   return FileSystems.exists(FileSystems.join(output_dir, COMPLETED))
 
 
+def directory_exists(path: str) -> bool:
+  """Whether `path` is a local directory, or a prefix of remote files.
+
+  Object stores such as GCS have no directory objects: `FileSystems.exists`
+  is False for every "directory" there, so a remote one exists when some
+  file lies under it.
+  """
+  if FileSystems.get_scheme(path) is None:
+    return os.path.isdir(path)
+  matched = FileSystems.match([FileSystems.join(path.rstrip("/"), "**")],
+                              limits=[1])
+  return bool(matched[0].metadata_list)
+
+
 def dataset_files(output_dir: str) -> list[str]:
   """The files of a (possibly partial) dataset build in `output_dir`."""
   patterns = [FileSystems.join(output_dir, f"*-?????-of-?????{SHARD_SUFFIX}")]

@@ -17,4 +17,6 @@ pytest_plugins = [
     "tests.fixtures.vocab",
     "tests.fixtures.dataset",
     "tests.fixtures.records",
+    "tests.fixtures.gcs",
+    "tests.fixtures.dataflow",
 ]

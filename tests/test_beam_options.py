@@ -63,3 +63,14 @@ def test_quiet_workers_keeps_levels_the_flags_set():
   assert default.sdk_harness_log_level_overrides == {
       "pipelines": "INFO", "__main__": "ERROR",
       "apache_beam.runners.worker.sdk_worker_main": "ERROR"}
+
+
+
+def test_is_local_and_the_main_session_is_never_pickled():
+  assert beam_options.is_local(beam_options.from_flags([]))
+  assert beam_options.is_local(beam_options.from_flags(
+      ["--runner", "DirectRunner"]))
+  dataflow = beam_options.from_flags(["--runner", "DataflowRunner"])
+  assert not beam_options.is_local(dataflow)
+  # Beam would pickle it for Dataflow by default.
+  assert dataflow.view_as(SetupOptions).save_main_session is False

@@ -17,6 +17,7 @@ from pipelines import frozen_tower
 from pipelines import records
 from pipelines import sinks
 from pipelines import verify
+from tests.fixtures import dataflow as dataflow_fixture
 from tests.fixtures import faults
 from trainer import checkpoints
 from trainer import configs
@@ -384,3 +385,80 @@ def test_reruns_and_multi_process_runs_are_byte_identical(
                    "--direct_num_workers", 2, "--direct_running_mode",
                    "multi_processing") == 0
   assert manifest(two_workers) == manifest(lit_dataset)
+
+
+@pytest.fixture(scope="module")
+def gcs_source_dataset(gcs, built_dataset) -> str:
+  """`built_dataset`, copied to the GCS emulator's bucket."""
+  return gcs.upload_dir(built_dataset, gcs.uri("embed/dataset"))
+
+
+def test_gcs_dataset_and_output_give_the_local_shards(
+    gcs, gcs_dir, gcs_source_dataset, lit_dataset, tower_workdir):
+  # GCS has no directory objects: the dataset is found by its files.
+  output = f"{gcs_dir}/lit"
+  assert run_embed("--dataset", gcs_source_dataset, "--checkpoint",
+                   tower_workdir, "--output", output, "--batch_size", 16) == 0
+  remote, local = json.loads(gcs.read(f"{output}/{sinks.MANIFEST}")), (
+      manifest(lit_dataset))
+  for shard in local["shards"]:
+    assert gcs.read(f"{output}/{shard['file']}") == (
+        lit_dataset / shard["file"]).read_bytes()
+  assert remote[embed.SOURCE_DATASET] == {
+      **local[embed.SOURCE_DATASET], "path": gcs_source_dataset}
+  assert remote["options"] == {**local["options"],
+                               "dataset": gcs_source_dataset}
+  paths = ("options", embed.SOURCE_DATASET)
+  assert ({k: v for k, v in remote.items() if k not in paths} ==
+          {k: v for k, v in local.items() if k not in paths})
+  assert verify.verify_dataset(output).ok
+
+
+def test_gcs_paths_that_cannot_work_are_named(
+    gcs, gcs_dir, gcs_source_dataset, built_dataset, tower_workdir, capsys):
+  partial = f"{gcs_dir}/partial"
+  gcs.write(f"{partial}/{sinks.MANIFEST}",
+            (built_dataset / sinks.MANIFEST).read_bytes())
+  for dataset, message in [
+      (f"{gcs_dir}/missing", f"dataset directory {gcs_dir}/missing does not "
+       "exist"),
+      (partial, f"dataset {partial} is incomplete (no COMPLETED marker)")]:
+    assert run_embed("--dataset", dataset, "--checkpoint", tower_workdir,
+                     "--output", f"{gcs_dir}/out") == 1
+    assert capsys.readouterr().err == f"error: {message}\n"
+  # A Python config runs here, so it must be local; config.json may be remote.
+  assert run_embed("--dataset", gcs_source_dataset, "--checkpoint",
+                   "gs://b/t.npz",
+                   "--model_config", f"{gcs_dir}/config.py",
+                   "--output", f"{gcs_dir}/out") == 1
+  assert capsys.readouterr().err == (
+      f"error: config file {gcs_dir}/config.py: a Python config file must "
+      "be local; a run's config.json may be anywhere\n")
+
+
+def test_embed_is_submitted_to_dataflow(gcs, gcs_dir, gcs_source_dataset,
+                                        tower_workdir, fake_dataflow,
+                                        capsys):
+  # As README's Dataflow command: an exported .npz and the run's config.json,
+  # both in the bucket.
+  npz, config = f"{gcs_dir}/siglip.npz", f"{gcs_dir}/config.json"
+  assert load_big_vision.main(["--checkpoint", str(tower_workdir),
+                               "--output", npz]) == 0
+  gcs.write(config, (tower_workdir / checkpoints.CONFIG_FILE).read_bytes())
+  output = f"{gcs_dir}/lit"
+  capsys.readouterr()
+  assert run_embed(
+      "--dataset", gcs_source_dataset, "--checkpoint", npz, "--model_config",
+      config, "--output", output, "--batch_size", 16, "--no_wait",
+      *dataflow_fixture.dataflow_flags(
+          gcs, "--job_name", "embed-submitted", "--dataflow_endpoint",
+          fake_dataflow.endpoint)) == 0
+  summary = capsys.readouterr().out
+  assert f"job fake-job-0 (state PENDING); it writes {output}," in summary
+  [request] = fake_dataflow.jobs
+  names = dataflow_fixture.submitted_transforms(request, gcs.read,
+                                                "embed-submitted")
+  assert {"EmbedDataset/ReadShards", "EmbedDataset/Preprocess",
+          "EmbedDataset/Embed", "EmbedDataset/WriteShards",
+          "EmbedDataset/Finalize"} <= names
+  assert gcs.list(output) == []

@@ -2,8 +2,11 @@
 
 import logging
 
+import apache_beam as beam
+from apache_beam.runners.runner import PipelineState
 import pytest
 
+from pipelines import beam_options
 from pipelines import pipeline_command
 
 
@@ -56,3 +59,24 @@ def test_progress_lines_carry_the_command_name(capsys):
   pipeline_command.run("build_dataset", logger, False, work,
                        lambda result, seconds: "ok")
   assert "build_dataset: read 10 files\n" in capsys.readouterr().err
+
+
+def test_a_launched_pipeline_prints_what_was_done(capsys):
+  launched = pipeline_command.Launched("staged a template at gs://b/t", None)
+  assert run(lambda: launched) == 0
+  assert capsys.readouterr().out == "staged a template at gs://b/t\n"
+
+
+@pytest.mark.parametrize("argv", [[], ["--dry_run", "True"]])
+def test_local_pipelines_run_to_their_end(argv):
+  # A dry run is the DataflowRunner's: the local runner runs the pipeline.
+  options = beam_options.from_flags(argv)
+  pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
+                           options=options)
+  counter = beam.metrics.Metrics.counter("test_pipeline_command", "seen")
+  _ = (pipeline | beam.Create([1, 2, 3])
+       | beam.Map(lambda x: counter.inc()))
+  result = pipeline_command.run_pipeline(pipeline, options, "nowhere")
+  assert result.state == PipelineState.DONE
+  [seen] = result.metrics().query()["counters"]
+  assert seen.committed == 3

@@ -45,6 +45,7 @@ from pipelines import langid
 from pipelines.readers import beam_read
 from pipelines.readers import dispatch
 from pipelines.readers.common import RawExample
+from pipelines import pipeline_command
 from pipelines.reasons import Rejection
 from tokenizers import sampling
 from tokenizers import vocabulary
@@ -266,11 +267,19 @@ def sample_location(options: TrainingOptions,
 
 
 def write_sample(options: TrainingOptions, sample_dir: str,
-                 pipeline_options: PipelineOptions) -> None:
-  """Runs the sampling pipeline, writing the sample to `sample_dir`."""
-  with beam.Pipeline(runner=beam_options.runner_for(pipeline_options),
-                     options=pipeline_options) as pipeline:
-    build_sample_pipeline(pipeline, options, sample_dir)
+                 pipeline_options: PipelineOptions
+                 ) -> pipeline_command.Launched | None:
+  """Runs the sampling pipeline, writing the sample to `sample_dir`.
+
+  Returns:
+    None once the sample is written; for a dry run, what was done instead.
+  """
+  pipeline = beam.Pipeline(runner=beam_options.runner_for(pipeline_options),
+                           options=pipeline_options)
+  build_sample_pipeline(pipeline, options, sample_dir)
+  result = pipeline_command.run_pipeline(pipeline, pipeline_options,
+                                         options.output_dir)
+  return result if isinstance(result, pipeline_command.Launched) else None
 
 
 def _read_text(path: str) -> str:
@@ -420,25 +429,36 @@ def _check_sample(sentences: Sequence[str], summary: Mapping,
 
 
 def train_vocabulary(
-    options: TrainingOptions,
-    beam_args: Sequence[str] = ()) -> vocabulary.VocabularyCard:
+    options: TrainingOptions, beam_args: Sequence[str] = ()
+) -> vocabulary.VocabularyCard | pipeline_command.Launched:
   """Samples the corpus, trains the model and writes the vocabulary directory.
 
+  Returns:
+    The written vocabulary's card; for a dry run of the sampling pipeline
+    (`--dry_run True` on a remote runner), what was done instead.
+
   Raises:
-    ValueError: for a flag in `beam_args` that Beam does not know, if no
-      input file matches, or if a matched file has an unknown format.
+    ValueError: for a flag in `beam_args` that Beam does not know or a
+      template location, if no input file matches, or if a matched file has
+      an unknown format.
     VocabularyTrainingError: if the input has no usable captions or cannot
       give a vocabulary of the requested size.
   """
   pipeline_options = beam_options.from_flags(beam_args,
                                              save_main_session=False)
+  if pipeline_options.view_as(GoogleCloudOptions).template_location:
+    raise ValueError("--template_location: the vocabulary is trained here "
+                     "after the sampling job has run, so train_vocab cannot "
+                     "be staged as a template")
   beam_options.quiet_workers(pipeline_options.view_as(WorkerOptions))
   dispatch.match_input_files(list(options.input_patterns))
   with sample_location(options, pipeline_options) as sample_dir:
     _progress(f"sampling captions of {' '.join(options.input_patterns)} "
               f"(preset {options.preset.name}, alpha {options.alpha}) "
               f"into {sample_dir}")
-    write_sample(options, sample_dir, pipeline_options)
+    launched = write_sample(options, sample_dir, pipeline_options)
+    if launched is not None:
+      return launched
     sentences, summary = read_sample(sample_dir)
     _progress(f"sample of {len(sentences)} sentences from "
               f"{sum(summary['corpus_languages'].values())} captions "
@@ -554,10 +574,12 @@ def parse_args(
 def main(argv: Sequence[str] | None = None) -> int:
   try:
     options, beam_args = parse_args(argv)
-    train_vocabulary(options, beam_args)
+    result = train_vocabulary(options, beam_args)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if isinstance(result, pipeline_command.Launched):
+    print(result.summary)
   return 0
 
 
