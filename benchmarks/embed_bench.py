@@ -36,11 +36,11 @@ import time
 import jax
 import numpy as np
 
+from dataformat import records
 from demo import corpus as demo_corpus
 from pipelines import build_dataset
 from pipelines import embed
 from pipelines import frozen_tower
-from pipelines import records
 from pipelines import sinks
 from trainer import input_pipeline
 from trainer.models import load_big_vision

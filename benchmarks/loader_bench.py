@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 import psutil
 
-from pipelines import records
+from dataformat import records
 from pipelines import sinks
 from tokenizers import vocabulary
 from trainer import configs

@@ -43,13 +43,13 @@ import tempfile
 import time
 from typing import NamedTuple
 
+from dataformat import records
 from demo import corpus as demo_corpus
 from pipelines import build_dataset
 from pipelines import captions
 from pipelines import images
 from pipelines import langid
 from pipelines import process
-from pipelines import records
 from pipelines.readers import dispatch
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Rejection

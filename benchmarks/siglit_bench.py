@@ -69,9 +69,9 @@ import numpy as np
 
 from benchmarks import loader_bench
 from benchmarks import train_bench
+from dataformat import records
 from demo import scenes as demo_scenes
 from pipelines import images
-from pipelines import records
 from pipelines import sinks
 from tokenizers import vocabulary
 from trainer import configs

@@ -36,13 +36,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import WorkerOptions
 
 from dataformat import files
+from dataformat import records
 from pipelines import beam_options
 from pipelines import blocklist
 from pipelines import filters
 from pipelines import langid
 from pipelines import pipeline_command
 from pipelines import process
-from pipelines import records
 from pipelines import sinks
 from pipelines.readers import beam_read
 from pipelines.readers import dispatch

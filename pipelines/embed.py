@@ -51,11 +51,11 @@ from apache_beam.options.pipeline_options import WorkerOptions
 import numpy as np
 
 from dataformat import files
+from dataformat import records
 from pipelines import beam_options
 from pipelines import build_dataset
 from pipelines import frozen_tower
 from pipelines import pipeline_command
-from pipelines import records
 from pipelines import sinks
 from trainer import input_pipeline
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
+from dataformat import records
 from pipelines import images
-from pipelines import records
 from pipelines import sinks
 from pipelines.reasons import Rejection
 from tokenizers.vocabulary import Vocabulary

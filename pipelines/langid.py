@@ -35,7 +35,7 @@ from langdetect.utils.ngram import NGram
 from langdetect.utils.unicode_block import unicode_block
 import numpy as np
 
-from pipelines import records
+from dataformat import records
 
 XM3600_LANGUAGES: tuple[str, ...] = (
     "ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr",

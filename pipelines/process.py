@@ -15,13 +15,13 @@ from collections.abc import Sequence
 import dataclasses
 import re
 
+from dataformat.records import Record
 from pipelines import captions
 from pipelines import filters
 from pipelines import images
 from pipelines import langid
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Rejection
-from pipelines.records import Record
 from tokenizers.vocabulary import Vocabulary
 
 DEFAULT_MAX_TOKENS = 64

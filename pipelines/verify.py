@@ -17,8 +17,8 @@ import sys
 
 from apache_beam.io.filesystems import FileSystems
 
+from dataformat import records
 from pipelines import images
-from pipelines import records
 from pipelines import sinks
 from pipelines.reasons import Rejection
 

@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
+from dataformat import records
 from demo import corpus as demo_corpus_lib
 from pipelines import build_dataset
 from pipelines import images
-from pipelines import records
 from pipelines import sinks
 from pipelines import verify
 from pipelines.readers import dispatch

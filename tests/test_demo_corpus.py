@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from dataformat import records
 from demo import captions as demo_captions
 from demo import corpus as demo_corpus_lib
 from demo import scenes as demo_scenes
@@ -23,7 +24,6 @@ from pipelines import build_dataset
 from pipelines import filters
 from pipelines import langid
 from pipelines import process
-from pipelines import records
 from pipelines.readers import webdataset
 from pipelines.reasons import Reason
 from tests.fixtures.corpus import DEMO_NUM_EXAMPLES

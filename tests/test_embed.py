@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dataformat import records
 from pipelines import embed
 from pipelines import frozen_tower
-from pipelines import records
 from pipelines import sinks
 from pipelines import verify
 from tests.fixtures import dataflow as dataflow_fixture

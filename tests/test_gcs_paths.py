@@ -11,9 +11,9 @@ import json
 
 import pytest
 
+from dataformat import records
 from pipelines import build_dataset
 from pipelines import inspect
-from pipelines import records
 from pipelines import sinks
 from pipelines import verify
 from tests.fixtures import dataset as dataset_fixture

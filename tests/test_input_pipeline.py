@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from pipelines import records
+from dataformat import records
 from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from tokenizers import vocabulary

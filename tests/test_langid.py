@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from benchmarks import langid_bench
+from dataformat import records
 from pipelines import langid
-from pipelines import records
 
 UND = records.UNDETERMINED_LANG
 # Languages whose scripts do not separate words with spaces.

@@ -6,11 +6,11 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from dataformat import records
 from pipelines import filters
 from pipelines import images
 from pipelines import langid
 from pipelines import process
-from pipelines import records
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Reason
 from pipelines.reasons import Rejection

@@ -18,7 +18,7 @@ import pytest
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (
     masked_crc32c as reference_masked_crc32c)
 
-from pipelines import example_proto
+from dataformat import example_proto
 from pipelines.readers import beam_read
 from pipelines.readers import common
 from pipelines.readers import dispatch

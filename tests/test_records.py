@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines import records
+from dataformat import records
 
 
 def _record(**overrides) -> records.Record:

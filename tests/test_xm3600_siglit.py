@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from dataformat import records
 from eval import xm3600
 from eval import xm3600_data
 from pipelines import embed
 from pipelines import frozen_tower
-from pipelines import records
 from pipelines import sinks
 from tests import test_embed
 from tests import test_xm3600

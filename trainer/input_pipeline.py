@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from pipelines import records
+from dataformat import records
 from tokenizers import vocabulary
 
 IMAGE = "image"

@@ -13,7 +13,7 @@ import zlib
 
 import google_crc32c
 
-from pipelines import example_proto
+from dataformat import example_proto
 from pipelines.readers.common import CAPTION_FIELDS
 from pipelines.readers.common import CorruptInputError
 from pipelines.readers.common import first_present

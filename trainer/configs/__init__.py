@@ -15,7 +15,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from dataformat import files
-from pipelines import records
+from dataformat import records
 from trainer import input_pipeline
 from trainer import optimizers
 

@@ -12,7 +12,7 @@ image space, as LiT does.
 
 import ml_collections
 
-from pipelines import records
+from dataformat import records
 from trainer.configs import demo_tiny
 
 

@@ -14,7 +14,7 @@ is enough for the sigmoid loss.
 
 import ml_collections
 
-from pipelines import records
+from dataformat import records
 from trainer import configs
 
 

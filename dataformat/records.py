@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from pipelines import example_proto
+from dataformat import example_proto
 
 SCHEMA_VERSION = 1
 
