@@ -30,8 +30,9 @@ import os
 import posixpath
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
 import sentencepiece
+
+from dataformat import files
 
 VOCAB_JSON = "vocab.json"
 MODEL_SUFFIX = ".model"
@@ -131,11 +132,6 @@ def pad_or_truncate(ids: Sequence[int], length: int, eos_id: int,
   return ids + [pad_id] * (length - len(ids))
 
 
-def _read_bytes(path: str) -> bytes:
-  with FileSystems.open(path) as f:
-    return f.read()
-
-
 def _model_stem(path: str) -> str:
   base = posixpath.basename(path.rstrip("/"))
   return base[:-len(MODEL_SUFFIX)] if base.endswith(MODEL_SUFFIX) else base
@@ -192,8 +188,8 @@ class Vocabulary:
 
     Args:
       path: a directory with `vocab.json` and its model file, or a `.model`
-        file (e.g. T5's c4_en or mc4 models); local or any Beam `FileSystems`
-        path (gs://...).
+        file (e.g. T5's c4_en or mc4 models); a local path or a URI
+        (gs://...).
       lowercase: overrides `vocab.json`'s setting; a bare model defaults to
         `DEFAULT_LOWERCASE`.
       name: overrides the name.
@@ -205,20 +201,20 @@ class Vocabulary:
     """
     path = os.fspath(path)
     if path.endswith(MODEL_SUFFIX):
-      if not FileSystems.exists(path):
+      if not files.exists(path):
         raise ValueError(f"no SentencePiece model at {path}")
       card = None
       model_path = path
       default_name, default_lowercase = _model_stem(path), DEFAULT_LOWERCASE
     else:
-      card_path = FileSystems.join(path, VOCAB_JSON)
-      if not FileSystems.exists(card_path):
+      card_path = files.join(path, VOCAB_JSON)
+      if not files.exists(card_path):
         raise ValueError(f"{path} is neither a {MODEL_SUFFIX} file nor a "
                          f"vocabulary directory with {VOCAB_JSON}")
-      card = VocabularyCard.from_json(_read_bytes(card_path).decode("utf-8"))
-      model_path = FileSystems.join(path, card.model_file)
+      card = VocabularyCard.from_json(files.read_text(card_path))
+      model_path = files.join(path, card.model_file)
       default_name, default_lowercase = card.name, card.lowercase
-    model_proto = _read_bytes(model_path)
+    model_proto = files.read_bytes(model_path)
     vocabulary = cls(
         model_proto, name=default_name if name is None else name,
         lowercase=default_lowercase if lowercase is None else lowercase,

@@ -44,8 +44,8 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
-from eval import xm3600
 from trainer import checkpoints
+from trainer import evaluators as evaluators_lib
 from trainer import input_pipeline
 from trainer import losses
 from trainer import mesh as mesh_lib
@@ -437,9 +437,8 @@ def main(argv: list[str]) -> int:
   logging.set_verbosity(logging.WARNING)
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
-    evaluator = xm3600.evaluator_from_config(config, workdir)
     train_and_evaluate(config, workdir,
-                       [] if evaluator is None else [evaluator])
+                       evaluators_lib.from_config(config, workdir))
   except (NonFiniteLossError, ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -84,6 +84,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_every = 0  # 0: no evaluation during training.
   config.evals = ml_collections.ConfigDict(dict(
       xm3600=ml_collections.ConfigDict(dict(
+          # The module whose evaluator_from_config makes the evaluator.
+          module="eval.xm3600",
           data_dir=config_dict.placeholder(str),
           langs=(),  # Empty: all 36 languages.
           every=0,

@@ -35,7 +35,6 @@ import sys
 from typing import Any
 import zipfile
 
-from apache_beam.io.filesystems import FileSystems
 from flax import traverse_util
 import flax.core
 import jax
@@ -43,6 +42,7 @@ import ml_dtypes
 import numpy as np
 import scipy.ndimage
 
+from dataformat import files
 from trainer import checkpoints
 
 Params = Any
@@ -71,14 +71,13 @@ def restore_dtype(array: np.ndarray) -> np.ndarray:
 
 
 def load_npz(path: str) -> dict[str, np.ndarray]:
-  """All arrays of an `.npz` file (local or any FileSystems path), by key.
+  """All arrays of an `.npz` file (a local path or URI), by key.
 
   Raises:
     ValueError: if `path` cannot be read as an `.npz` archive.
   """
   try:
-    with FileSystems.open(path) as f:
-      loaded = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    loaded = np.load(io.BytesIO(files.read_bytes(path)), allow_pickle=False)
   except (OSError, ValueError, zipfile.BadZipFile) as e:
     raise ValueError(f"cannot read {path} as an .npz checkpoint: {e}") from e
   if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -94,8 +93,7 @@ def save_npz(params: Params, path: str, prefix: str = PREFIX) -> None:
   buffer = io.BytesIO()
   np.savez(buffer, **{prefix + key: np.asarray(value)
                       for key, value in sorted(flat.items())})
-  with FileSystems.create(path) as f:
-    f.write(buffer.getvalue())
+  files.write_bytes(path, buffer.getvalue())
 
 
 def unstack_scanned_layers(
