@@ -1,5 +1,1 @@
-from pipelines import beam_logging
-
-# Before any module of this package imports Beam, which logs on import.
-beam_logging.drop_notices()
-beam_logging.quiet_tensorflow()
+"""XM3600 retrieval evaluation: the data reader, metrics, report and command."""

@@ -5,8 +5,11 @@ Beam 2.77 logs notices about optional dependencies that we never use with
 by their text and passes every other record. TensorFlow, which nothing here
 computes with but which etils loads for gs:// paths (orbax's checkpoints),
 prints oneDNN and CPU-feature lines when it loads, at any Python log level;
-environment variables, inherited by worker processes, keep them off. Each
-package does both in its `__init__`, before any of its modules imports Beam.
+environment variables, inherited by worker processes, keep them off. The
+pipelines package does both in its `__init__`; every command that runs Beam
+(pipelines', `tokenizers.train_vocab`, `eval.xm3600`, `demo.corpus`) imports
+it before building a pipeline. The trainer, which needs neither Beam nor
+TensorFlow, does not.
 """
 
 import logging

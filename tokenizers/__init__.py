@@ -1,5 +1,3 @@
-from pipelines import beam_logging
-
-# Before any module of this package imports Beam, which logs on import.
-beam_logging.drop_notices()
-beam_logging.quiet_tensorflow()
+"""SentencePiece vocabularies: `vocabulary` loads and encodes, `train_vocab`
+(a Beam command) samples captions and trains one.
+"""

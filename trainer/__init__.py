@@ -1,5 +1,5 @@
-from pipelines import beam_logging
+"""The Grain-fed JAX/Flax trainer: configs, models, losses, checkpoints.
 
-# Before any module of this package imports Beam, which logs on import.
-beam_logging.drop_notices()
-beam_logging.quiet_tensorflow()
+Builds on dataformat and tokenizers only; evaluators are found by the module
+name their config gives (`trainer.evaluators`), so nothing here imports eval.
+"""
