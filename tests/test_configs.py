@@ -187,8 +187,8 @@ def test_a_saved_config_gets_the_keys_it_lacks():
   assert config.data.image_mode == input_pipeline.RESIZE
   assert config.evals.xm3600.to_dict() == {
       "module": "eval.xm3600", "data_dir": "/xm", "langs": [], "every": 2,
-      "vocab": None, "batch_size": xm3600.DEFAULT_BATCH_SIZE, "image_tower": None,
-      "image_tower_config": None}
+      "vocab": None, "batch_size": xm3600.DEFAULT_BATCH_SIZE,
+      "image_tower": None, "image_tower_config": None}
   assert config.optim.to_dict() == optimizers.default_config().to_dict()
 
 
