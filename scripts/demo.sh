@@ -32,6 +32,11 @@ stage() {
   echo "=== Stage $1 ($(( SECONDS - began )) s): $2"
 }
 
+# The output folder is replaced whole: never let it name tracked sources.
+if [ -n "$(git ls-files -- "$DEMO_DIR" 2>/dev/null | head -1)" ]; then
+  echo "error: DEMO_DIR=$DEMO_DIR holds files of this repository; choose another folder" >&2
+  exit 2
+fi
 rm -rf "$DEMO_DIR"
 
 stage 1 "demo corpus (10,000 captioned scenes, 36 languages, 5% bad) and mini XM3600"
