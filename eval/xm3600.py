@@ -62,7 +62,6 @@ import sys
 import time
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -166,7 +165,7 @@ def load_checkpoint(path: str | os.PathLike[str],
     if config_file is None:
       raise ValueError(f"{path} is a big_vision .npz checkpoint: give its "
                        "architecture with --config")
-    if not FileSystems.exists(path):
+    if not files.exists(path):
       raise ValueError(f"checkpoint {path} does not exist")
     config = frozen_tower.load_config_file(config_file)
     flat = load_big_vision.load_npz(path)
@@ -237,8 +236,8 @@ def _training_manifest(data_config: ml_collections.ConfigDict
   train_dir = data_config.get("train_dir")
   if not train_dir:
     return None
-  path = FileSystems.join(train_dir, sinks.MANIFEST)
-  if not FileSystems.exists(path):
+  path = files.join(train_dir, sinks.MANIFEST)
+  if not files.exists(path):
     # Runs saved before config paths were stored resolved hold the path as
     # it was given, relative to wherever training was started.
     relative = ("" if files.is_uri(train_dir) or os.path.isabs(train_dir) else
@@ -271,7 +270,7 @@ def _search_roots(data_config: ml_collections.ConfigDict,
                   workdir: pathlib.Path | None) -> list[pathlib.Path]:
   roots = []
   train_dir = data_config.get("train_dir")
-  if train_dir and FileSystems.get_scheme(train_dir) is None:
+  if train_dir and not files.is_uri(train_dir):
     roots.append(pathlib.Path(train_dir).absolute().parent)
   if workdir is not None:
     roots.append(pathlib.Path(workdir).absolute().parent)
@@ -412,7 +411,7 @@ def _recorded_checkpoint(spec: frozen_tower.TowerSpec,
     ValueError: if the checkpoint is gone.
   """
   if spec.kind == frozen_tower.BIG_VISION:
-    if not FileSystems.exists(spec.checkpoint):
+    if not files.exists(spec.checkpoint):
       raise ValueError(f"the image tower {spec.checkpoint} that "
                        f"{manifest_path} names does not exist; pass "
                        "--image_tower")

@@ -30,6 +30,8 @@ import sys
 import tempfile
 import uuid
 
+# The pipelines package quiets Beam's import-time notices: it must load first.
+import pipelines  # pylint: disable=unused-import,g-bad-import-order
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions
