@@ -56,6 +56,7 @@ TOWERS = {
 CORPUS_IMAGE_SIZE = (320, 240)  # Stored as is (shorter side under 256).
 CONFIG_TEMPLATE = '''
 from trainer.configs import {module}
+from trainer import model_loader
 
 
 def get_config():
@@ -85,7 +86,7 @@ def _make_tower(root: pathlib.Path, name: str) -> tuple[str, str]:
   config_file = root / f"{name}_config.py"
   config_file.write_text(CONFIG_TEMPLATE.format(module=module,
                                                 variant=variant))
-  config = frozen_tower.load_config_file(str(config_file))
+  config = model_loader.load_config_file(str(config_file))
   # These configs' image towers have no head (model.out_dim[0] is None).
   tower = vit.Model(**config.model.image.to_dict())
   size = config.data.image_size
@@ -124,8 +125,8 @@ def _bench_tower(root: pathlib.Path, name: str, small: str, large: str,
                  n_small: int, n_large: int, batch_size: int,
                  repeats: int) -> dict[str, float]:
   config_file, npz = _make_tower(root, name)
-  spec = frozen_tower.describe_tower(
-      npz, frozen_tower.load_config_file(config_file))
+  spec = model_loader.describe_tower(
+      npz, model_loader.load_config_file(config_file))
   embedder = frozen_tower.load_embedder(spec, batch_size)
   encoded = _encoded_images(large)
 

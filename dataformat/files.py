@@ -203,3 +203,25 @@ def rmtree(path: str) -> None:
   fs, p = _fs(path)
   if fs.exists(p):
     fs.rm(p, recursive=True)
+
+
+def walk(directory: str) -> list[str]:
+  """The sorted paths of every file under `directory`, at any depth."""
+  if not is_uri(directory):
+    return sorted(os.path.join(root, name)
+                  for root, _, names in os.walk(directory) for name in names)
+  fs, p = _fs(directory)
+  return sorted(_with_scheme(directory, found) for found in fs.find(p))
+
+
+def rename(source: str, destination: str) -> None:
+  """Moves the file or directory `source` to `destination` (same store).
+
+  Object stores have no rename: every object under `source` is copied, then
+  deleted.
+  """
+  if not is_uri(source):
+    os.rename(source, destination)
+    return
+  fs, p = _fs(source)
+  fs.mv(p, _fs(destination)[1], recursive=True)

@@ -72,13 +72,12 @@ from eval import report
 from eval import retrieval_metrics
 from eval import xm3600_data
 from pipelines import embed
-from pipelines import frozen_tower
 from pipelines import sinks
 from tokenizers import vocabulary as vocabulary_lib
 from trainer import checkpoints
 from trainer import input_pipeline
 from trainer import mesh as mesh_lib
-from trainer.models import load_big_vision
+from trainer import model_loader
 from trainer.models import two_towers
 from trainer.models import vit
 
@@ -97,99 +96,10 @@ CHANCE_FORMULA = {
 }
 TOWER_FROM_MANIFEST = "manifest"
 TOWER_FROM_FLAG = "--image_tower"
-_IMAGE_HEAD_KERNEL = "img/head/kernel"
 _TOWER_PARAMS = "tower"
 # Vocabulary cards looked at when the vocabulary is found by its checksum.
 _VOCAB_GLOBS = (f"*/{vocabulary_lib.VOCAB_JSON}",
                 f"*/*/{vocabulary_lib.VOCAB_JSON}")
-
-
-# Checkpoint ---------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Checkpoint:
-  """Parameters to evaluate and where they come from.
-
-  Attributes:
-    path: the checkpoint as given.
-    kind: "ours" (a training run) or "big_vision" (an `.npz`).
-    step: the training step, None where unknown.
-    config: the training config (architecture, preprocessing, dataset).
-    params: the parameter tree (`trainer.models.two_towers` layout).
-    workdir: the training workdir, None for other sources.
-  """
-
-  path: str
-  kind: str
-  step: int | None
-  config: ml_collections.ConfigDict
-  params: Params
-  workdir: pathlib.Path | None
-
-
-def _abstract_params(config: ml_collections.ConfigDict,
-                     embedding_dim: int) -> Params:
-  """The shapes and dtypes of the parameters of `config.model`.
-
-  `embedding_dim` is the size of the image embeddings a model without
-  image tower takes.
-  """
-  model = two_towers.build_model(config.model)
-  size, text_len = config.data.image_size, config.data.text_len
-  images = jax.ShapeDtypeStruct(
-      (1, size, size, 3) if config.model.image is not None
-      else (1, embedding_dim), np.float32)
-  texts = jax.ShapeDtypeStruct((1, text_len), np.int32)
-  return jax.eval_shape(
-      lambda x, y: model.init(jax.random.key(0), x, y), images, texts)[
-          "params"]
-
-
-def load_checkpoint(path: str | os.PathLike[str],
-                    config_file: str | None = None) -> Checkpoint:
-  """Reads our training checkpoint or a big_vision `.npz`.
-
-  Args:
-    path: a training workdir (its newest step), one of its step directories
-      `workdir/checkpoints/<step>`, or a big_vision `.npz` file.
-    config_file: a training config file (`get_config()`) giving the
-      architecture and preprocessing of a `.npz`; refused for our
-      checkpoints, which carry their config.
-
-  Raises:
-    ValueError: if the checkpoint or config is missing or they do not fit.
-  """
-  path = os.fspath(path)
-  if frozen_tower.checkpoint_kind(path) == frozen_tower.BIG_VISION:
-    if config_file is None:
-      raise ValueError(f"{path} is a big_vision .npz checkpoint: give its "
-                       "architecture with --config")
-    if not files.exists(path):
-      raise ValueError(f"checkpoint {path} does not exist")
-    config = frozen_tower.load_config_file(config_file)
-    flat = load_big_vision.load_npz(path)
-    # Only the image head's kernel, if any, records the embedding size of a
-    # SigLiT model; without a head any size fits its (absent) image params.
-    kernel = next((value for key, value in flat.items()
-                   if key.removeprefix(load_big_vision.PREFIX) ==
-                   _IMAGE_HEAD_KERNEL), None)
-    abstract = _abstract_params(config,
-                                1 if kernel is None else kernel.shape[0])
-    try:
-      params = load_big_vision.to_params(flat, abstract, tuple(abstract))
-    except ValueError as e:
-      raise ValueError(f"{path}: {e}") from e
-    return Checkpoint(path=path, kind=frozen_tower.BIG_VISION, step=None,
-                      config=config, params=params, workdir=None)
-  if config_file is not None:
-    raise ValueError("--config is for .npz checkpoints; checkpoints of our "
-                     "trainer carry their config")
-  workdir, step_dir = checkpoints.find_checkpoint(path)
-  config, params = checkpoints.restore_for_inference(step_dir)
-  return Checkpoint(path=path, kind=frozen_tower.OURS,
-                    step=int(step_dir.name), config=config, params=params,
-                    workdir=workdir)
 
 
 # Vocabulary ---------------------------------------------------------------
@@ -368,7 +278,7 @@ class ImageTower:
       "" when no manifest gives one.
   """
 
-  spec: frozen_tower.TowerSpec
+  spec: model_loader.TowerSpec
   params: Params
   image_mode: str
   source: str
@@ -385,7 +295,7 @@ class ImageTower:
 
 
 def _manifest_tower(data_config: ml_collections.ConfigDict
-                    ) -> tuple[str, frozen_tower.TowerSpec, str] | None:
+                    ) -> tuple[str, model_loader.TowerSpec, str] | None:
   """(manifest path, tower, image mode) the LiT dataset names, or None.
 
   Raises:
@@ -401,7 +311,7 @@ def _manifest_tower(data_config: ml_collections.ConfigDict
     raise ValueError(f"{path}: {e}") from e
 
 
-def _recorded_checkpoint(spec: frozen_tower.TowerSpec,
+def _recorded_checkpoint(spec: model_loader.TowerSpec,
                          manifest_path: str) -> str:
   """The checkpoint path of the step the manifest records.
 
@@ -410,22 +320,22 @@ def _recorded_checkpoint(spec: frozen_tower.TowerSpec,
   Raises:
     ValueError: if the checkpoint is gone.
   """
-  if spec.kind == frozen_tower.BIG_VISION:
+  if spec.kind == model_loader.BIG_VISION:
     if not files.exists(spec.checkpoint):
       raise ValueError(f"the image tower {spec.checkpoint} that "
                        f"{manifest_path} names does not exist; pass "
                        "--image_tower")
     return spec.checkpoint
   try:
-    workdir, step_dir = checkpoints.find_checkpoint(spec.checkpoint)
-    if spec.step is None or step_dir.name == str(spec.step):
+    workdir, step_dir = model_loader.find_step(spec.checkpoint)
+    if spec.step is None or files.basename(step_dir) == str(spec.step):
       return spec.checkpoint
-    step_dir = workdir / checkpoints.CHECKPOINTS_DIR / str(spec.step)
-    checkpoints.find_checkpoint(step_dir)
+    step_dir = checkpoints.step_dir(workdir, spec.step)
+    model_loader.find_step(step_dir)
   except ValueError as e:
     raise ValueError(f"the image tower that {manifest_path} names: {e}; "
                      "pass --image_tower") from e
-  return str(step_dir)
+  return step_dir
 
 
 def choose_image_tower(config: ml_collections.ConfigDict, *,
@@ -471,36 +381,36 @@ def choose_image_tower(config: ml_collections.ConfigDict, *,
     manifest_path, spec, image_mode = named
     spec = dataclasses.replace(
         spec, checkpoint=_recorded_checkpoint(spec, manifest_path))
-    sha256 = frozen_tower.checkpoint_sha256(spec.checkpoint)
+    sha256 = model_loader.checkpoint_sha256(spec.checkpoint)
     if sha256 != spec.sha256:
       raise ValueError(
           f"the image tower {spec.checkpoint} has sha256 {sha256[:12]}..., "
           f"but {manifest_path} says the training embeddings were made by "
           f"one of sha256 {spec.sha256[:12]}...: another tower; pass the "
           "one that made them with --image_tower")
-    return ImageTower(spec, frozen_tower.load_tower_params(spec), image_mode,
+    return ImageTower(spec, model_loader.load_tower_params(spec), image_mode,
                       TOWER_FROM_MANIFEST, spec.sha256)
 
   tower_path = os.fspath(tower_path)
-  is_npz = frozen_tower.checkpoint_kind(tower_path) == frozen_tower.BIG_VISION
+  is_npz = model_loader.checkpoint_kind(tower_path) == model_loader.BIG_VISION
   if is_npz and tower_config_file is None:
     raise ValueError(f"--image_tower {tower_path} is a big_vision .npz: "
                      "give its architecture with --image_tower_config")
   if not is_npz and tower_config_file is not None:
     raise ValueError("--image_tower_config is for .npz towers; checkpoints "
                      "of our trainer carry their config")
-  model_config = (frozen_tower.load_config_file(tower_config_file)
+  model_config = (model_loader.load_config_file(tower_config_file)
                   if tower_config_file else None)
   image_size, image_mode, expected = None, embed.DEFAULT_IMAGE_MODE, ""
   if named is not None:
     _, named_spec, image_mode = named
     image_size, expected = named_spec.image_size, named_spec.sha256
-  spec = frozen_tower.describe_tower(tower_path, model_config, image_size)
+  spec = model_loader.describe_tower(tower_path, model_config, image_size)
   if expected and spec.sha256 != expected and progress is not None:
     progress(f"warning: --image_tower {tower_path} has sha256 "
              f"{spec.sha256[:12]}..., not the {expected[:12]}... of the "
              f"tower that made the training embeddings ({named[0]})")
-  return ImageTower(spec, frozen_tower.load_tower_params(spec), image_mode,
+  return ImageTower(spec, model_loader.load_tower_params(spec), image_mode,
                     TOWER_FROM_FLAG, expected)
 
 
@@ -889,12 +799,13 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _report_json(results: Mapping[str, Any], checkpoint: Checkpoint,
+def _report_json(results: Mapping[str, Any],
+                 checkpoint: model_loader.Provenance,
                  choice: VocabularyChoice, evaluator: Xm3600Evaluator,
                  data: xm3600_data.Xm3600Data,
                  args: argparse.Namespace) -> dict[str, Any]:
   return {
-      "checkpoint": {"path": files.resolve(checkpoint.path),
+      "checkpoint": {"path": checkpoint.path,
                      "kind": checkpoint.kind,
                      "step": checkpoint.step},
       **({} if evaluator.image_tower is None else
@@ -940,14 +851,15 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     if keys:
       progress(f"warning: {len(keys)} {what}: {' '.join(keys[:10])}"
                f"{' ...' if len(keys) > 10 else ''}")
-  checkpoint = load_checkpoint(args.checkpoint, args.config)
-  choice = choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
+  config, params, checkpoint = model_loader.load(args.checkpoint,
+                                                 args.config)
+  choice = choose_vocabulary(config, vocab_path=args.vocab,
                              workdir=checkpoint.workdir,
                              lowercase=args.lowercase, progress=progress)
   image_tower = None
-  if checkpoint.config.model.image is None:
+  if config.model.image is None:
     image_tower = choose_image_tower(
-        checkpoint.config, tower_path=args.image_tower,
+        config, tower_path=args.image_tower,
         tower_config_file=args.image_tower_config, progress=progress)
   elif args.image_tower or args.image_tower_config:
     raise ValueError("--image_tower and --image_tower_config are for "
@@ -961,10 +873,10 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
   progress(f"{len(data.image_keys)} images, {len(data.languages)} "
            f"languages, checkpoint {checkpoint.path}{step}{tower}, "
            f"vocabulary {choice.vocabulary.name} ({choice.path})")
-  evaluator = Xm3600Evaluator(data, checkpoint.config, choice.vocabulary,
+  evaluator = Xm3600Evaluator(data, config, choice.vocabulary,
                               image_tower=image_tower,
                               batch_size=args.batch_size, progress=progress)
-  results = evaluator.evaluate(checkpoint.params)
+  results = evaluator.evaluate(params)
   output = _report_json(results, checkpoint, choice, evaluator, data, args)
   args.output.mkdir(parents=True, exist_ok=True)
   (args.output / RESULTS_FILE).write_text(

@@ -58,6 +58,7 @@ from pipelines import frozen_tower
 from pipelines import pipeline_command
 from pipelines import sinks
 from trainer import input_pipeline
+from trainer import model_loader
 
 METRICS_NAMESPACE = "embed"
 DEFAULT_BATCH_SIZE = 32
@@ -122,7 +123,7 @@ def open_source_dataset(path: str) -> SourceDataset:
 
 
 def manifest_tower(
-    manifest: Mapping[str, Any]) -> tuple[frozen_tower.TowerSpec, str]:
+    manifest: Mapping[str, Any]) -> tuple[model_loader.TowerSpec, str]:
   """(tower, image mode) that made a LiT dataset, from its manifest.
 
   Raises:
@@ -135,7 +136,7 @@ def manifest_tower(
   if not isinstance(tower, Mapping) or IMAGE_MODE not in tower:
     raise ValueError(f"the manifest's {TOWER!r} section gives no "
                      f"{IMAGE_MODE}")
-  return frozen_tower.TowerSpec.from_json(tower), tower[IMAGE_MODE]
+  return model_loader.TowerSpec.from_json(tower), tower[IMAGE_MODE]
 
 
 def strip_image(record: records.Record) -> records.Record:
@@ -196,7 +197,7 @@ class EmbedDataset(beam.PTransform):
   """The whole embedding run, from a pipeline's start to the LiT dataset."""
 
   def __init__(self, *, source: SourceDataset, output_dir: str,
-               spec: frozen_tower.TowerSpec, batch_size: int, image_mode: str,
+               spec: model_loader.TowerSpec, batch_size: int, image_mode: str,
                num_shards: int, split: str, manifest_fields: dict[str, Any]):
     super().__init__()
     self._source = source
@@ -352,13 +353,13 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
   model_config_file = (files.resolve(args.model_config)
                        if args.model_config else None)
   source = open_source_dataset(dataset)
-  model_config = (frozen_tower.load_config_file(model_config_file)
+  model_config = (model_loader.load_config_file(model_config_file)
                   if model_config_file else None)
-  spec = frozen_tower.describe_tower(checkpoint, model_config,
+  spec = model_loader.describe_tower(checkpoint, model_config,
                                      args.image_size)
   # Workers load the tower again; a checkpoint that does not fit fails here,
   # before any worker starts.
-  frozen_tower.load_tower_params(spec)
+  model_loader.load_tower_params(spec)
   num_shards = args.num_shards or len(source.shard_paths)
   sinks.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("embedding %d images of %s with the %s tower %s",

@@ -17,6 +17,7 @@ from trainer import checkpoints
 from trainer import configs
 from trainer import input_pipeline
 from trainer import mesh as mesh_lib
+from trainer import model_loader
 
 
 def data_iterator(train_dir):
@@ -49,7 +50,7 @@ def test_config_round_trips_through_the_workdir(tmp_path):
       seed=3, data=dict(train_dir="/x", lang_weights={"en": 0.5}),
       model=dict(out_dim=(None, 8))))
   path = checkpoints.save_config(config, tmp_path)
-  assert path == tmp_path / checkpoints.CONFIG_FILE
+  assert path == str(tmp_path / checkpoints.CONFIG_FILE)
   loaded = checkpoints.load_config(tmp_path)
   assert loaded.seed == 3
   assert loaded.data.lang_weights.to_dict() == {"en": 0.5}
@@ -115,21 +116,21 @@ def test_restore_for_inference_reads_params_of_the_newest_or_given_step(
   checkpointer.wait()
   checkpointer.close()
 
-  loaded_config, params = checkpoints.restore_for_inference(tmp_path)
+  loaded_config, params, _ = model_loader.load(tmp_path)
   assert loaded_config.total_steps == 7
   assert set(params) == {"img", "t"}
   assert isinstance(params["t"], np.ndarray)
   np.testing.assert_array_equal(params["img"]["kernel"], np.full((3, 2), 5.0))
-  _, params = checkpoints.restore_for_inference(
+  _, params, _ = model_loader.load(
       tmp_path / checkpoints.CHECKPOINTS_DIR / "2")
   np.testing.assert_array_equal(params["t"], [2.0])
 
 
 def test_restore_for_inference_refuses_paths_without_checkpoints(tmp_path):
   with pytest.raises(ValueError, match="does not exist"):
-    checkpoints.restore_for_inference(tmp_path / "missing")
+    model_loader.load(tmp_path / "missing")
   with pytest.raises(ValueError, match="no checkpoint"):
-    checkpoints.restore_for_inference(tmp_path)
+    model_loader.load(tmp_path)
 
 
 def test_keep_checkpoints_must_be_positive(tmp_path):
@@ -199,7 +200,7 @@ def test_resume_renames_nothing_when_no_step_restores(tmp_path,
     checkpointer.restore_latest(other_model, data_iterator(records_dataset))
   message = str(raised.value)
   assert message.startswith(
-      f"cannot restore checkpoint {checkpointer.directory / '4'}: ")
+      f"cannot restore checkpoint {checkpointer.directory}/4: ")
   assert "\n" not in message
   assert checkpointer.all_steps() == [2, 4]
   checkpointer.close()
@@ -211,7 +212,7 @@ def test_inference_refuses_a_damaged_step_naming_it(tmp_path, records_dataset):
   faults.truncate_state_data(step_dir)
   for path in (tmp_path, step_dir):
     with pytest.raises(ValueError) as raised:
-      checkpoints.restore_for_inference(path)
+      model_loader.load(path)
     message = str(raised.value)
     assert message.startswith(
         f"checkpoint {step_dir} is damaged or incomplete: ")
@@ -219,9 +220,9 @@ def test_inference_refuses_a_damaged_step_naming_it(tmp_path, records_dataset):
   (step_dir / checkpoints.STATE / "_METADATA").unlink()
   with pytest.raises(ValueError, match=f"^checkpoint {step_dir} is damaged "
                      "or incomplete: Metadata file"):
-    checkpoints.restore_for_inference(step_dir)
+    model_loader.load(step_dir)
   # An older step is still there to read.
-  _, params = checkpoints.restore_for_inference(step_dir.with_name("2"))
+  _, params, _ = model_loader.load(step_dir.with_name("2"))
   np.testing.assert_array_equal(params["t"], [2.0])
 
 
@@ -230,10 +231,11 @@ def test_an_unfinished_save_is_never_read(tmp_path, records_dataset):
   step_dirs = tmp_path / checkpoints.CHECKPOINTS_DIR
   unfinished = faults.interrupt_save(step_dirs / "4")
   with pytest.raises(ValueError) as raised:
-    checkpoints.restore_for_inference(unfinished)
+    model_loader.load(unfinished)
   assert str(raised.value).startswith(
-      f"checkpoint {str(unfinished)!r} is not a complete step: ")
-  assert checkpoints.find_checkpoint(tmp_path) == (tmp_path, step_dirs / "2")
+      f"checkpoint {unfinished} is not a complete step: ")
+  assert model_loader.find_step(tmp_path) == (str(tmp_path),
+                                              str(step_dirs / "2"))
   checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=3)
   iterator = data_iterator(records_dataset)
   restored = checkpointer.restore_latest(
@@ -265,7 +267,7 @@ def test_a_save_on_a_full_disk_fails_and_leaves_no_step(tmp_path,
     checkpointer.save(1, replicated_state(1), data_iterator(records_dataset))
     checkpointer.wait()
   assert checkpointer.all_steps() == []
-  assert not (checkpointer.directory / "1").exists()
+  assert not os.path.exists(f"{checkpointer.directory}/1")
   checkpointer.close()
 
 
@@ -285,7 +287,7 @@ def test_a_save_on_a_full_tmpfs_fails_and_leaves_no_step(tmp_path,
       checkpointer.wait()
     assert checkpointer.all_steps() == []
     assert checkpointer.latest_step() is None
-    assert not (checkpointer.directory / "1").exists()
+    assert not os.path.exists(f"{checkpointer.directory}/1")
     with pytest.raises(ValueError, match="no checkpoint in"):
-      checkpoints.find_checkpoint(tmp_path)
+      model_loader.find_step(tmp_path)
     checkpointer.close()

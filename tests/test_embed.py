@@ -33,6 +33,7 @@ HEAD_DIM = 24
 TOWER_CONFIG = f'''
 """A tiny SigLIP for the embedding tests."""
 from trainer import configs
+from trainer import model_loader
 
 
 def get_config():
@@ -77,7 +78,7 @@ def tower_config_file(tmp_path_factory) -> pathlib.Path:
 def tower_workdir(tmp_path_factory, tower_config_file) -> pathlib.Path:
   """A trainer workdir with one checkpoint of a randomly initialised model."""
   workdir = tmp_path_factory.mktemp("tower_workdir")
-  config = frozen_tower.load_config_file(str(tower_config_file))
+  config = model_loader.load_config_file(str(tower_config_file))
   model = two_towers.build_model(config.model)
   abstract = jax.eval_shape(
       model.init, jax.random.key(3), jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3)),
@@ -148,9 +149,9 @@ def test_lit_dataset_holds_every_record_with_text_tokens_and_embedding(
 def test_manifest_names_the_tower_and_the_source(lit_dataset, built_dataset,
                                                  tower_workdir):
   tower = manifest(lit_dataset)[embed.TOWER]
-  assert tower["kind"] == frozen_tower.OURS
+  assert tower["kind"] == model_loader.OURS
   assert tower["step"] == STEP
-  assert tower["sha256"] == frozen_tower.checkpoint_sha256(str(tower_workdir))
+  assert tower["sha256"] == model_loader.checkpoint_sha256(str(tower_workdir))
   assert (tower["embedding_dim"], tower["dtype"], tower["normalized"]) == (
       HEAD_DIM, "float32", False)
   assert (tower["image_size"], tower["image_mode"]) == (IMAGE_SIZE, "resize")
@@ -163,7 +164,7 @@ def test_manifest_names_the_tower_and_the_source(lit_dataset, built_dataset,
 
 def test_embedding_equals_the_trainer_tower_output(lit_dataset, built_dataset,
                                                    tower_workdir):
-  config, params = checkpoints.restore_for_inference(tower_workdir)
+  config, params, _ = model_loader.load(tower_workdir)
   model = two_towers.build_model(config.model)
   to_example = input_pipeline.RecordToExample(
       image_field=records.IMAGE_ENCODED, image_size=config.data.image_size,
@@ -215,13 +216,13 @@ def test_exported_npz_tower_writes_the_same_records(
                    "--output", output, "--batch_size", 16) == 0
   assert shard_hashes(output) == shard_hashes(lit_dataset)
   tower = manifest(output)[embed.TOWER]
-  assert (tower["kind"], tower["step"]) == (frozen_tower.BIG_VISION, None)
+  assert (tower["kind"], tower["step"]) == (model_loader.BIG_VISION, None)
   assert tower["sha256"] == sinks.file_sha256(str(npz))
   assert tower["embedding_dim"] == HEAD_DIM
 
 
 def test_embedder_pads_the_last_batch_and_compiles_once(tower_workdir):
-  spec = frozen_tower.describe_tower(str(tower_workdir))
+  spec = model_loader.describe_tower(str(tower_workdir))
   embedder = frozen_tower.load_embedder(spec, batch_size=4)
   images = np.random.default_rng(0).uniform(
       -1, 1, (6, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
@@ -246,9 +247,9 @@ def test_embedder_pads_the_last_batch_and_compiles_once(tower_workdir):
 
 
 def test_another_image_size_resamples_the_position_embeddings(tower_workdir):
-  spec = frozen_tower.describe_tower(str(tower_workdir), image_size=48)
+  spec = model_loader.describe_tower(str(tower_workdir), image_size=48)
   assert spec.image_size == 48 and spec.embedding_dim == HEAD_DIM
-  params = frozen_tower.load_tower_params(spec)
+  params = model_loader.load_tower_params(spec)
   assert params["pos_embedding"].shape == (1, 36, 32)  # 6 x 6 patches.
   embeddings = frozen_tower.Embedder(spec, params, batch_size=2)(
       np.zeros((3, 48, 48, 3), np.float32))
@@ -257,18 +258,18 @@ def test_another_image_size_resamples_the_position_embeddings(tower_workdir):
 
 def test_checkpoint_sha256_covers_the_step_read_and_the_config(
     tmp_path, tower_workdir):
-  digest = frozen_tower.checkpoint_sha256(str(tower_workdir))
+  digest = model_loader.checkpoint_sha256(str(tower_workdir))
   step_dir = tower_workdir / checkpoints.CHECKPOINTS_DIR / str(STEP)
-  assert frozen_tower.checkpoint_sha256(str(step_dir)) == digest
+  assert model_loader.checkpoint_sha256(str(step_dir)) == digest
   copy = tmp_path / "copy"
   shutil.copytree(tower_workdir, copy)
-  assert frozen_tower.checkpoint_sha256(str(copy)) == digest
+  assert model_loader.checkpoint_sha256(str(copy)) == digest
   (copy / "tb").mkdir()
   (copy / "tb" / "events").write_text("logs do not count")
-  assert frozen_tower.checkpoint_sha256(str(copy)) == digest
+  assert model_loader.checkpoint_sha256(str(copy)) == digest
   config = copy / checkpoints.CONFIG_FILE
   config.write_text(config.read_text().replace('"seed": 0', '"seed": 1'))
-  assert frozen_tower.checkpoint_sha256(str(copy)) != digest
+  assert model_loader.checkpoint_sha256(str(copy)) != digest
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -300,7 +301,7 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path, built_dataset,
       "width=32, depth=1, mlp_dim=64, num_heads=2,\n      pool_type",
       "width=48, depth=1, mlp_dim=64, num_heads=2,\n      pool_type"))
   npz = tmp_path / "tower.npz"
-  _, params = checkpoints.restore_for_inference(tower_workdir)
+  _, params, _ = model_loader.load(tower_workdir)
   load_big_vision.save_npz(params, str(npz))
   out = tmp_path / "out"
   cases = [

@@ -30,6 +30,7 @@ from trainer import checkpoints
 from trainer import train
 from trainer.configs import demo_tiny
 from trainer.models import load_big_vision
+from trainer import model_loader
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOTAL_STEPS = 6
@@ -88,7 +89,7 @@ class Probe:
 
 
 def final_params(workdir):
-  return checkpoints.restore_for_inference(workdir)[1]
+  return model_loader.load(workdir)[1]
 
 
 def assert_same_params(a, b):

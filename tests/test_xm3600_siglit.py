@@ -36,6 +36,7 @@ from trainer import input_pipeline
 from trainer import train
 from trainer.models import load_big_vision
 from trainer.models import two_towers
+from trainer import model_loader
 
 STEP = 2
 EMBEDDING_DIM = test_embed.HEAD_DIM
@@ -115,7 +116,7 @@ def cli_results(siglit_run, xm3600_dir, tmp_path_factory):
 
 def expected_image_embeddings(tower_dir: pathlib.Path, data, params):
   """l2_normalize(head(tower(image))), without the evaluator's code."""
-  tower_config, tower_params = checkpoints.restore_for_inference(tower_dir)
+  tower_config, tower_params, _ = model_loader.load(tower_dir)
   images = np.stack([
       input_pipeline.decode_image(data.image_path(key).read_bytes(),
                                   test_embed.IMAGE_SIZE)
@@ -163,11 +164,11 @@ def test_default_tower_is_the_one_the_manifest_names(
   assert tower.source == xm3600.TOWER_FROM_MANIFEST
   assert tower.spec.checkpoint == recorded["checkpoint"] == str(tower_workdir)
   assert tower.spec.sha256 == recorded["sha256"] == (
-      frozen_tower.checkpoint_sha256(str(tower_workdir)))
+      model_loader.checkpoint_sha256(str(tower_workdir)))
   assert (tower.spec.image_size, tower.image_mode) == (
       recorded["image_size"], recorded[embed.IMAGE_MODE])
   assert tower.to_json()["verified_against_manifest"] is True
-  _, restored = checkpoints.restore_for_inference(tower_workdir)
+  _, restored, _ = model_loader.load(tower_workdir)
   jax.tree.map(np.testing.assert_array_equal, tower.params, restored["img"])
 
   # The tower's run went on training: the step the manifest records is read.
@@ -228,14 +229,14 @@ def test_given_tower_without_manifest_uses_its_own_image_size(tower_workdir):
 def test_report_records_the_tower(cli_results, siglit_run, lit_dataset,
                                   tower_workdir):
   assert cli_results["image_tower"] == {
-      "kind": frozen_tower.OURS, "checkpoint": str(tower_workdir),
+      "kind": model_loader.OURS, "checkpoint": str(tower_workdir),
       "sha256": tower_manifest(lit_dataset)["sha256"],
       "step": test_embed.STEP, "image_size": test_embed.IMAGE_SIZE,
       "image_mode": input_pipeline.RESIZE, "embedding_dim": EMBEDDING_DIM,
       "source": xm3600.TOWER_FROM_MANIFEST,
       "verified_against_manifest": True}
   assert cli_results["checkpoint"] == {
-      "path": str(siglit_run[0]), "kind": frozen_tower.OURS, "step": STEP}
+      "path": str(siglit_run[0]), "kind": model_loader.OURS, "step": STEP}
   assert cli_results["vocabulary"]["source"] == "manifest search"
   assert cli_results["options"]["image_size"] == test_embed.IMAGE_SIZE
   assert list(cli_results["languages"]) == list(LANGS)
@@ -249,7 +250,7 @@ def test_npz_tower_and_npz_checkpoint_give_the_same_numbers(
   workdir, _, params = siglit_run
   tower_npz = tmp_path / "tower.npz"
   load_big_vision.save_npz(
-      checkpoints.restore_for_inference(tower_workdir)[1], str(tower_npz))
+      model_loader.load(tower_workdir)[1], str(tower_npz))
   siglit_npz = tmp_path / "siglit.npz"
   load_big_vision.save_npz(params, str(siglit_npz))
   output = tmp_path / "report"
@@ -264,11 +265,11 @@ def test_npz_tower_and_npz_checkpoint_give_the_same_numbers(
   results = json.loads((output / xm3600.RESULTS_FILE).read_text())
   tower = results["image_tower"]
   assert (tower["kind"], tower["checkpoint"], tower["step"]) == (
-      frozen_tower.BIG_VISION, str(tower_npz), None)
+      model_loader.BIG_VISION, str(tower_npz), None)
   assert tower["sha256"] == sinks.file_sha256(str(tower_npz))
   assert (tower["source"], tower["verified_against_manifest"]) == (
       xm3600.TOWER_FROM_FLAG, False)
-  assert results["checkpoint"]["kind"] == frozen_tower.BIG_VISION
+  assert results["checkpoint"]["kind"] == model_loader.BIG_VISION
   assert results["languages"] == cli_results["languages"]
 
 

@@ -7,17 +7,16 @@ both together makes a resumed run read the same batches as an uninterrupted
 one.
 """
 
-import json
-import pathlib
 from typing import Any, NamedTuple
 
+from etils import epath
 import grain
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 
+from dataformat import files
 from trainer import configs
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -30,10 +29,10 @@ PARAMS = "params"
 DAMAGED_SUFFIX = ".damaged"
 # What orbax (and tensorstore, and Grain's iterator handler) raise for a step
 # whose files are missing, truncated or changed, or for a full disk.
-_CHECKPOINT_ERRORS = (OSError, ValueError)
+CHECKPOINT_ERRORS = (OSError, ValueError)
 
 
-def _reason(error: Exception) -> str:
+def reason(error: Exception) -> str:
   """An error's first line, without the spec tensorstore appends to it."""
   lines = str(error).strip().splitlines() or [type(error).__name__]
   return lines[0].split(" [tensorstore_spec=")[0]
@@ -47,30 +46,55 @@ class Restored(NamedTuple):
   damaged: list[str]
 
 
-def save_config(config: ml_collections.ConfigDict,
-                workdir: str | pathlib.Path) -> pathlib.Path:
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
   """Writes `config` as `workdir/config.json` and returns the path.
 
   Its paths are stored resolved (`configs.with_resolved_paths`), so that the
   run's dataset and vocabulary are found from any directory.
   """
-  path = pathlib.Path(workdir) / CONFIG_FILE
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(configs.with_resolved_paths(config).to_json_best_effort(
-      indent=2, sort_keys=True) + "\n")
+  path = files.join(workdir, CONFIG_FILE)
+  files.write_text(path, configs.with_resolved_paths(
+      config).to_json_best_effort(indent=2, sort_keys=True) + "\n")
   return path
 
 
-def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
+def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config saved by `save_config` in `workdir`, completed with defaults.
 
   Keys added to `configs.base_config` since the run was saved read as their
   defaults.
   """
-  path = pathlib.Path(workdir) / CONFIG_FILE
-  if not path.exists():
+  path = files.join(workdir, CONFIG_FILE)
+  if not files.exists(path):
     raise ValueError(f"no {CONFIG_FILE} in {str(workdir)!r}")
-  return configs.with_defaults(json.loads(path.read_text()))
+  return configs.with_defaults(files.read_json(path))
+
+
+def epath_of(path: str) -> epath.Path:
+  """`path` as orbax takes it.
+
+  etils.epath reads gs:// through gcsfs when EPATH_USE_TF=false, else
+  through TensorFlow's gfile.
+  """
+  return epath.Path(path)
+
+
+def step_dir(workdir: str, step: int) -> str:
+  """The directory of checkpoint `step` of the run in `workdir`."""
+  return files.join(workdir, CHECKPOINTS_DIR, str(step))
+
+
+def complete_steps(directory: str) -> list[int]:
+  """The sorted steps saved completely in a `checkpoints/` directory.
+
+  orbax renames a step to its bare number once the save is complete;
+  unfinished saves carry a temporary suffix, damaged steps `.damaged`.
+  """
+  if not files.exists(directory):
+    return []
+  return sorted(int(name) for name in files.listdir(directory)
+                if name.isdigit() and
+                files.exists(files.join(directory, name, STATE)))
 
 
 class Checkpointer:
@@ -84,12 +108,12 @@ class Checkpointer:
   never looks saved.
   """
 
-  def __init__(self, workdir: str | pathlib.Path, max_to_keep: int):
+  def __init__(self, workdir: str, max_to_keep: int):
     if max_to_keep < 1:
       raise ValueError(f"keep_checkpoints must be positive, got {max_to_keep}")
-    self.directory = pathlib.Path(workdir).absolute() / CHECKPOINTS_DIR
+    self.directory = files.join(files.resolve(workdir), CHECKPOINTS_DIR)
     self._manager = ocp.CheckpointManager(
-        self.directory,
+        epath_of(self.directory),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=True,
             # Unfinished saves of a killed run or a full disk.
@@ -122,13 +146,13 @@ class Checkpointer:
           STATE: ocp.args.StandardSave(host_state),
           DATA_ITER: grain.checkpoint.CheckpointSave(data_iter),
       }), force=True)
-    except _CHECKPOINT_ERRORS as e:
+    except CHECKPOINT_ERRORS as e:
       raise self._write_error(step, e) from e
     self._saving = step
 
   def _write_error(self, step: int | None, error: Exception) -> OSError:
     return OSError(f"writing checkpoint step {step} in {self.directory} "
-                   f"failed: {_reason(error)}")
+                   f"failed: {reason(error)}")
 
   def restore(self, step: int, abstract_state: Any,
               data_iter: grain.DatasetIterator) -> Any:
@@ -159,7 +183,7 @@ class Checkpointer:
     for step in reversed(self.all_steps()):
       try:
         state = self.restore(step, abstract_state, data_iter)
-      except _CHECKPOINT_ERRORS as e:
+      except CHECKPOINT_ERRORS as e:
         failures.append((step, e))
         continue
       damaged = [self._set_aside(bad, error) for bad, error in failures]
@@ -171,20 +195,21 @@ class Checkpointer:
     if not failures:
       raise ValueError(f"no checkpoint in {self.directory}")
     step, error = failures[0]
-    raise ValueError(f"cannot restore checkpoint {self.directory / str(step)}: "
-                     f"{_reason(error)}")
+    raise ValueError(f"cannot restore checkpoint "
+                     f"{files.join(self.directory, str(step))}: "
+                     f"{reason(error)}")
 
   def _set_aside(self, step: int, error: Exception) -> str:
     """Renames damaged step `step`; returns the message saying so."""
-    path = self.directory / str(step)
-    target = path.with_name(f"{step}{DAMAGED_SUFFIX}")
+    path = files.join(self.directory, str(step))
+    target = f"{path}{DAMAGED_SUFFIX}"
     copies = 0
-    while target.exists():
+    while files.exists(target):
       copies += 1
-      target = path.with_name(f"{step}{DAMAGED_SUFFIX}.{copies}")
+      target = f"{path}{DAMAGED_SUFFIX}.{copies}"
     if jax.process_index() == 0:
-      path.rename(target)
-    return (f"checkpoint step {step} cannot be restored ({_reason(error)}); "
+      files.rename(path, target)
+    return (f"checkpoint step {step} cannot be restored ({reason(error)}); "
             f"moved it to {target}")
 
   def wait(self) -> None:
@@ -195,69 +220,10 @@ class Checkpointer:
     """
     try:
       self._manager.wait_until_finished()
-    except _CHECKPOINT_ERRORS as e:
+    except CHECKPOINT_ERRORS as e:
       raise self._write_error(self._saving, e) from e
     finally:
       self._saving = None
 
   def close(self) -> None:
     self._manager.close()
-
-
-def find_checkpoint(
-    path: str | pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-  """(workdir, step directory) of a workdir (newest step) or a step dir.
-
-  Raises:
-    ValueError: if `path` does not exist or holds no checkpoint, or is a step
-      directory whose save did not finish.
-  """
-  path = pathlib.Path(path).absolute()
-  if not path.is_dir():
-    raise ValueError(f"checkpoint path {str(path)!r} does not exist")
-  if (path / STATE).is_dir() or path.parent.name == CHECKPOINTS_DIR:
-    if not path.name.isdigit():
-      raise ValueError(
-          f"checkpoint {str(path)!r} is not a complete step: orbax writes a "
-          "step under a temporary name and renames it to the step number when "
-          "the save is complete (damaged steps are renamed <step>"
-          f"{DAMAGED_SUFFIX})")
-    if not (path / STATE).is_dir():
-      raise ValueError(f"checkpoint {str(path)!r} has no {STATE}/")
-    return path.parent.parent, path
-  # Finished saves are renamed to the bare step number; unfinished ones carry
-  # a temporary suffix.
-  steps = [int(p.name) for p in (path / CHECKPOINTS_DIR).glob("*")
-           if p.name.isdigit() and (p / STATE).is_dir()]
-  if not steps:
-    raise ValueError(f"no checkpoint in {str(path)!r}")
-  return path, path / CHECKPOINTS_DIR / str(max(steps))
-
-
-def restore_for_inference(
-    path: str | pathlib.Path) -> tuple[ml_collections.ConfigDict, Any]:
-  """(config, params) of a training run, for evaluation or export.
-
-  `path` is a workdir (its newest checkpoint is read) or one step directory
-  `workdir/checkpoints/<step>`. The parameters come back as numpy arrays,
-  whatever devices they were trained on.
-  """
-  workdir, step_dir = find_checkpoint(path)
-  config = load_config(workdir)
-  handler = ocp.PyTreeCheckpointHandler()
-  try:
-    params_metadata = handler.metadata(step_dir / STATE).tree[PARAMS]
-    restored = handler.restore(
-        step_dir / STATE,
-        args=ocp.args.PyTreeRestore(
-            item={PARAMS: params_metadata},
-            restore_args={PARAMS: jax.tree.map(
-                lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
-                params_metadata)},
-            partial_restore=True))
-  except _CHECKPOINT_ERRORS as e:
-    raise ValueError(f"checkpoint {step_dir} is damaged or incomplete: "
-                     f"{_reason(e)}") from None
-  finally:
-    handler.close()
-  return config, restored[PARAMS]

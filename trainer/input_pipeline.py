@@ -18,7 +18,7 @@ import concurrent.futures
 import dataclasses
 import io
 import itertools
-import pathlib
+import os
 import signal
 from typing import Any
 
@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from dataformat import files
 from dataformat import records
 from tokenizers import vocabulary
 
@@ -48,22 +49,25 @@ _PREFETCH_BATCHES = 2
 _OPEN_THREADS = 16
 
 
-def dataset_shards(data_dir: str | pathlib.Path, split: str) -> list[str]:
+def dataset_shards(data_dir: str | os.PathLike[str], split: str) -> list[str]:
   """The sorted ArrayRecord shard paths of `split` in a complete dataset.
+
+  `data_dir` may be local or gs:// (Grain's ArrayRecord source reads both).
 
   Raises:
     ValueError: if `data_dir` is not a complete dataset or has no such split.
   """
-  data_dir = pathlib.Path(data_dir)
-  if not data_dir.is_dir():
-    raise ValueError(f"dataset directory {str(data_dir)!r} does not exist")
-  if not (data_dir / "COMPLETED").exists():
-    raise ValueError(f"dataset {str(data_dir)!r} is incomplete "
+  data_dir = files.resolve(data_dir)
+  # Object stores have no directories: the marker tells a dataset exists.
+  if not files.exists(files.join(data_dir, "COMPLETED")):
+    if not files.exists(data_dir):
+      raise ValueError(f"dataset directory {data_dir!r} does not exist")
+    raise ValueError(f"dataset {data_dir!r} is incomplete "
                      "(no COMPLETED marker)")
-  shards = sorted(data_dir.glob(f"{split}-*-of-*.array_record"))
+  shards = files.glob(files.join(data_dir, f"{split}-*-of-*.array_record"))
   if not shards:
-    raise ValueError(f"dataset {str(data_dir)!r} has no {split!r} shards")
-  return [str(path) for path in shards]
+    raise ValueError(f"dataset {data_dir!r} has no {split!r} shards")
+  return shards
 
 
 def _train_shards(data_config: ml_collections.ConfigDict) -> list[str]:

@@ -1,14 +1,15 @@
 """Training progress: the console line, TensorBoard scalars and step timing.
 
-Event files are written with TensorBoard's own `RecordWriter` on a plain file.
-TensorBoard's `EventFileWriter` would open its file through
-`tensorboard.compat.tf`, which imports TensorFlow whenever it is installed:
-seconds and memory in every training run.
+Event files are written with TensorBoard's own `RecordWriter` through the file
+layer (local or gs://). TensorBoard's `EventFileWriter` would open its file
+through `tensorboard.compat.tf`, which imports TensorFlow whenever it is
+installed: seconds and memory in every training run.
 """
 
 from collections.abc import Iterator, Mapping
 import contextlib
-import pathlib
+import io
+import os
 import socket
 import time
 
@@ -16,21 +17,39 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
+from dataformat import files
+
 
 class TensorBoardWriter:
-  """Appends scalar summaries to a new event file in `logdir`."""
+  """Appends scalar summaries to a new event file in `logdir`.
 
-  def __init__(self, logdir: str | pathlib.Path):
-    logdir = pathlib.Path(logdir)
-    logdir.mkdir(parents=True, exist_ok=True)
+  Each `write_scalars` is on disk when it returns. Objects in a bucket
+  cannot be appended to: there the file (a few hundred bytes per call) is
+  rewritten whole, as TensorFlow's GCS file system does on a flush.
+  """
+
+  def __init__(self, logdir: str | os.PathLike[str]):
+    logdir = os.fspath(logdir)
+    files.makedirs(logdir)
     now = time.time()
-    self.path = logdir / (f"events.out.tfevents.{int(now)}."
-                          f"{socket.gethostname()}")
-    self._records = RecordWriter(open(self.path, "ab"))
+    self.path = files.join(logdir, f"events.out.tfevents.{int(now)}."
+                           f"{socket.gethostname()}")
+    self._events = io.BytesIO()  # Not yet in a local file; all on gs://.
+    self._records = RecordWriter(self._events)
     self._write(event_pb2.Event(wall_time=now, file_version="brain.Event:2"))
+    self._flush()
 
   def _write(self, event: event_pb2.Event) -> None:
     self._records.write(event.SerializeToString())
+
+  def _flush(self) -> None:
+    if files.is_uri(self.path):
+      files.write_bytes(self.path, self._events.getvalue())
+      return
+    with files.open_file(self.path, "ab") as f:
+      f.write(self._events.getvalue())
+    self._events.seek(0)
+    self._events.truncate()
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """Writes one value per tag at `step`."""
@@ -40,9 +59,10 @@ class TensorBoardWriter:
     ])
     self._write(event_pb2.Event(wall_time=time.time(), step=int(step),
                                 summary=summary))
-    self._records.flush()
+    self._flush()
 
   def close(self) -> None:
+    self._flush()
     self._records.close()
 
 

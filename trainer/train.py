@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import contextlib
 import functools
 import math
-import pathlib
+import os
 import signal
 import sys
 import threading
@@ -34,7 +34,6 @@ from typing import Any, Protocol
 from absl import app
 from absl import flags
 from absl import logging
-from flax import traverse_util
 import flax.struct
 import jax
 from jax.experimental import multihost_utils
@@ -44,14 +43,15 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
+from dataformat import files
 from trainer import checkpoints
 from trainer import evaluators as evaluators_lib
 from trainer import input_pipeline
 from trainer import losses
 from trainer import mesh as mesh_lib
 from trainer import metric_writers
+from trainer import model_loader
 from trainer import optimizers
-from trainer.models import load_big_vision
 from trainer.models import two_towers
 
 Params = Any
@@ -107,17 +107,10 @@ def load_initial_params(init_config: ml_collections.ConfigDict,
   """`params` with the subtrees `init_config.load` taken from a checkpoint.
 
   `init_config.checkpoint` is a big_vision `.npz` or one of our workdirs (or
-  step directories). The loaded subtrees must match the model's shapes,
-  except a ViT position embedding for another resolution, which is resampled.
+  step directories), local or gs:// (`model_loader.load_subtrees`).
   """
-  path = init_config.checkpoint
-  if path.endswith(".npz"):
-    loaded = load_big_vision.load_params(path, params, init_config.load)
-  else:
-    flat = traverse_util.flatten_dict(
-        checkpoints.restore_for_inference(path)[1], sep="/")
-    loaded = load_big_vision.to_params(flat, params, init_config.load)
-  return {**params, **loaded}
+  return {**params, **model_loader.load_subtrees(
+      init_config.checkpoint, params, init_config.load)}
 
 
 def train_step(state: TrainState, batch: Mapping[str, jax.Array], *,
@@ -224,7 +217,7 @@ def _window_scalars(window: Sequence[Mapping[str, float]],
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str | pathlib.Path,
+                       workdir: str | os.PathLike[str],
                        evaluators: Sequence[Evaluator] = ()) -> TrainState:
   """Trains (or resumes training) until `config.total_steps`.
 
@@ -234,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       damaged dataset shard, or checkpoints of which none restores.
     OSError: when a checkpoint cannot be written (e.g. the disk is full).
   """
-  workdir = pathlib.Path(workdir)
+  workdir = files.resolve(workdir)  # Local or gs://.
   # Config.
   mesh_lib.initialize_distributed(config.distributed)
   is_chief = jax.process_index() == 0
@@ -296,8 +289,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   total_steps = config.total_steps
   step = int(state.step)
   last_saved = start
-  writer = (metric_writers.TensorBoardWriter(workdir / TB_DIR) if is_chief
-            else None)
+  writer = (metric_writers.TensorBoardWriter(files.join(workdir, TB_DIR))
+            if is_chief else None)
   timer = metric_writers.StepTimer()
   stop = _StopRequest()
   stopping = False
@@ -379,7 +372,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a training config file (trainer/configs/*.py); "
     "override any key with --config.KEY=VALUE.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Directory for config.json, checkpoints/ and tb/; a "
+    "workdir", None, "Directory (local or gs://) for config.json, "
+    "checkpoints/ and tb/; a "
     "run resumes from the newest checkpoint found here.")
 
 

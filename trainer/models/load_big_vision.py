@@ -43,7 +43,7 @@ import numpy as np
 import scipy.ndimage
 
 from dataformat import files
-from trainer import checkpoints
+from trainer import model_loader
 
 Params = Any
 
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       "(params/img/..., params/txt/..., params/t, params/b).")
   parser.add_argument("--checkpoint", required=True, metavar="PATH",
                       help="a training workdir (its newest step) or a step "
-                      "directory workdir/checkpoints/<step>")
+                      "directory workdir/checkpoints/<step>, local or gs://")
   parser.add_argument("--output", required=True, metavar="FILE",
                       help=f"the {NPZ_SUFFIX} file to write (local or "
                       "gs://)")
@@ -227,7 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.output.endswith(NPZ_SUFFIX):
       raise ValueError(f"--output must end in {NPZ_SUFFIX}, got "
                        f"{args.output}")
-    _, params = checkpoints.restore_for_inference(args.checkpoint)
+    if model_loader.checkpoint_kind(args.checkpoint) != model_loader.OURS:
+      raise ValueError(f"--checkpoint {args.checkpoint} is already an "
+                       f"{NPZ_SUFFIX}")
+    _, params, _ = model_loader.load(args.checkpoint)
     save_npz(params, args.output)
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
