@@ -43,6 +43,7 @@ from pipelines import embed
 from pipelines import frozen_tower
 from pipelines import sinks
 from trainer import input_pipeline
+from trainer import model_loader
 from trainer.models import load_big_vision
 from trainer.models import vit
 
@@ -56,7 +57,6 @@ TOWERS = {
 CORPUS_IMAGE_SIZE = (320, 240)  # Stored as is (shorter side under 256).
 CONFIG_TEMPLATE = '''
 from trainer.configs import {module}
-from trainer import model_loader
 
 
 def get_config():

@@ -22,6 +22,7 @@ from tests.fixtures import faults
 from trainer import checkpoints
 from trainer import configs
 from trainer import input_pipeline
+from trainer import model_loader
 from trainer.models import load_big_vision
 from trainer.models import two_towers
 
@@ -33,7 +34,6 @@ HEAD_DIM = 24
 TOWER_CONFIG = f'''
 """A tiny SigLIP for the embedding tests."""
 from trainer import configs
-from trainer import model_loader
 
 
 def get_config():
@@ -276,7 +276,8 @@ def test_checkpoint_sha256_covers_the_step_read_and_the_config(
     (["--batch_size", "0"], "--batch_size must be positive, got 0"),
     (["--num_shards", "0"], "--num_shards must be positive, got 0"),
     (["--bogus", "1"], "unrecognized arguments: --bogus"),
-    (["--model_config", "{config}"], "--model_config is for .npz"),
+    (["--model_config", "{config}"],
+     "a config file is only for .npz checkpoints"),
     (["--runner", "DataflowRunner"],
      "Dataflow workers cannot read the local checkpoint"),
 ])
@@ -310,7 +311,7 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path, built_dataset,
       ([lit_dataset, tower_workdir], "is already a LiT dataset"),
       ([built_dataset, tmp_path / "no_run"], "does not exist"),
       ([built_dataset, incomplete], "no checkpoint in"),
-      ([built_dataset, npz], "give its architecture with --model_config"),
+      ([built_dataset, npz], "its architecture needs a config file"),
       ([built_dataset, npz, "--model_config", wrong_width],
        "checkpoint does not fit the model"),
       ([built_dataset, tower_workdir, "--output", lit_dataset],

@@ -22,8 +22,9 @@ def _scalars(logdir: pathlib.Path) -> dict[str, list[tuple[int, float]]]:
 def test_tensorboard_reads_back_scalars_and_steps(tmp_path):
   logdir = tmp_path / "tb"
   writer = metric_writers.TensorBoardWriter(logdir)
-  assert writer.path.parent == logdir
-  assert writer.path.name.startswith("events.out.tfevents.")
+  path = pathlib.Path(writer.path)
+  assert path.parent == logdir
+  assert path.name.startswith("events.out.tfevents.")
   writer.write_scalars(2, {"train/loss": 2.5, "perf/examples_per_sec": 96})
   # Each write is flushed: a TensorBoard watching the run sees it at once.
   assert _scalars(logdir) == {"train/loss": [(2, 2.5)],
@@ -32,7 +33,27 @@ def test_tensorboard_reads_back_scalars_and_steps(tmp_path):
   writer.close()
   assert _scalars(logdir) == {"train/loss": [(2, 2.5), (4, 1.25)],
                               "perf/examples_per_sec": [(2, 96.0)]}
-  assert [path.name for path in logdir.iterdir()] == [writer.path.name]
+  assert [p.name for p in logdir.iterdir()] == [path.name]
+
+
+def test_event_files_on_gcs_show_every_write(gcs, gcs_dir, tmp_path):
+  # An object cannot be appended to: each write rewrites it whole.
+  writer = metric_writers.TensorBoardWriter(f"{gcs_dir}/tb")
+  name = writer.path.rsplit("/", 1)[1]
+  assert writer.path == f"{gcs_dir}/tb/{name}"
+  local = tmp_path / "tb"
+  local.mkdir()
+
+  def scalars():
+    (local / name).write_bytes(gcs.read(writer.path))
+    return _scalars(local)
+
+  writer.write_scalars(2, {"train/loss": 2.5})
+  assert scalars() == {"train/loss": [(2, 2.5)]}
+  writer.write_scalars(4, {"train/loss": 1.25})
+  writer.close()
+  assert scalars() == {"train/loss": [(2, 2.5), (4, 1.25)]}
+  assert gcs.list(f"{gcs_dir}/tb") == [name]
 
 
 def test_writing_events_does_not_import_tensorflow(tmp_path):

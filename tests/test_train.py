@@ -27,10 +27,10 @@ from tensorboard.backend.event_processing import event_accumulator
 from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from trainer import checkpoints
+from trainer import model_loader
 from trainer import train
 from trainer.configs import demo_tiny
 from trainer.models import load_big_vision
-from trainer import model_loader
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOTAL_STEPS = 6

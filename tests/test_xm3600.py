@@ -356,9 +356,10 @@ def test_bad_inputs_exit_1_with_one_line(run, xm3600_dir, tmp_path, capsys):
       (["--data_dir", str(xm3600_dir), "--checkpoint", str(tmp_path)],
        "no checkpoint in"),
       (["--data_dir", str(xm3600_dir), "--checkpoint", str(workdir),
-        "--config", "x.py"], "--config is for .npz checkpoints"),
+        "--config", "x.py"], "a config file is only for .npz checkpoints"),
       (["--data_dir", str(xm3600_dir), "--checkpoint", "m.npz"],
-       "m.npz is a big_vision .npz checkpoint: give its architecture"),
+       "m.npz is a big_vision .npz checkpoint: its architecture needs a "
+       "config file"),
   ]
   for argv, message in cases:
     assert xm3600.main(argv + common) == 1, argv

@@ -33,10 +33,10 @@ from tests.test_embed import tower_workdir  # pylint: disable=unused-import
 from tokenizers import vocabulary as vocabulary_lib
 from trainer import checkpoints
 from trainer import input_pipeline
+from trainer import model_loader
 from trainer import train
 from trainer.models import load_big_vision
 from trainer.models import two_towers
-from trainer import model_loader
 
 STEP = 2
 EMBEDDING_DIM = test_embed.HEAD_DIM

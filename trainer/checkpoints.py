@@ -84,17 +84,24 @@ def step_dir(workdir: str, step: int) -> str:
   return files.join(workdir, CHECKPOINTS_DIR, str(step))
 
 
-def complete_steps(directory: str) -> list[int]:
-  """The sorted steps saved completely in a `checkpoints/` directory.
+def is_complete(path: str) -> bool:
+  """Whether the step directory `path` holds a finished save.
 
-  orbax renames a step to its bare number once the save is complete;
-  unfinished saves carry a temporary suffix, damaged steps `.damaged`.
+  orbax writes a local step under a temporary name and renames it to the
+  step number when it is done; on gs:// it writes under the final name and
+  adds a commit marker last. Damaged steps are renamed `<step>.damaged`.
   """
+  return (files.basename(path).isdigit() and
+          files.exists(files.join(path, STATE)) and
+          ocp.step.is_checkpoint_finalized(epath_of(path)))
+
+
+def complete_steps(directory: str) -> list[int]:
+  """The sorted steps saved completely in a `checkpoints/` directory."""
   if not files.exists(directory):
     return []
   return sorted(int(name) for name in files.listdir(directory)
-                if name.isdigit() and
-                files.exists(files.join(directory, name, STATE)))
+                if is_complete(files.join(directory, name)))
 
 
 class Checkpointer:

@@ -115,10 +115,6 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
                      f"{type(e).__name__}: {e}") from e
 
 
-def _is_step(path: str) -> bool:
-  return files.exists(files.join(path, checkpoints.STATE))
-
-
 def find_step(path: str | os.PathLike[str]) -> tuple[str, str]:
   """(workdir, step directory) of a workdir (newest step) or a step dir.
 
@@ -127,20 +123,16 @@ def find_step(path: str | os.PathLike[str]) -> tuple[str, str]:
       directory whose save did not finish.
   """
   path = files.resolve(path).rstrip("/")
-  parent = files.dirname(path)
-  if _is_step(path) or files.basename(parent) == checkpoints.CHECKPOINTS_DIR:
-    name = files.basename(path)
-    if not name.isdigit():
+  if files.basename(files.dirname(path)) == checkpoints.CHECKPOINTS_DIR:
+    if not files.exists(path):
+      raise ValueError(f"checkpoint path {path} does not exist")
+    if not checkpoints.is_complete(path):
       raise ValueError(
           f"checkpoint {path} is not a complete step: orbax writes a step "
-          "under a temporary name and renames it to the step number when "
-          "the save is complete (damaged steps are renamed <step>"
-          f"{checkpoints.DAMAGED_SUFFIX})")
-    if not _is_step(path):
-      if not files.exists(path):
-        raise ValueError(f"checkpoint path {path} does not exist")
-      raise ValueError(f"checkpoint {path} has no {checkpoints.STATE}/")
-    return files.dirname(parent), path
+          "under a temporary name (on gs://, without its commit marker) and "
+          "completes it when the save is done (damaged steps are renamed "
+          f"<step>{checkpoints.DAMAGED_SUFFIX})")
+    return files.dirname(files.dirname(path)), path
   if not files.exists(path):
     raise ValueError(f"checkpoint path {path} does not exist")
   steps = checkpoints.complete_steps(files.join(path,
@@ -216,19 +208,27 @@ def restore_params(step_dir: str,
   return restored[checkpoints.PARAMS]
 
 
-def _locate(path: str, config: ml_collections.ConfigDict | None
+def _locate(path: str | os.PathLike[str],
+            config: ml_collections.ConfigDict | None = None,
+            config_file: str | None = None
             ) -> tuple[ml_collections.ConfigDict, Provenance, str | None]:
-  """(config, provenance, step directory or None) of a checkpoint."""
+  """(config, provenance, step directory or None) of a checkpoint.
+
+  An `.npz` takes its config as `config` or from `config_file`.
+  """
   path = files.resolve(path)
+  given = config is not None or bool(config_file)
   if checkpoint_kind(path) == BIG_VISION:
-    if config is None:
+    if not given:
       raise ValueError(f"{path} is a big_vision .npz checkpoint: its "
                        "architecture needs a config file (a training "
                        "config or a run's config.json)")
     if not files.isfile(path):
       raise ValueError(f"checkpoint {path} does not exist")
+    if config is None:
+      config = load_config_file(config_file)
     return config, Provenance(BIG_VISION, path, None, None), None
-  if config is not None:
+  if given:
     raise ValueError(f"checkpoint {path} is a run of our trainer, which "
                      "carries its config: a config file is only for .npz "
                      "checkpoints")
@@ -271,8 +271,7 @@ def load(path: str | os.PathLike[str], config_file: str | None = None
     ValueError: if the checkpoint or config is missing, the step incomplete,
       or the parameters do not fit the config (naming them).
   """
-  config = load_config_file(config_file) if config_file else None
-  config, provenance, step_dir = _locate(path, config)
+  config, provenance, step_dir = _locate(path, config_file=config_file)
   if step_dir is not None:
     return config, restore_params(step_dir), provenance
   flat = load_big_vision.load_npz(provenance.path)
