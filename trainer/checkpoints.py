@@ -1,12 +1,13 @@
 """Checkpoints of a training run: the train state and the input iterator.
 
-A workdir holds `config.json` (the run's config) and `checkpoints/<step>/`,
-each step with two items: "state" (the train state pytree, orbax standard
-format) and "data_iter" (each process's Grain iterator state, JSON). Saving
-both together makes a resumed run read the same batches as an uninterrupted
-one.
+A workdir (local or gs://) holds `config.json` (the run's config) and
+`checkpoints/<step>/`, each step with two items: "state" (the train state
+pytree, orbax standard format) and "data_iter" (each process's Grain iterator
+state, JSON). Saving both together makes a resumed run read the same batches
+as an uninterrupted one.
 """
 
+import os
 from typing import Any, NamedTuple
 
 from etils import epath
@@ -18,6 +19,12 @@ import orbax.checkpoint as ocp
 
 from dataformat import files
 from trainer import configs
+
+# orbax reaches gs:// through etils.epath, which picks TensorFlow's gfile
+# when TensorFlow is installed, once per process at its first path. gs://
+# goes through gcsfs here as everywhere else (dataformat.files), and
+# TensorFlow is no run-time dependency; EPATH_USE_TF=true still chooses it.
+os.environ.setdefault("EPATH_USE_TF", "false")
 
 CHECKPOINTS_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
@@ -71,11 +78,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
 
 def epath_of(path: str) -> epath.Path:
-  """`path` as orbax takes it.
-
-  etils.epath reads gs:// through gcsfs when EPATH_USE_TF=false, else
-  through TensorFlow's gfile.
-  """
+  """`path` (local or gs://) as orbax takes it."""
   return epath.Path(path)
 
 
