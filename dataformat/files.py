@@ -218,10 +218,12 @@ def rename(source: str, destination: str) -> None:
   """Moves the file or directory `source` to `destination` (same store).
 
   Object stores have no rename: every object under `source` is copied, then
-  deleted.
+  deleted (through this process, so any store and emulator serves it).
   """
   if not is_uri(source):
     os.rename(source, destination)
     return
-  fs, p = _fs(source)
-  fs.mv(p, _fs(destination)[1], recursive=True)
+  source, destination = source.rstrip("/"), destination.rstrip("/")
+  for path in walk(source):  # A single file finds itself.
+    copy(path, destination + path[len(source):])
+  rmtree(source)

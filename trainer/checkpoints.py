@@ -11,6 +11,7 @@ import os
 from typing import Any, NamedTuple
 
 from etils import epath
+from etils.epath import backend as epath_backend
 import grain
 import jax
 from jax.experimental import multihost_utils
@@ -200,6 +201,10 @@ class Checkpointer:
       if damaged:
         if jax.process_count() > 1:  # The renames are done on every host.
           multihost_utils.sync_global_devices("checkpoints set aside")
+        if files.is_uri(self.directory):
+          # orbax lists steps through etils.epath's own gcsfs instance, whose
+          # listing cache has not seen the renames.
+          epath_backend.fsspec_backend.fs(self.directory).invalidate_cache()
         self._manager.reload()
       return Restored(step, state, damaged)
     if not failures:
