@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from pipelines import sinks
+from dataformat import files
 from trainer import checkpoints
 from trainer import configs
 from trainer.models import load_big_vision
@@ -121,7 +121,7 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
   """
   if path.endswith(CONFIG_JSON_SUFFIX):
     try:
-      return configs.with_defaults(sinks.read_json(path))
+      return configs.with_defaults(files.read_json(path))
     except (OSError, ValueError) as e:
       raise ValueError(f"cannot load config file {path}: {e}") from e
   if FileSystems.get_scheme(path) is not None:
@@ -141,16 +141,16 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
                      f"{type(e).__name__}: {e}") from e
 
 
-def files_sha256(root: pathlib.Path, files: Sequence[pathlib.Path]) -> str:
+def files_sha256(root: pathlib.Path, paths: Sequence[pathlib.Path]) -> str:
   """A hash over files: their paths relative to `root` and their contents.
 
   The files are taken in sorted order, so the hash depends only on the
   names and bytes, not on how they were listed.
   """
   digest = hashlib.sha256()
-  for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+  for path in sorted(paths, key=lambda p: p.relative_to(root).as_posix()):
     digest.update(f"{path.relative_to(root).as_posix()}\0"
-                  f"{sinks.file_sha256(str(path))}\n".encode())
+                  f"{files.sha256(str(path))}\n".encode())
   return digest.hexdigest()
 
 
@@ -161,10 +161,11 @@ def checkpoint_sha256(path: str) -> str:
   run's config.json, not the workdir's other steps or logs.
   """
   if checkpoint_kind(path) == BIG_VISION:
-    return sinks.file_sha256(path)
+    return files.sha256(path)
   workdir, step_dir = checkpoints.find_checkpoint(path)
-  files = [p for p in step_dir.rglob("*") if p.is_file()]
-  return files_sha256(workdir, files + [workdir / checkpoints.CONFIG_FILE])
+  step_files = [p for p in step_dir.rglob("*") if p.is_file()]
+  return files_sha256(workdir,
+                      step_files + [workdir / checkpoints.CONFIG_FILE])
 
 
 def _tower_module(image_tower: dict[str, Any], head_dim: int | None
