@@ -125,10 +125,10 @@ def test_manifest(built_dataset, demo_corpus, en_vocab_dir, multi_vocab_dir):
   assert manifest["rejected_file"]["count"] == len(
       demo_corpus.expected_rejections)
   assert manifest["schema_version"] == records.SCHEMA_VERSION
-  files = set(os.listdir(built_dataset))
+  names = set(os.listdir(built_dataset))
   assert {shards.MANIFEST, shards.REJECTED, shards.STATS_PLOT,
-          shards.COMPLETED} <= files
-  assert shards.REJECTED_PARTS_DIR not in files
+          shards.COMPLETED} <= names
+  assert shards.REJECTED_PARTS_DIR not in names
   assert (built_dataset / shards.STATS_PLOT).read_bytes().startswith(b"\x89PNG")
 
 
@@ -235,17 +235,17 @@ def test_rebuild_is_byte_identical_and_overwrite_replaces(
   args, beam_argv = build_dataset.parse_args(argv)
   result = build_dataset.build(args, beam_argv)
   assert _files(output) == _files(built_dataset)
-  counts = result.manifest["counts"]
+  counts = result.manifest.counts
   # Every decision was counted by a Beam counter too.
-  assert result.counters["processed"] == counts["read"]
-  assert result.counters["kept"] == counts["kept"]
+  assert result.counters["processed"] == counts.read
+  assert result.counters["kept"] == counts.kept
   assert {r: result.counters.get(f"rejected_{r}", 0)
-          for r in counts["rejected"]} == counts["rejected"]
+          for r in counts.rejected} == counts.rejected
   (output / "stale-00009-of-00010.array_record").write_bytes(b"old")
   assert build_dataset.main(argv + ["--overwrite"]) == 0
   summary = capsys.readouterr().out
   assert "read 400 examples from 2 input files" in summary
-  assert f"kept {counts['kept']}, rejected" in summary
+  assert f"kept {counts.kept}, rejected" in summary
   assert _files(output) == _files(built_dataset)
 
 

@@ -486,3 +486,44 @@ def test_training_logs_periodic_evaluation(records_dataset, xm3600_dir,
   assert [e.step for e in events.Scalars("xm3600/i2t_r1_mean")] == [2, 4]
   for event in events.Scalars("xm3600/t2i_r10_mean"):
     assert 0 <= event.value <= 1
+
+
+def test_gcs_data_vocabulary_search_and_report_match_local(
+    gcs, gcs_dir, run, cli_report, xm3600_dir, capsys):
+  workdir, _, params = run
+  root = workdir.parent
+  remote_xm3600 = gcs.upload_dir(xm3600_dir, f"{gcs_dir}/xm3600")
+  local_data = xm3600_data.load_xm3600(xm3600_dir)
+  remote_data = xm3600_data.load_xm3600(remote_xm3600)
+  assert remote_data.image_path("k") == f"{remote_xm3600}/images/k.jpg"
+  assert remote_data.image_keys == local_data.image_keys
+  assert {lang: c.texts for lang, c in remote_data.languages.items()} == {
+      lang: c.texts for lang, c in local_data.languages.items()}
+
+  # The training manifest and the vocabulary it names, both in the bucket:
+  # the search follows the manifest there.
+  gcs.upload_dir(root / "dataset", f"{gcs_dir}/run/dataset")
+  gcs.upload_dir(root / "vocabs", f"{gcs_dir}/run/vocabs")
+  remote_run = save_run(root / "gcs_run",
+                        tiny_config(f"{gcs_dir}/run/dataset"), params, STEP)
+  found = xm3600.choose_vocabulary(tiny_config(f"{gcs_dir}/run/dataset"))
+  assert found.path == f"{gcs_dir}/run/vocabs/{VOCAB_NAME}"
+  assert found.source == "manifest search"
+  assert found.vocabulary.sha256 == xm3600.choose_vocabulary(
+      tiny_config(root / "dataset"), workdir=workdir).vocabulary.sha256
+
+  output = f"{gcs_dir}/report"
+  assert xm3600.main(["--data_dir", remote_xm3600, "--checkpoint",
+                      str(remote_run), "--output", output]) == 0
+  local_output, local_stdout = cli_report
+  assert capsys.readouterr().out == local_stdout
+  for name in (xm3600.TABLE_FILE, xm3600.CHART_FILE):
+    assert gcs.read(f"{output}/{name}") == (local_output / name).read_bytes()
+  remote = json.loads(gcs.read(f"{output}/{xm3600.RESULTS_FILE}"))
+  local = json.loads((local_output / xm3600.RESULTS_FILE).read_text())
+  assert remote["options"]["data_dir"] == remote_xm3600
+  assert remote["vocabulary"]["path"] == found.path
+  for report_json in (remote, local):
+    del report_json["options"]["data_dir"], report_json["vocabulary"]["path"]
+    del report_json["checkpoint"]["path"]
+  assert remote == local
