@@ -159,8 +159,8 @@ def verify_dataset(output_dir: str, check_images: bool = False) -> Report:
     return report
   try:
     manifest = manifest_lib.read(manifest_path)
-  except manifest_lib.ManifestError as e:
-    report.problems.append(f"{shards.MANIFEST}: {e}")
+  except manifest_lib.ManifestError as e:  # It names the file.
+    report.problems.append(str(e))
     return report
   if manifest.schema_version != records.SCHEMA_VERSION:
     report.problems.append(

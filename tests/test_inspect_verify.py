@@ -168,3 +168,16 @@ def test_inspect_errors(tmp_path, built_dataset, capsys):
   assert inspect.main([str(built_dataset), "--num_records", "-1"]) == 1
   assert capsys.readouterr().err == (
       "error: --num_records must be >= 0, got -1\n")
+
+
+def test_a_manifest_missing_a_key_is_one_line_naming_file_and_key(
+    dataset_copy, capsys):
+  manifest = _manifest(dataset_copy)
+  del manifest["rejected_file"]
+  path = dataset_copy / shards.MANIFEST
+  files.write_json(str(path), manifest)
+  assert verify.verify_dataset(str(dataset_copy)).problems == [
+      f"{path} has no key 'rejected_file'"]
+  assert inspect.main([str(dataset_copy)]) == 1
+  assert capsys.readouterr().err == (
+      f"error: {path} has no key 'rejected_file'\n")
