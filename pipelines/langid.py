@@ -1,7 +1,13 @@
-"""Deterministic language identification on langdetect's language profiles.
+"""Deterministic language identification for short captions.
 
-Two backends share one code mapping and one `und` rule:
+Three backends share one code mapping and one `und` rule:
 
+- "cascade" (the default): the fast pass below, then, when its answer belongs
+  to a group of languages it confuses (Cyrillic ru/uk/bg/mk/sr, da/no/sv,
+  id/ms, hi/mr/ne, es/pt/ca/gl, hr/sr/bs/sl) or the text is written in the
+  Maori alphabet only, lingua's models restricted to that group
+  (`pipelines.langid_groups`) decide within it. Outputs langdetect's codes
+  plus bs, mi, ms and sr.
 - "fast": naive Bayes over every character 1-, 2- and 3-gram of the text, with
   the per-language n-gram probabilities and additive smoothing of langdetect's
   shipped profiles (55 languages; zh-cn and zh-tw mixed into one zh), its text
@@ -36,6 +42,7 @@ from langdetect.utils.unicode_block import unicode_block
 import numpy as np
 
 from dataformat import records
+from pipelines import langid_groups
 
 XM3600_LANGUAGES: tuple[str, ...] = (
     "ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr",
@@ -45,11 +52,16 @@ XM3600_LANGUAGES: tuple[str, ...] = (
 # langdetect codes that differ from the XM3600 ones; all others are kept.
 LANGDETECT_TO_XM3600 = {"zh-cn": "zh", "zh-tw": "zh", "tl": "fil"}
 
+CASCADE_BACKEND = "cascade"
 FAST_BACKEND = "fast"
 LANGDETECT_BACKEND = "langdetect"
-BACKENDS = (FAST_BACKEND, LANGDETECT_BACKEND)
+BACKENDS = (CASCADE_BACKEND, FAST_BACKEND, LANGDETECT_BACKEND)
+DEFAULT_BACKEND = CASCADE_BACKEND
 
 DEFAULT_MIN_SCORE = 0.5
+# The cascade asks lingua whenever a second language holds this much of the
+# fast pass's posterior (chosen on benchmarks/data/langid_dev.jsonl).
+CANDIDATE_MIN_POSTERIOR = 0.01
 
 # langdetect adds alpha / BASE_FREQ to every n-gram probability; the fast
 # backend keeps that additive smoothing.
@@ -209,6 +221,7 @@ class FastModel:
 
   Attributes:
     labels: the language codes, sorted; one column each.
+    column_of: language code -> column.
     row_of_ngram: n-gram -> row of `window_log_probs` and `script_bits`.
     window_log_probs: [n_ngrams + 1, n_labels] float32: for the row's n-gram
       and each of its suffixes that is an n-gram, log(p(n-gram | language) +
@@ -220,6 +233,7 @@ class FastModel:
 
   def __init__(self):
     self.labels = profile_languages()
+    self.column_of = {code: column for column, code in enumerate(self.labels)}
     self.row_of_ngram, probs = _ngram_probabilities(_load_profiles(),
                                                     self.labels)
     log_probs = np.log(probs + SMOOTHING) * EVIDENCE_SCALE
@@ -261,13 +275,13 @@ class FastModel:
     return [get(padded[i:i + 3]) or get(padded[i + 1:i + 3]) or
             get(padded[i + 2]) or 0 for i in range(len(padded) - 2)]
 
-  def best_label(self, text: str) -> LanguagePrediction | None:
-    """The most probable language of `text` and its posterior probability.
+  def log_likelihoods(self, text: str) -> tuple[np.ndarray, int] | None:
+    """Per label, the log-likelihood of `text`, and its number of positions.
 
-    Languages whose main scripts do not occur in the text are ruled out,
-    unless none occurs (the profiles alone would let Korean, with its Hanja,
-    win over Chinese on a caption without a single Hangul syllable). Ties go
-    to the first label. None if no n-gram of the text is in a profile.
+    Languages whose main scripts do not occur in the text get -inf, unless
+    none occurs (the profiles alone would let Korean, with its Hanja, win
+    over Chinese on a caption without a single Hangul syllable). None if no
+    n-gram of the text is in a profile.
     """
     rows = self.window_rows(text)
     if not any(rows):
@@ -276,7 +290,17 @@ class FastModel:
         np.take(self.window_log_probs, rows, axis=0), axis=0, dtype=np.float64)
     scripts = functools.reduce(operator.or_,
                                map(self.script_bits.__getitem__, rows))
-    log_likelihood += _ruled_out(scripts, len(self.labels))
+    return log_likelihood + _ruled_out(scripts, len(self.labels)), len(rows)
+
+  def best_label(self, text: str) -> LanguagePrediction | None:
+    """The most probable language of `text` and its posterior probability.
+
+    Ties go to the first label. None if no n-gram of the text is in a profile.
+    """
+    scored = self.log_likelihoods(text)
+    if scored is None:
+      return None
+    log_likelihood = scored[0]
     best = int(log_likelihood.argmax())
     return LanguagePrediction(self.labels[best], math.exp(
         log_likelihood[best] - np.logaddexp.reduce(log_likelihood)))
@@ -319,16 +343,74 @@ def _best_label(scores: dict[str, float]) -> LanguagePrediction:
   return LanguagePrediction(lang, scores[lang])
 
 
+@functools.cache
+def cascade_languages() -> tuple[str, ...]:
+  """The codes the cascade can output: the profiles' and lingua's groups'."""
+  return tuple(sorted(set(profile_languages()) |
+                      langid_groups.output_codes()))
+
+
+def _refined(scores: dict[str, float], fast_scores: dict[str, float],
+             group_mass: float) -> dict[str, float]:
+  """Splits `group_mass` between a group's languages.
+
+  `scores` are lingua's probabilities over the group's languages it has a
+  model for, `fast_scores` the fast pass's posteriors within the group. The
+  group's languages lingua has no model for (ne, gl) keep the fast pass's
+  share; lingua splits the rest.
+  """
+  unknown = {code: p for code, p in fast_scores.items() if code not in scores}
+  known_mass = group_mass - sum(unknown.values())
+  return {**unknown, **{code: known_mass * p for code, p in scores.items()}}
+
+
+def cascade_label(text: str) -> LanguagePrediction | None:
+  """The cascade's language of `text` and its probability.
+
+  The fast pass's posterior decides alone when a single language holds all
+  but CANDIDATE_MIN_POSTERIOR of it and that language is in no confusable
+  group. Otherwise the candidates (languages with at least that posterior,
+  their groups, and Maori for text in the Maori alphabet only) share the
+  candidates' total posterior as lingua splits it between them. None if the
+  fast pass finds no n-gram it knows, or if the text has Quechua's letter
+  sequences: no model knows Quechua, so it is not tagged as another language.
+  """
+  if langid_groups.is_quechua_like(text):
+    return None
+  model = fast_model()
+  scored = model.log_likelihoods(text)
+  if scored is None:
+    return None
+  log_likelihood = scored[0]
+  posterior = np.exp(log_likelihood - np.logaddexp.reduce(log_likelihood))
+  candidates = set()
+  for column in np.flatnonzero(posterior >= CANDIDATE_MIN_POSTERIOR):
+    code = model.labels[column]
+    candidates |= langid_groups.group_of(code) or {code}
+  if langid_groups.is_maori_candidate(text):
+    candidates.add(langid_groups.MAORI)
+  column_of = model.column_of
+  fast_scores = {code: float(posterior[column_of[code]])
+                 for code in sorted(candidates) if code in column_of}
+  if len(candidates) > 1:
+    scores = langid_groups.confidences(text, candidates)
+    if any(scores.values()):
+      return _best_label(_refined(scores, fast_scores,
+                                  sum(fast_scores.values())))
+  return _best_label(fast_scores)
+
+
 class LanguageIdentifier:
   """Tags text with a language code, or `und` when unsure.
 
   Attributes:
-    backend: "fast" (deterministic naive Bayes) or "langdetect" (reference).
+    backend: "cascade" (the fast pass, then lingua within a confusable
+      group), "fast" (naive Bayes alone) or "langdetect" (reference).
     min_score: predictions scoring below this come out as `und`.
     seed: the langdetect backend's random seed (the fast backend has none).
   """
 
-  def __init__(self, backend: str = FAST_BACKEND,
+  def __init__(self, backend: str = DEFAULT_BACKEND,
                min_score: float = DEFAULT_MIN_SCORE, seed: int = 0):
     if backend not in BACKENDS:
       raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -352,6 +434,8 @@ class LanguageIdentifier:
   @property
   def languages(self) -> tuple[str, ...]:
     """The language codes it can output besides `und`, sorted."""
+    if self.backend == CASCADE_BACKEND:
+      return cascade_languages()
     return profile_languages()
 
   def identify(self, text: str) -> LanguagePrediction:
@@ -362,6 +446,8 @@ class LanguageIdentifier:
     """
     if self.backend == LANGDETECT_BACKEND:
       best = self._identify_langdetect(text)
+    elif self.backend == CASCADE_BACKEND:
+      best = cascade_label(text)
     else:
       best = fast_model().best_label(text)
     if best is None:

@@ -1,0 +1,138 @@
+"""The cascade's second stage: lingua's models within a group of look-alikes.
+
+The fast pass over langdetect's profiles (1- to 3-grams) reliably finds a
+caption's family but not which of a few close languages it is in: Russian
+against Macedonian, Danish against Norwegian, Indonesian against Malay.
+lingua's models (up to 5-grams, and word rules, in high-accuracy mode) tell
+those apart; restricted to one group's languages they cost a fraction of a
+full lingua call. lingua also brings languages langdetect has no profile for
+(bs, mi, ms, sr). Its confidences are deterministic for a text and a set of
+languages, and its models load once per process, on first use.
+"""
+
+from collections.abc import Iterable
+import functools
+import re
+import threading
+import unicodedata
+
+from lingua import Language
+from lingua import LanguageDetector
+from lingua import LanguageDetectorBuilder
+
+# lingua's ISO 639-1 codes that differ from the project's (XM3600's); Bokmal
+# and Nynorsk are both `no`, as in XM3600.
+_LINGUA_TO_PROJECT = {"nb": "no", "nn": "no", "tl": "fil"}
+
+# Languages the fast pass confuses with each other, in the project's codes.
+# A language the fast pass can output sits in at most one group; codes it
+# cannot output (sr, bs, ms) are reached through a neighbour's group. Serbian
+# is in both Slavic groups: Cyrillic and Latin script.
+CONFUSABLE_GROUPS: tuple[frozenset[str], ...] = (
+    frozenset({"ru", "uk", "bg", "mk", "sr"}),
+    frozenset({"hr", "sr", "bs", "sl"}),
+    frozenset({"da", "no", "sv"}),
+    frozenset({"id", "ms"}),
+    frozenset({"hi", "mr", "ne"}),
+    frozenset({"es", "pt", "ca", "gl"}),
+)
+
+MAORI = "mi"
+# Maori is written with these letters only (macrons for long vowels); `g`
+# only in `ng`. Text of no other letters is a Maori candidate.
+_MAORI_LETTERS = frozenset("aehikmnoprtuwgāēīōū")
+_LETTER_RE = re.compile(r"[^\W\d_]")
+_LONE_G_RE = re.compile(r"(?<!n)g")
+# Southern Quechua's progressive `-chka-` and its `q` before a vowel other
+# than `u` or a consonant inside a word; Albanian, the one language with
+# such a `q` among the outputs, writes `ë` in nearly every sentence.
+_QUECHUA_MARKER_RE = re.compile(r"chk|(?<=[^\W\d_])q(?=[aeioptkcnsmlwy])")
+_ALBANIAN_LETTER = "ë"
+
+
+def to_project_code(language: Language) -> str:
+  """lingua's language -> the project's code (Bokmal and Nynorsk -> no)."""
+  code = language.iso_code_639_1.name.lower()
+  return _LINGUA_TO_PROJECT.get(code, code)
+
+
+@functools.cache
+def _lingua_languages() -> dict[str, tuple[Language, ...]]:
+  """Project code -> lingua's languages for it (two for `no`)."""
+  languages: dict[str, tuple[Language, ...]] = {}
+  for language in sorted(Language.all(), key=lambda l: l.name):
+    code = to_project_code(language)
+    languages[code] = languages.get(code, ()) + (language,)
+  return languages
+
+
+def lingua_codes() -> frozenset[str]:
+  """The project codes lingua has a model for."""
+  return frozenset(_lingua_languages())
+
+
+@functools.cache
+def group_of(code: str) -> frozenset[str] | None:
+  """The confusable group the fast pass's answer `code` sends text to."""
+  groups = [g for g in CONFUSABLE_GROUPS if code in g]
+  return groups[0] if len(groups) == 1 else None
+
+
+def output_codes() -> frozenset[str]:
+  """Codes the second stage can output: its groups' and Maori, if lingua
+  has a model for them."""
+  return (frozenset().union(*CONFUSABLE_GROUPS) | {MAORI}) & lingua_codes()
+
+
+def is_maori_candidate(text: str) -> bool:
+  """Whether every letter of `text` is in the Maori alphabet (some are)."""
+  letters = _LETTER_RE.findall(unicodedata.normalize("NFC", text.lower()))
+  return (bool(letters) and _MAORI_LETTERS.issuperset(letters) and
+          not _LONE_G_RE.search("".join(letters)))
+
+
+def is_quechua_like(text: str) -> bool:
+  """Whether `text` has Southern Quechua's letter sequences (and no `ë`)."""
+  lowered = text.lower()
+  return (_ALBANIAN_LETTER not in lowered and
+          _QUECHUA_MARKER_RE.search(lowered) is not None)
+
+
+class _Detectors:
+  """One lingua detector per set of languages, built on first use."""
+
+  def __init__(self):
+    self._detectors: dict[frozenset[Language], LanguageDetector] = {}
+    self._lock = threading.Lock()
+
+  def get(self, languages: frozenset[Language]) -> LanguageDetector:
+    detector = self._detectors.get(languages)
+    if detector is None:
+      with self._lock:
+        detector = self._detectors.get(languages)
+        if detector is None:
+          detector = LanguageDetectorBuilder.from_languages(
+              *sorted(languages, key=lambda l: l.name)).build()
+          self._detectors[languages] = detector
+    return detector
+
+
+_DETECTORS = _Detectors()
+
+
+def confidences(text: str, codes: Iterable[str]) -> dict[str, float]:
+  """lingua's probabilities of `text` over the codes it has models for.
+
+  Restricted to those of `codes` (at least two); they sum to 1 unless lingua
+  rules out all of them, when all are 0. Empty if fewer than two of `codes`
+  have a model.
+  """
+  languages = frozenset(language for code in codes
+                        for language in _lingua_languages().get(code, ()))
+  if len({to_project_code(l) for l in languages}) < 2:
+    return {}
+  result = {to_project_code(l): 0.0 for l in languages}
+  for value in _DETECTORS.get(languages).compute_language_confidence_values(
+      text):
+    result[to_project_code(value.language)] += value.value
+  return result
