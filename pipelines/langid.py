@@ -2,12 +2,14 @@
 
 Three backends share one code mapping and one `und` rule:
 
-- "cascade" (the default): the fast pass below, then, when its answer belongs
-  to a group of languages it confuses (Cyrillic ru/uk/bg/mk/sr, da/no/sv,
-  id/ms, hi/mr/ne, es/pt/ca/gl, hr/sr/bs/sl) or the text is written in the
-  Maori alphabet only, lingua's models restricted to that group
-  (`pipelines.langid_groups`) decide within it. Outputs langdetect's codes
-  plus bs, mi, ms and sr.
+- "cascade" (the default): the fast pass below decides alone when it is sure
+  and its answer is in no group of languages it confuses (Cyrillic
+  ru/uk/bg/mk/sr, da/no/sv, id/ms, hi/mr/ne, es/pt/ca/gl, hr/sr/bs/sl).
+  Otherwise lingua's models, restricted to the candidates (the languages the
+  fast pass gives some probability, their groups, Maori for text written in
+  the Maori alphabet only), split the candidates' probability between them
+  (`pipelines.langid_groups`). Outputs langdetect's codes plus bs, mi, ms and
+  sr; Quechua, which no model knows, is `und`.
 - "fast": naive Bayes over every character 1-, 2- and 3-gram of the text, with
   the per-language n-gram probabilities and additive smoothing of langdetect's
   shipped profiles (55 languages; zh-cn and zh-tw mixed into one zh), its text
@@ -17,13 +19,14 @@ Three backends share one code mapping and one `und` rule:
 - "langdetect": langdetect's own detector (random n-gram sampling) with a fixed
   seed, kept as the reference.
 
-Codes are langdetect's, mapped to the XM3600 list where they differ (zh-cn and
-zh-tw -> zh, tl -> fil). An identifier holds only its settings; the profiles
+Codes are langdetect's and lingua's, mapped to the XM3600 list where they
+differ (`pipelines.lang_codes`: zh-cn and zh-tw -> zh, tl -> fil, nb and nn ->
+no). An identifier holds only its settings; the profiles
 load once per process on first use and are never pickled, so it is cheap to
 ship to Beam workers and safe to share between threads.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 import functools
 import json
 import math
@@ -42,6 +45,7 @@ from langdetect.utils.unicode_block import unicode_block
 import numpy as np
 
 from dataformat import records
+from pipelines import lang_codes
 from pipelines import langid_groups
 
 XM3600_LANGUAGES: tuple[str, ...] = (
@@ -49,8 +53,6 @@ XM3600_LANGUAGES: tuple[str, ...] = (
     "he", "hi", "hr", "hu", "id", "it", "ja", "ko", "mi", "nl", "no", "pl",
     "pt", "quz", "ro", "ru", "sv", "sw", "te", "th", "tr", "uk", "vi", "zh")
 
-# langdetect codes that differ from the XM3600 ones; all others are kept.
-LANGDETECT_TO_XM3600 = {"zh-cn": "zh", "zh-tw": "zh", "tl": "fil"}
 
 CASCADE_BACKEND = "cascade"
 FAST_BACKEND = "fast"
@@ -96,9 +98,10 @@ class LanguagePrediction(NamedTuple):
   score: float
 
 
-def to_xm3600_code(langdetect_code: str) -> str:
-  """Maps a langdetect language code to the code this project uses."""
-  return LANGDETECT_TO_XM3600.get(langdetect_code, langdetect_code)
+def to_xm3600_code(code: str) -> str:
+  """Maps a langdetect (or other) language code to the code this project
+  uses: zh-cn, zh-tw -> zh; tl -> fil; nb, nn -> no; iw -> he; in -> id."""
+  return lang_codes.canonical(code)
 
 
 def _character_table() -> str:
@@ -375,14 +378,15 @@ def cascade_label(text: str) -> LanguagePrediction | None:
   fast pass finds no n-gram it knows, or if the text has Quechua's letter
   sequences: no model knows Quechua, so it is not tagged as another language.
   """
-  if langid_groups.is_quechua_like(text):
-    return None
   model = fast_model()
   scored = model.log_likelihoods(text)
   if scored is None:
     return None
   log_likelihood = scored[0]
   posterior = np.exp(log_likelihood - np.logaddexp.reduce(log_likelihood))
+  if langid_groups.is_quechua_like(
+      text, model.labels[int(posterior.argmax())]):
+    return None
   candidates = set()
   for column in np.flatnonzero(posterior >= CANDIDATE_MIN_POSTERIOR):
     code = model.labels[column]
@@ -437,6 +441,16 @@ class LanguageIdentifier:
     if self.backend == CASCADE_BACKEND:
       return cascade_languages()
     return profile_languages()
+
+  def check_outputs(self, codes: Iterable[str] | None) -> None:
+    """Raises ValueError naming the codes it never outputs (`und` aside)."""
+    never = sorted(set(codes or ()) - set(self.languages) -
+                   {records.UNDETERMINED_LANG})
+    if never:
+      raise ValueError(
+          f"the {self.backend} language identifier never outputs "
+          f"{', '.join(never)}; it outputs {records.UNDETERMINED_LANG} and "
+          f"{' '.join(self.languages)}")
 
   def identify(self, text: str) -> LanguagePrediction:
     """The language of `text` and its posterior probability.

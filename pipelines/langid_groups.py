@@ -20,9 +20,7 @@ from lingua import Language
 from lingua import LanguageDetector
 from lingua import LanguageDetectorBuilder
 
-# lingua's ISO 639-1 codes that differ from the project's (XM3600's); Bokmal
-# and Nynorsk are both `no`, as in XM3600.
-_LINGUA_TO_PROJECT = {"nb": "no", "nn": "no", "tl": "fil"}
+from pipelines import lang_codes
 
 # Languages the fast pass confuses with each other, in the project's codes.
 # A language the fast pass can output sits in at most one group; codes it
@@ -37,6 +35,13 @@ CONFUSABLE_GROUPS: tuple[frozenset[str], ...] = (
     frozenset({"es", "pt", "ca", "gl"}),
 )
 
+# lingua's confidences differ between calls in their last bits (it sums
+# log-probabilities over n-grams in hash order: by at most 5e-15 on the
+# benchmark's captions). Rounded to this many decimals they come out the same
+# on every call, in every process, unless a value lies within those bits of a
+# rounding boundary (about one value in 10^8).
+CONFIDENCE_DECIMALS = 6
+
 MAORI = "mi"
 # Maori is written with these letters only (macrons for long vowels); `g`
 # only in `ng`. Text of no other letters is a Maori candidate.
@@ -44,16 +49,15 @@ _MAORI_LETTERS = frozenset("aehikmnoprtuwgāēīōū")
 _LETTER_RE = re.compile(r"[^\W\d_]")
 _LONE_G_RE = re.compile(r"(?<!n)g")
 # Southern Quechua's progressive `-chka-` and its `q` before a vowel other
-# than `u` or a consonant inside a word; Albanian, the one language with
-# such a `q` among the outputs, writes `ë` in nearly every sentence.
+# than `u` or a consonant inside a word.
 _QUECHUA_MARKER_RE = re.compile(r"chk|(?<=[^\W\d_])q(?=[aeioptkcnsmlwy])")
-_ALBANIAN_LETTER = "ë"
+# The languages with a profile that write such a `q` too: Albanian, Somali.
+Q_WRITING_LANGUAGES = frozenset({"sq", "so"})
 
 
 def to_project_code(language: Language) -> str:
   """lingua's language -> the project's code (Bokmal and Nynorsk -> no)."""
-  code = language.iso_code_639_1.name.lower()
-  return _LINGUA_TO_PROJECT.get(code, code)
+  return lang_codes.canonical(language.iso_code_639_1.name)
 
 
 @functools.cache
@@ -91,11 +95,11 @@ def is_maori_candidate(text: str) -> bool:
           not _LONE_G_RE.search("".join(letters)))
 
 
-def is_quechua_like(text: str) -> bool:
-  """Whether `text` has Southern Quechua's letter sequences (and no `ë`)."""
-  lowered = text.lower()
-  return (_ALBANIAN_LETTER not in lowered and
-          _QUECHUA_MARKER_RE.search(lowered) is not None)
+def is_quechua_like(text: str, best: str) -> bool:
+  """Whether `text`, whose best language is `best` by the fast pass, has
+  Southern Quechua's letter sequences that `best` does not write."""
+  return (best not in Q_WRITING_LANGUAGES and
+          _QUECHUA_MARKER_RE.search(text.lower()) is not None)
 
 
 class _Detectors:
@@ -123,9 +127,9 @@ _DETECTORS = _Detectors()
 def confidences(text: str, codes: Iterable[str]) -> dict[str, float]:
   """lingua's probabilities of `text` over the codes it has models for.
 
-  Restricted to those of `codes` (at least two); they sum to 1 unless lingua
-  rules out all of them, when all are 0. Empty if fewer than two of `codes`
-  have a model.
+  Restricted to those of `codes` (at least two); they sum to 1 (up to the
+  rounding to CONFIDENCE_DECIMALS) unless lingua rules out all of them, when
+  all are 0. Empty if fewer than two of `codes` have a model.
   """
   languages = frozenset(language for code in codes
                         for language in _lingua_languages().get(code, ()))
@@ -135,4 +139,4 @@ def confidences(text: str, codes: Iterable[str]) -> dict[str, float]:
   for value in _DETECTORS.get(languages).compute_language_confidence_values(
       text):
     result[to_project_code(value.language)] += value.value
-  return result
+  return {code: round(p, CONFIDENCE_DECIMALS) for code, p in result.items()}
