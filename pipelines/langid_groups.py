@@ -48,9 +48,12 @@ MAORI = "mi"
 _MAORI_LETTERS = frozenset("aehikmnoprtuwgāēīōū")
 _LETTER_RE = re.compile(r"[^\W\d_]")
 _LONE_G_RE = re.compile(r"(?<!n)g")
-# Southern Quechua's progressive `-chka-` and its `q` before a vowel other
-# than `u` or a consonant inside a word.
-_QUECHUA_MARKER_RE = re.compile(r"chk|(?<=[^\W\d_])q(?=[aeioptkcnsmlwy])")
+# Southern Quechua's progressive `-chka-`, its `q` inside a word before
+# anything but `u`, and its ejectives (`k'`, `p'`, `q'`, `ch'` before a
+# vowel; the apostrophe may be typographic).
+_QUECHUA_MARKER_RE = re.compile(
+    r"chk|(?<=[^\W\d_])q(?=[aehioptkcnsmlwy'’ʼ])|"
+    r"(?:ch|[kpq])['’ʼ][aeiou]")
 # The languages with a profile that write such a `q` too: Albanian, Somali.
 Q_WRITING_LANGUAGES = frozenset({"sq", "so"})
 

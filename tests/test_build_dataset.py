@@ -165,6 +165,10 @@ def test_rerun_into_a_completed_dataset_is_refused(built_dataset, demo_corpus,
     (["--blocklist", "/nonexistent/list"],
      "error: block-list /nonexistent/list does not exist"),
     (["--langid_min_score", "2"], "error: min_score must be in [0, 1]"),
+    (["--languages", "mi,quz"], "error: the cascade language identifier "
+     "never outputs quz; it outputs und and af "),
+    (["--languages", "mi", "--langid_backend", "fast"],
+     "error: the fast language identifier never outputs mi;"),
 ])
 def test_bad_arguments_give_one_line_errors(extra, message, demo_corpus,
                                             tmp_path, capsys):
