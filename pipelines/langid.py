@@ -53,7 +53,6 @@ XM3600_LANGUAGES: tuple[str, ...] = (
     "he", "hi", "hr", "hu", "id", "it", "ja", "ko", "mi", "nl", "no", "pl",
     "pt", "quz", "ro", "ru", "sv", "sw", "te", "th", "tr", "uk", "vi", "zh")
 
-
 CASCADE_BACKEND = "cascade"
 FAST_BACKEND = "fast"
 LANGDETECT_BACKEND = "langdetect"
@@ -278,8 +277,8 @@ class FastModel:
     return [get(padded[i:i + 3]) or get(padded[i + 1:i + 3]) or
             get(padded[i + 2]) or 0 for i in range(len(padded) - 2)]
 
-  def log_likelihoods(self, text: str) -> tuple[np.ndarray, int] | None:
-    """Per label, the log-likelihood of `text`, and its number of positions.
+  def log_likelihoods(self, text: str) -> np.ndarray | None:
+    """Per label, the log-likelihood of `text` (float64).
 
     Languages whose main scripts do not occur in the text get -inf, unless
     none occurs (the profiles alone would let Korean, with its Hanja, win
@@ -293,17 +292,16 @@ class FastModel:
         np.take(self.window_log_probs, rows, axis=0), axis=0, dtype=np.float64)
     scripts = functools.reduce(operator.or_,
                                map(self.script_bits.__getitem__, rows))
-    return log_likelihood + _ruled_out(scripts, len(self.labels)), len(rows)
+    return log_likelihood + _ruled_out(scripts, len(self.labels))
 
   def best_label(self, text: str) -> LanguagePrediction | None:
     """The most probable language of `text` and its posterior probability.
 
     Ties go to the first label. None if no n-gram of the text is in a profile.
     """
-    scored = self.log_likelihoods(text)
-    if scored is None:
+    log_likelihood = self.log_likelihoods(text)
+    if log_likelihood is None:
       return None
-    log_likelihood = scored[0]
     best = int(log_likelihood.argmax())
     return LanguagePrediction(self.labels[best], math.exp(
         log_likelihood[best] - np.logaddexp.reduce(log_likelihood)))
@@ -379,10 +377,9 @@ def cascade_label(text: str) -> LanguagePrediction | None:
   sequences: no model knows Quechua, so it is not tagged as another language.
   """
   model = fast_model()
-  scored = model.log_likelihoods(text)
-  if scored is None:
+  log_likelihood = model.log_likelihoods(text)
+  if log_likelihood is None:
     return None
-  log_likelihood = scored[0]
   posterior = np.exp(log_likelihood - np.logaddexp.reduce(log_likelihood))
   if langid_groups.is_quechua_like(
       text, model.labels[int(posterior.argmax())]):
@@ -456,7 +453,8 @@ class LanguageIdentifier:
     """The language of `text` and its posterior probability.
 
     `und` with the best language's score when that is below `min_score`, and
-    `und` with score 0 when no character n-gram of the text is in a profile.
+    `und` with score 0 when no character n-gram of the text is in a profile
+    (or, for the cascade, when the text looks like Quechua).
     """
     if self.backend == LANGDETECT_BACKEND:
       best = self._identify_langdetect(text)
