@@ -15,7 +15,6 @@ Quechua, which no model here knows, from being tagged as another language.
 from collections.abc import Iterable
 import functools
 import re
-import threading
 import unicodedata
 
 from lingua import Language
@@ -43,6 +42,10 @@ CONFUSABLE_GROUPS: tuple[frozenset[str], ...] = (
 # on every call, in every process, unless a value lies within those bits of a
 # rounding boundary (about one value in 10^8).
 CONFIDENCE_DECIMALS = 6
+
+# How many sets of candidate languages keep their detector; a detector is
+# cheap to rebuild, the models it reads are loaded once per process.
+_DETECTORS_CACHED = 1024
 
 MAORI = "mi"
 # Maori is written with these letters only (macrons for long vowels); `g`
@@ -107,26 +110,11 @@ def is_quechua_like(text: str, best: str) -> bool:
           _QUECHUA_MARKER_RE.search(text.lower()) is not None)
 
 
-class _Detectors:
-  """One lingua detector per set of languages, built on first use."""
-
-  def __init__(self):
-    self._detectors: dict[frozenset[Language], LanguageDetector] = {}
-    self._lock = threading.Lock()
-
-  def get(self, languages: frozenset[Language]) -> LanguageDetector:
-    detector = self._detectors.get(languages)
-    if detector is None:
-      with self._lock:
-        detector = self._detectors.get(languages)
-        if detector is None:
-          detector = LanguageDetectorBuilder.from_languages(
-              *sorted(languages, key=lambda l: l.name)).build()
-          self._detectors[languages] = detector
-    return detector
-
-
-_DETECTORS = _Detectors()
+@functools.lru_cache(maxsize=_DETECTORS_CACHED)
+def _detector(languages: frozenset[Language]) -> LanguageDetector:
+  """A lingua detector over `languages` (they share lingua's loaded models)."""
+  return LanguageDetectorBuilder.from_languages(
+      *sorted(languages, key=lambda l: l.name)).build()
 
 
 def confidences(text: str, codes: Iterable[str]) -> dict[str, float]:
@@ -141,7 +129,7 @@ def confidences(text: str, codes: Iterable[str]) -> dict[str, float]:
   if len({to_project_code(l) for l in languages}) < 2:
     return {}
   result = {to_project_code(l): 0.0 for l in languages}
-  for value in _DETECTORS.get(languages).compute_language_confidence_values(
+  for value in _detector(languages).compute_language_confidence_values(
       text):
     result[to_project_code(value.language)] += value.value
   return {code: round(p, CONFIDENCE_DECIMALS) for code, p in result.items()}
