@@ -13,6 +13,7 @@ import importlib
 import io
 import json
 import os
+import pickle
 import sys
 import types
 
@@ -346,11 +347,15 @@ def test_vocabulary_tokens_follow_the_lowercase_mode(multi_vocab_dir):
       model, lowercase="ascii").encode_batch(texts)
   unicode_ids = vocabulary_lib.Vocabulary.load(model).encode_batch(texts)
   assert all(a != u for a, u in zip(ascii_ids, unicode_ids))
-  # Stored as before the modes existed, and kept through pickling.
+  # Stored as before the modes existed; kept through pickling (Beam).
   assert vocabulary_lib.Vocabulary.load(model, lowercase="none").lowercase is (
       False)
   assert vocabulary_lib.Vocabulary.load(
       model, lowercase="unicode").lowercase is True
+  shipped = pickle.loads(pickle.dumps(
+      vocabulary_lib.Vocabulary.load(model, lowercase="ascii")))
+  assert shipped.lowercase == "ascii"
+  assert shipped.encode_batch(texts) == ascii_ids
 
 
 def test_an_unknown_preset_is_one_line_naming_the_known_ones(
