@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dataformat import files
+from pipelines import lang_codes
 from pipelines import langid
 
 # The official layout's names.
@@ -162,7 +163,8 @@ def _is_xm3600_dir(data_dir: str) -> bool:
 
 
 def check_languages(langs: Sequence[str]) -> list[str]:
-  """`langs` as a list; each must be an XM3600 language, none twice."""
+  """`langs` as a list of XM3600 codes (nb -> no, ...), none twice."""
+  langs = [lang_codes.canonical(lang) for lang in langs]
   unknown = [lang for lang in langs if lang not in langid.XM3600_LANGUAGES]
   if unknown:
     raise ValueError(f"not XM3600 languages: {unknown}; the 36 are "
