@@ -18,8 +18,7 @@ import os
 import re
 import sys
 
-from apache_beam.io.filesystems import FileSystems
-
+from dataformat import files
 from pipelines import images
 from pipelines.reasons import Rejection
 
@@ -47,21 +46,19 @@ def parse_hashes(lines: Iterable[str], source: str = "<lines>") -> set[str]:
 
 
 def _is_directory(path: str) -> bool:
-  if FileSystems.get_scheme(path) is None:
-    if not os.path.exists(path):
+  if not files.is_uri(path):
+    if not files.exists(path):
       raise ValueError(f"block-list {path} does not exist")
     return os.path.isdir(path)
   # Object stores have no directories: a path there is one if it ends in "/"
   # or names no object.
-  return path.endswith("/") or not FileSystems.exists(path)
+  return path.endswith("/") or not files.isfile(path)
 
 
 def image_paths(directory: str) -> list[str]:
   """The image files under `directory`, recursively, sorted."""
-  pattern = FileSystems.join(directory.rstrip("/"), "**")
-  matched = FileSystems.match([pattern])[0].metadata_list
-  return sorted(m.path for m in matched
-                if m.path.lower().endswith(IMAGE_EXTENSIONS))
+  return [path for path in files.find(directory)
+          if path.lower().endswith(IMAGE_EXTENSIONS)]
 
 
 def hash_images(paths: Iterable[str],
@@ -74,10 +71,9 @@ def hash_images(paths: Iterable[str],
       skipped an eval image would leak it into training data.
   """
   for path in paths:
-    with FileSystems.open(path) as f:
-      data = f.read()
     try:
-      decoded = images.decode_image(data, max_pixels=max_pixels)
+      decoded = images.decode_image(files.read_bytes(path),
+                                    max_pixels=max_pixels)
     except Rejection as e:
       raise ValueError(f"block-list image {path} is unusable: {e}") from None
     yield path, images.pixel_sha256(decoded.pixels)
@@ -97,8 +93,7 @@ def load_blocklist(path: str,
       raise ValueError(f"block-list {path} holds no image files "
                        f"({', '.join(IMAGE_EXTENSIONS)})")
     return frozenset(h for _, h in hash_images(paths, max_pixels))
-  with FileSystems.open(path) as f:
-    text = f.read().decode("utf-8", errors="replace")
+  text = files.read_bytes(path).decode("utf-8", errors="replace")
   return frozenset(parse_hashes(text.splitlines(), path))
 
 
@@ -140,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
       hashes.add(sha)
       if done % 500 == 0 or done == len(paths):
         print(f"hashed {done}/{len(paths)} images", file=sys.stderr)
-    with FileSystems.create(args.output) as f:
-      f.write("".join(f"{h}\n" for h in sorted(hashes)).encode())
+    files.write_text(args.output, "".join(f"{h}\n" for h in sorted(hashes)))
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from dataformat import shards as shards_lib
 from eval import xm3600
 from tests import test_train
 from tests import test_xm3600
 from tests.test_xm3600 import run  # pylint: disable=unused-import
 from trainer import checkpoints
-from trainer import input_pipeline
 from trainer import model_loader
 from trainer import train
 from trainer.models import load_big_vision
@@ -47,13 +47,13 @@ def gcs_run(gcs, run) -> str:
 
 def test_dataset_shards_keep_the_gs_uri(gcs, gcs_records, records_dataset):
   # pathlib turned gs://bucket/ds into gs:/bucket/ds.
-  shards = input_pipeline.dataset_shards(gcs_records, "train")
+  shards = shards_lib.dataset_shards(gcs_records, "train")
   assert shards == [f"{gcs_records}/{name}" for name in sorted(
       p.name for p in records_dataset.glob("train-*.array_record"))]
   missing = gcs.uri("train_gcs", "no_dataset")
-  with pytest.raises(ValueError, match=f"^dataset directory '{missing}' does "
+  with pytest.raises(ValueError, match=f"^dataset directory {missing} does "
                      "not exist$"):
-    input_pipeline.dataset_shards(missing, "train")
+    shards_lib.dataset_shards(missing, "train")
 
 
 def test_a_gs_workdir_makes_no_local_folder(gcs, gcs_dir, tmp_path,

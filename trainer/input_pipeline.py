@@ -18,7 +18,6 @@ import concurrent.futures
 import dataclasses
 import io
 import itertools
-import os
 import signal
 from typing import Any
 
@@ -29,8 +28,8 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from dataformat import files
 from dataformat import records
+from dataformat import shards
 from tokenizers import vocabulary
 
 IMAGE = "image"
@@ -49,33 +48,12 @@ _PREFETCH_BATCHES = 2
 _OPEN_THREADS = 16
 
 
-def dataset_shards(data_dir: str | os.PathLike[str], split: str) -> list[str]:
-  """The sorted ArrayRecord shard paths of `split` in a complete dataset.
-
-  `data_dir` may be local or gs:// (Grain's ArrayRecord source reads both).
-
-  Raises:
-    ValueError: if `data_dir` is not a complete dataset or has no such split.
-  """
-  data_dir = files.resolve(data_dir)
-  # Object stores have no directories: the marker tells a dataset exists.
-  if not files.exists(files.join(data_dir, "COMPLETED")):
-    if not files.exists(data_dir):
-      raise ValueError(f"dataset directory {data_dir!r} does not exist")
-    raise ValueError(f"dataset {data_dir!r} is incomplete "
-                     "(no COMPLETED marker)")
-  shards = files.glob(files.join(data_dir, f"{split}-*-of-*.array_record"))
-  if not shards:
-    raise ValueError(f"dataset {data_dir!r} has no {split!r} shards")
-  return shards
-
-
 def _train_shards(data_config: ml_collections.ConfigDict) -> list[str]:
-  """`dataset_shards` of the configured training dataset and split."""
+  """`shards.dataset_shards` of the configured training dataset and split."""
   if not data_config.train_dir:
     raise ValueError("no training dataset: set data.train_dir "
                      "(--config.data.train_dir=DIR)")
-  return dataset_shards(data_config.train_dir, data_config.split)
+  return shards.dataset_shards(data_config.train_dir, data_config.split)
 
 
 def _damaged_shard_error(path: str, error: Exception) -> ValueError:

@@ -21,7 +21,6 @@ from collections.abc import Collection, Mapping, Sequence
 import dataclasses
 import functools
 import hashlib
-import importlib.util
 import os
 from typing import Any
 
@@ -85,7 +84,8 @@ class Provenance:
 def load_config_file(path: str) -> ml_collections.ConfigDict:
   """A training config: a config file's `get_config()`, or a run's JSON.
 
-  `path` is a Python config file (`trainer/configs/*.py`, local), or the
+  `path` is a Python config file (`trainer/configs/*.py`, or `FILE.py:ARG`
+  such as `trainer/configs/released.py:so400m14_384`; local), or the
   `config.json` a training run saved (local or `gs://`).
 
   Raises:
@@ -101,18 +101,7 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
   if files.is_uri(path):
     raise ValueError(f"config file {path}: a Python config file must be "
                      "local; a run's config.json may be anywhere")
-  if not files.isfile(path):
-    raise ValueError(f"config file {path} does not exist")
-  stem = files.basename(path).rsplit(".", 1)[0]
-  spec = importlib.util.spec_from_file_location(f"model_config_{stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  try:
-    spec.loader.exec_module(module)
-    return module.get_config()
-  except Exception as e:  # pylint: disable=broad-except
-    # Any error of the user's file, shown as one line.
-    raise ValueError(f"cannot load config file {path}: "
-                     f"{type(e).__name__}: {e}") from e
+  return configs.load_python_config(path)
 
 
 def find_step(path: str | os.PathLike[str]) -> tuple[str, str]:
