@@ -3,11 +3,11 @@
 import hashlib
 import shutil
 
-import grain
 import jax
 import numpy as np
 import pytest
 
+from tests import test_xm3600
 from tests.fixtures import faults
 from trainer import checkpoints
 from trainer import model_loader
@@ -64,13 +64,7 @@ def model(tmp_path_factory):
 
 def _save_run(workdir, config, params):
   """Saves `params` as step STEP of a training run in `workdir`."""
-  checkpoints.save_config(config, workdir)
-  checkpointer = checkpoints.Checkpointer(workdir, max_to_keep=1)
-  checkpointer.save(STEP, {"step": np.int32(STEP), "params": params},
-                    iter(grain.MapDataset.range(2).to_iter_dataset()))
-  checkpointer.wait()
-  checkpointer.close()
-  return workdir
+  return test_xm3600.save_run(workdir, config, params, STEP)
 
 
 @pytest.fixture(scope="module")

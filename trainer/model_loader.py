@@ -51,7 +51,8 @@ _IMAGE_HEAD_KERNEL = "img/head/kernel"
 
 def checkpoint_kind(path: str | os.PathLike[str]) -> str:
   """BIG_VISION for an `.npz` file, else OURS."""
-  return BIG_VISION if os.fspath(path).endswith(load_big_vision.NPZ_SUFFIX) else OURS
+  is_npz = os.fspath(path).endswith(load_big_vision.NPZ_SUFFIX)
+  return BIG_VISION if is_npz else OURS
 
 
 @dataclasses.dataclass(frozen=True)
