@@ -8,6 +8,7 @@ other runner and option passes through, e.g. to Dataflow.
 """
 
 from collections.abc import Sequence
+import logging
 import sys
 from typing import Any
 
@@ -43,15 +44,37 @@ def from_flags(argv: Sequence[str], **overrides: Any) -> PipelineOptions:
     ValueError: for a flag that Beam does not know; Beam would only log and
       drop it, hiding a misspelt flag of the command's.
   """
-  # Beam parses its options this way too (PipelineOptions.get_all_options).
-  parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)
-  for options_class in PipelineOptions.__subclasses__():
-    options_class._add_argparse_args(parser)
-  _, unknown = parser.parse_known_args(list(argv))
+  unknown = _unknown_flags(list(argv))
   if unknown:
     raise ValueError(f"unrecognized arguments: {' '.join(unknown)}")
   return PipelineOptions(list(argv),
                          **{"save_main_session": False, **overrides})
+
+
+def _unknown_flags(argv: list[str]) -> list[str]:
+  """The flags of `argv` (with their values) that no Beam option takes."""
+  options = PipelineOptions(argv)
+  # Beam keeps a flag it cannot parse as an option of that name; the options
+  # that differ from a parse without them are the unknown flags.
+  logger = logging.getLogger(pipeline_options.__name__)
+  level = logger.level
+  logger.setLevel(logging.ERROR)  # Beam warns that it discards them.
+  try:
+    parsed = options.get_all_options()
+    kept = options.get_all_options(retain_unknown_options=True)
+  finally:
+    logger.setLevel(level)
+  unknown = {name for name, value in kept.items()
+             if name not in parsed or parsed[name] != value}
+  flags = []
+  for i, arg in enumerate(argv):
+    name = arg.split("=", 1)[0]
+    if name.startswith("--") and name[2:].replace("-", "_") in unknown:
+      flags.append(arg)
+      if ("=" not in arg and i + 1 < len(argv)
+          and not argv[i + 1].startswith("-")):
+        flags.append(argv[i + 1])
+  return flags
 
 
 def is_local(options: PipelineOptions) -> bool:

@@ -35,6 +35,10 @@ def test_other_runners_and_their_options_pass_through():
      "unrecognized arguments: --vocab-size 9"),
     # Beam's own flags are not abbreviated either.
     (["--max_num_work", "2"], "unrecognized arguments: --max_num_work 2"),
+    # Dashes for underscores name no Beam flag, though they name its option.
+    (["--max-num-workers", "2", "--experiment", "x"],
+     "unrecognized arguments: --max-num-workers 2"),
+    (["--bogus=1", "--max_num_workers", "3"], "unrecognized arguments: --bogus=1"),
 ])
 def test_unknown_flags_are_errors(argv, message):
   with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
