@@ -1,17 +1,21 @@
-"""Human-readable XM3600 reports: a markdown table and an R@1 bar chart.
+"""Human-readable reports: markdown tables and bar charts.
 
-Both read the results dict of `eval.xm3600` ("languages" -> per-language
-recalls and counts, "mean" -> the means), with recalls as fractions; both
-show them as percentages.
+XM3600: a table and an R@1 chart from the results dict of `eval.xm3600`
+("languages" -> per-language recalls and counts, "mean" -> the means).
+Zero-shot: a table, the weakest classes, the top confusions and a top-1 /
+top-5 chart from the results dict of `eval.zeroshot`. Values are fractions,
+shown as percentages.
 """
 
 from collections.abc import Mapping
+import io
 import pathlib
 from typing import Any
 
 from matplotlib import figure
 import numpy as np
 
+from dataformat import files
 from eval import retrieval_metrics
 
 I2T, T2I = retrieval_metrics.I2T, retrieval_metrics.T2I
@@ -82,3 +86,81 @@ def write_recall_chart(results: Mapping[str, Any],
   # No "Software" entry, so the file depends only on the numbers.
   recall_figure(results).savefig(path, format="png", dpi=100,
                                  metadata={"Software": None})
+
+
+# Zero-shot classification -------------------------------------------------
+
+_WORST_CLASSES_SHOWN = 10
+_CONFUSIONS_SHOWN = 5
+
+
+def zeroshot_markdown(results: Mapping[str, Any]) -> str:
+  """Accuracy per language, the mean and chance; then the classes with the
+  lowest top-1 (mean over languages) and each language's top confusions."""
+  header = ["Language", "Top-1", "Top-5", "Mean per-class top-1", "Prompts"]
+  lines = [f"Zero-shot classification: {results['num_images']} images, "
+           f"{results['num_classes']} classes (accuracy in %)", "",
+           "| " + " | ".join(header) + " |",
+           "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+  languages = results["languages"]
+  for lang, row in languages.items():
+    lines.append(f"| {lang} | {_percent(row['top1'])} | "
+                 f"{_percent(row['top5'])} | "
+                 f"{_percent(row['mean_per_class_top1'])} | "
+                 f"{row['num_prompts']} |")
+  mean, chance = results["mean"], results["chance"]
+  lines.append(f"| **mean ({mean['num_languages']})** | "
+               f"{_percent(mean['top1'])} | {_percent(mean['top5'])} | "
+               f"{_percent(mean['mean_per_class_top1'])} | |")
+  lines.append(f"| chance | {_percent(chance['top1'])} | "
+               f"{_percent(chance['top5'])} | {_percent(chance['top1'])} | |")
+
+  per_class = {name: float(np.mean([row["per_class"][name]["top1"]
+                                    for row in languages.values()]))
+               for name in next(iter(languages.values()))["per_class"]}
+  worst = sorted(per_class.items(), key=lambda item: item[1])
+  lines += ["", f"Lowest per-class top-1 (mean over languages, "
+            f"{min(_WORST_CLASSES_SHOWN, len(worst))} of {len(worst)}): "
+            + ", ".join(f"{name} {_percent(value)}"
+                        for name, value in worst[:_WORST_CLASSES_SHOWN]),
+            "", "Most confused (true → predicted, images):"]
+  for lang, row in languages.items():
+    pairs = row["confusions"][:_CONFUSIONS_SHOWN]
+    lines.append(f"- {lang}: " + (", ".join(
+        f"{pair['true']} → {pair['predicted']} {pair['count']}"
+        for pair in pairs) if pairs else "none"))
+  return "\n".join(lines) + "\n"
+
+
+def zeroshot_figure(results: Mapping[str, Any]) -> figure.Figure:
+  """Top-1 and top-5 per language as grouped bars, with chance lines."""
+  languages = list(results["languages"])
+  positions = np.arange(len(languages))
+  width = 0.4
+  fig = figure.Figure(figsize=(max(6.0, 0.32 * len(languages) + 2), 4.5),
+                      layout="constrained")
+  ax = fig.subplots()
+  for offset, (key, label, color) in zip(
+      (-width / 2, width / 2), (("top1", "top-1", "tab:blue"),
+                                ("top5", "top-5", "tab:orange"))):
+    values = [100 * results["languages"][lang][key] for lang in languages]
+    ax.bar(positions + offset, values, width, color=color, label=label)
+    ax.axhline(100 * results["chance"][key], color=color, linestyle=":",
+               linewidth=1, label=f"{label} chance")
+  ax.set_xticks(positions, languages, rotation=90 if len(languages) > 12
+                else 0)
+  ax.set_xlim(-0.6, len(languages) - 0.4)
+  ax.set_ylim(0, 100)
+  ax.set_ylabel("accuracy (%)")
+  ax.set_title(f"Zero-shot classification, {results['num_classes']} classes, "
+               f"{len(languages)} language(s)")
+  fig.legend(loc="outside lower center", ncols=4, fontsize=8)
+  return fig
+
+
+def write_zeroshot_chart(results: Mapping[str, Any], path: str) -> None:
+  """Writes `zeroshot_figure(results)` as a PNG (local or gs://)."""
+  buffer = io.BytesIO()
+  zeroshot_figure(results).savefig(buffer, format="png", dpi=100,
+                                   metadata={"Software": None})
+  files.write_bytes(path, buffer.getvalue())
