@@ -28,6 +28,7 @@ import concurrent.futures
 import functools
 import itertools
 import os
+import pathlib
 import sys
 from typing import Any
 
@@ -256,7 +257,8 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
       split=eval_config.split, image_field=eval_config.image_field,
       label_field=eval_config.label_field)
   choice = xm3600.choose_vocabulary(config, vocab_path=eval_config.vocab,
-                                    workdir=workdir, progress=print)
+                                    workdir=pathlib.Path(workdir),
+                                    progress=print)
   image_tower = None
   if config.model.image is None:
     image_tower = xm3600.choose_image_tower(
