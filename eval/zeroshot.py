@@ -212,12 +212,20 @@ def load_inputs(data_dir: str, classes: str, templates: str,
                 ) -> tuple[zeroshot_data.LabelledImages,
                            dict[str, zeroshot_data.ClassList],
                            dict[str, tuple[str, ...]]]:
-  """(images, classes, templates) for `langs` (default: English).
+  """(images, classes, templates) for `langs`.
+
+  Without `langs`: every language with a class file when `classes` holds
+  `{lang}`, else English.
 
   Raises:
     ValueError: for a missing or malformed class, template or image input.
   """
-  langs = list(langs) or [DEFAULT_LANG]
+  langs = list(langs)
+  if not langs and zeroshot_data.LANG_PLACEHOLDER in classes:
+    langs = zeroshot_data.available_languages(classes)
+    if not langs:
+      raise ValueError(f"no class-name file matches {classes}")
+  langs = langs or [DEFAULT_LANG]
   class_lists = zeroshot_data.load_classes(classes, langs)
   template_lists = zeroshot_data.load_templates(templates, langs)
   first = next(iter(class_lists.values()))
@@ -319,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="LANG",
                       help="languages of the class names and templates, "
                       "space- or comma-separated, repeatable; each needs "
-                      f"its files when the paths hold '{{lang}}' "
-                      f"(default: {DEFAULT_LANG})")
+                      "its files when the paths hold '{lang}' (default: "
+                      "every language with a --classes file when its path "
+                      f"holds '{{lang}}', else {DEFAULT_LANG})")
   parser.add_argument("--layout", default=zeroshot_data.AUTO,
                       choices=(zeroshot_data.AUTO, *zeroshot_data.LAYOUTS),
                       help="the layout of --data_dir (default auto: a "

@@ -138,6 +138,16 @@ def per_language_paths(pattern: str, langs: Sequence[str],
   return {lang: pattern for lang in langs}
 
 
+def available_languages(pattern: str) -> list[str]:
+  """The languages that have a file for a `{lang}` pattern, sorted."""
+  head, tail = pattern.split(LANG_PLACEHOLDER, 1)
+  if LANG_PLACEHOLDER in tail:
+    raise ValueError(f"{pattern} holds {LANG_PLACEHOLDER} more than once")
+  matches = files.glob(head + "*" + tail)
+  return sorted(match[len(head):len(match) - len(tail)] for match in matches
+                if match.startswith(head) and match.endswith(tail))
+
+
 def load_classes(pattern: str, langs: Sequence[str]) -> dict[str, ClassList]:
   """Each language's classes, checked to be the same classes.
 

@@ -116,6 +116,7 @@ def test_per_language_class_files_must_list_the_same_classes(tmp_path):
   (tmp_path / "fr.txt").write_text("a\tcercle\n")
   (tmp_path / "it.txt").write_text("a\tcerchio\nc\tquadrato\n")
   pattern = str(tmp_path / "{lang}.txt")
+  assert zeroshot_data.available_languages(pattern) == ["de", "en", "fr", "it"]
   lists = zeroshot_data.load_classes(pattern, ["en", "de"])
   assert lists["de"].names == (("Kreis",), ("Quadrat",))
   with pytest.raises(ValueError, match="fr.txt lists 1 classes but .*en.txt 2"):

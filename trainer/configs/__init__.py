@@ -110,7 +110,8 @@ def base_config() -> ml_collections.ConfigDict:
           classes=config_dict.placeholder(str),
           # "clip", "short", "name" or a template file (may hold "{lang}").
           templates="short",
-          langs=(),  # Empty: English.
+          # Empty: every language with a class file ("{lang}"), else en.
+          langs=(),
           layout="auto",  # Or "folder", "tfrecord", "arrayrecord".
           split=config_dict.placeholder(str),
           image_field=config_dict.placeholder(str),
