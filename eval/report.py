@@ -52,32 +52,49 @@ def markdown_table(results: Mapping[str, Any]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def recall_figure(results: Mapping[str, Any]) -> figure.Figure:
-  """R@1 per language as grouped bars, both directions, with the means."""
-  key = retrieval_metrics.recall_key(1)
-  languages = list(results["languages"])
+def _paired_bar_figure(languages: list[str],
+                       series: list[tuple[str, str, list[float], float, str,
+                                          str]],
+                       ylabel: str, title: str) -> figure.Figure:
+  """Two bars per language, each series with a horizontal reference line.
+
+  `series`: two (label, colour, values, line value, line label, line style).
+  """
   positions = np.arange(len(languages))
   width = 0.4
   # A bare Figure draws with Agg and leaves pyplot's global state alone.
   fig = figure.Figure(figsize=(max(6.0, 0.32 * len(languages) + 2), 4.5),
                       layout="constrained")
   ax = fig.subplots()
-  for offset, (direction, color) in zip(
-      (-width / 2, width / 2), ((I2T, "tab:blue"), (T2I, "tab:orange"))):
-    values = [100 * results["languages"][lang][direction][key]
-              for lang in languages]
-    mean = 100 * results["mean"][direction][key]
-    label = _DIRECTION_LABELS[direction]
+  for offset, (label, color, values, line, line_label, style) in zip(
+      (-width / 2, width / 2), series):
     ax.bar(positions + offset, values, width, color=color, label=label)
-    ax.axhline(mean, color=color, linestyle="--", linewidth=1,
-               label=f"{label} mean {mean:.1f}")
+    ax.axhline(line, color=color, linestyle=style, linewidth=1,
+               label=line_label)
   ax.set_xticks(positions, languages, rotation=90 if len(languages) > 12
                 else 0)
   ax.set_xlim(-0.6, len(languages) - 0.4)
-  ax.set_ylabel("R@1 (%)")
-  ax.set_title(f"XM3600 retrieval R@1 over {len(languages)} languages")
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
   fig.legend(loc="outside lower center", ncols=4, fontsize=8)
   return fig
+
+
+def recall_figure(results: Mapping[str, Any]) -> figure.Figure:
+  """R@1 per language as grouped bars, both directions, with the means."""
+  key = retrieval_metrics.recall_key(1)
+  languages = list(results["languages"])
+  series = []
+  for direction, color in ((I2T, "tab:blue"), (T2I, "tab:orange")):
+    mean = 100 * results["mean"][direction][key]
+    label = _DIRECTION_LABELS[direction]
+    series.append((label, color,
+                   [100 * results["languages"][lang][direction][key]
+                    for lang in languages],
+                   mean, f"{label} mean {mean:.1f}", "--"))
+  return _paired_bar_figure(
+      languages, series, "R@1 (%)",
+      f"XM3600 retrieval R@1 over {len(languages)} languages")
 
 
 def write_recall_chart(results: Mapping[str, Any],
@@ -135,26 +152,16 @@ def zeroshot_markdown(results: Mapping[str, Any]) -> str:
 def zeroshot_figure(results: Mapping[str, Any]) -> figure.Figure:
   """Top-1 and top-5 per language as grouped bars, with chance lines."""
   languages = list(results["languages"])
-  positions = np.arange(len(languages))
-  width = 0.4
-  fig = figure.Figure(figsize=(max(6.0, 0.32 * len(languages) + 2), 4.5),
-                      layout="constrained")
-  ax = fig.subplots()
-  for offset, (key, label, color) in zip(
-      (-width / 2, width / 2), (("top1", "top-1", "tab:blue"),
-                                ("top5", "top-5", "tab:orange"))):
-    values = [100 * results["languages"][lang][key] for lang in languages]
-    ax.bar(positions + offset, values, width, color=color, label=label)
-    ax.axhline(100 * results["chance"][key], color=color, linestyle=":",
-               linewidth=1, label=f"{label} chance")
-  ax.set_xticks(positions, languages, rotation=90 if len(languages) > 12
-                else 0)
-  ax.set_xlim(-0.6, len(languages) - 0.4)
-  ax.set_ylim(0, 100)
-  ax.set_ylabel("accuracy (%)")
-  ax.set_title(f"Zero-shot classification, {results['num_classes']} classes, "
-               f"{len(languages)} language(s)")
-  fig.legend(loc="outside lower center", ncols=4, fontsize=8)
+  series = [(label, color,
+             [100 * results["languages"][lang][key] for lang in languages],
+             100 * results["chance"][key], f"{label} chance", ":")
+            for key, label, color in (("top1", "top-1", "tab:blue"),
+                                      ("top5", "top-5", "tab:orange"))]
+  fig = _paired_bar_figure(
+      languages, series, "accuracy (%)",
+      f"Zero-shot classification, {results['num_classes']} classes, "
+      f"{len(languages)} language(s)")
+  fig.axes[0].set_ylim(0, 100)
   return fig
 
 

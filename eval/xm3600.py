@@ -744,16 +744,9 @@ def positive_int(value: str) -> int:
   return number
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = ArgumentParser(
-      prog="python -m eval.xm3600",
-      description=("XM3600 image-text retrieval: image->text and "
-                   "text->image recall@1/5/10 per language and their mean; "
-                   f"writes {RESULTS_FILE}, {TABLE_FILE} and {CHART_FILE}."))
-  parser.add_argument("--data_dir", required=True, type=pathlib.Path,
-                      metavar="DIR",
-                      help="the XM3600 directory: captions.jsonl and "
-                      "images/<image/key>.jpg (the official layout)")
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+  """The flags that choose the model, its vocabulary and a SigLiT tower
+  (read by `load_model`)."""
   parser.add_argument("--checkpoint", required=True, metavar="PATH",
                       help="a training workdir (its newest checkpoint is "
                       "used), a step directory WORKDIR/checkpoints/STEP, or "
@@ -783,6 +776,29 @@ def build_parser() -> argparse.ArgumentParser:
                       "file or a run's config.json whose model.image, "
                       "model.out_dim and data.image_size describe the "
                       "tower (as pipelines.embed --model_config)")
+  parser.add_argument("--vocab", metavar="PATH",
+                      help="the vocabulary: a directory with vocab.json or "
+                      "a SentencePiece .model file; default: found by name "
+                      "and sha256 from the training dataset manifest near "
+                      "the dataset and the workdir")
+  parser.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
+                      default=None,
+                      help="lowercase texts (captions, prompts) before "
+                      "tokenising (Unicode-aware); default: if the config "
+                      "or the vocabulary says so")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = ArgumentParser(
+      prog="python -m eval.xm3600",
+      description=("XM3600 image-text retrieval: image->text and "
+                   "text->image recall@1/5/10 per language and their mean; "
+                   f"writes {RESULTS_FILE}, {TABLE_FILE} and {CHART_FILE}."))
+  parser.add_argument("--data_dir", required=True, type=pathlib.Path,
+                      metavar="DIR",
+                      help="the XM3600 directory: captions.jsonl and "
+                      "images/<image/key>.jpg (the official layout)")
+  add_model_arguments(parser)
   parser.add_argument("--output", required=True, type=pathlib.Path,
                       metavar="DIR",
                       help="directory for the report files (created; "
@@ -792,16 +808,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="languages to evaluate, in report order, space- "
                       "or comma-separated, repeatable (--lang de en, --lang "
                       "de,en); default: all 36, in the official order")
-  parser.add_argument("--vocab", metavar="PATH",
-                      help="the vocabulary: a directory with vocab.json or "
-                      "a SentencePiece .model file; default: found by name "
-                      "and sha256 from the training dataset manifest near "
-                      "the dataset and the workdir")
-  parser.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
-                      default=None,
-                      help="lowercase captions before tokenising (Unicode-"
-                      "aware); default: if the config or the vocabulary "
-                      "says so")
   parser.add_argument("--batch_size", type=positive_int,
                       default=DEFAULT_BATCH_SIZE,
                       metavar="N",
@@ -812,6 +818,32 @@ def build_parser() -> argparse.ArgumentParser:
                       help="evaluate without images whose file is missing "
                       "(listed in the report) instead of failing")
   return parser
+
+
+def load_model(args: argparse.Namespace,
+               progress: Callable[[str], None] | None = None
+               ) -> tuple[Checkpoint, VocabularyChoice, ImageTower | None]:
+  """The checkpoint, vocabulary and SigLiT image tower the flags of
+  `add_model_arguments` choose.
+
+  Raises:
+    ValueError: for a bad checkpoint, vocabulary or tower, or a tower given
+      for a model with its own image tower.
+  """
+  checkpoint = load_checkpoint(args.checkpoint, args.config)
+  choice = choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
+                             workdir=checkpoint.workdir,
+                             lowercase=args.lowercase, progress=progress)
+  image_tower = None
+  if checkpoint.config.model.image is None:
+    image_tower = choose_image_tower(
+        checkpoint.config, tower_path=args.image_tower,
+        tower_config_file=args.image_tower_config, progress=progress)
+  elif args.image_tower or args.image_tower_config:
+    raise ValueError("--image_tower and --image_tower_config are for "
+                     f"SigLiT checkpoints; {checkpoint.path} has its own "
+                     "image tower")
+  return checkpoint, choice, image_tower
 
 
 def _report_json(results: Mapping[str, Any], checkpoint: Checkpoint,
@@ -865,19 +897,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     if keys:
       progress(f"warning: {len(keys)} {what}: {' '.join(keys[:10])}"
                f"{' ...' if len(keys) > 10 else ''}")
-  checkpoint = load_checkpoint(args.checkpoint, args.config)
-  choice = choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
-                             workdir=checkpoint.workdir,
-                             lowercase=args.lowercase, progress=progress)
-  image_tower = None
-  if checkpoint.config.model.image is None:
-    image_tower = choose_image_tower(
-        checkpoint.config, tower_path=args.image_tower,
-        tower_config_file=args.image_tower_config, progress=progress)
-  elif args.image_tower or args.image_tower_config:
-    raise ValueError("--image_tower and --image_tower_config are for "
-                     f"SigLiT checkpoints; {checkpoint.path} has its own "
-                     "image tower")
+  checkpoint, choice, image_tower = load_model(args, progress)
   step = ("" if checkpoint.step is None else
           f" step {checkpoint.step}")
   tower = ("" if image_tower is None else

@@ -308,18 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "English, 'name' (the class name alone), or a file "
                       "with one template per line, {} for the class name "
                       "('{lang}' in the path: one file per language)")
-  parser.add_argument("--checkpoint", required=True, metavar="PATH",
-                      help="as eval.xm3600: a training workdir, a step "
-                      "directory, or a big_vision .npz (with --config)")
-  parser.add_argument("--config", metavar="FILE",
-                      help="with a big_vision .npz checkpoint: its training "
-                      "config file")
-  parser.add_argument("--image_tower", metavar="PATH",
-                      help="for a SigLiT checkpoint only: its frozen image "
-                      "tower (default: the one its training dataset's "
-                      "manifest names), as eval.xm3600")
-  parser.add_argument("--image_tower_config", metavar="FILE",
-                      help="with an .npz --image_tower: its config file")
+  xm3600.add_model_arguments(parser)
   parser.add_argument("--output", required=True, metavar="DIR",
                       help="directory for the report files (created; "
                       "existing report files are replaced)")
@@ -345,13 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--label_field", metavar="NAME",
                       help="record field of the label, an int64 class index "
                       "or a bytes class key (default 'label')")
-  parser.add_argument("--vocab", metavar="PATH",
-                      help="the vocabulary directory or SentencePiece .model "
-                      "(default: found as eval.xm3600 finds it)")
-  parser.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
-                      default=None,
-                      help="lowercase prompts before tokenising; default: "
-                      "if the config or the vocabulary says so")
   parser.add_argument("--batch_size", type=xm3600.positive_int,
                       default=xm3600.DEFAULT_BATCH_SIZE, metavar="N",
                       help="images or prompts per encoding step (default "
@@ -403,20 +385,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
       args.data_dir, args.classes, args.templates, _languages(args.lang),
       layout=args.layout, split=args.split, image_field=args.image_field,
       label_field=args.label_field)
-  checkpoint = xm3600.load_checkpoint(args.checkpoint, args.config)
-  choice = xm3600.choose_vocabulary(checkpoint.config, vocab_path=args.vocab,
-                                    workdir=checkpoint.workdir,
-                                    lowercase=args.lowercase,
-                                    progress=progress)
-  image_tower = None
-  if checkpoint.config.model.image is None:
-    image_tower = xm3600.choose_image_tower(
-        checkpoint.config, tower_path=args.image_tower,
-        tower_config_file=args.image_tower_config, progress=progress)
-  elif args.image_tower or args.image_tower_config:
-    raise ValueError("--image_tower and --image_tower_config are for "
-                     f"SigLiT checkpoints; {checkpoint.path} has its own "
-                     "image tower")
+  checkpoint, choice, image_tower = xm3600.load_model(args, progress)
   num_classes = len(next(iter(classes.values())).keys)
   progress(f"{len(images.ids)} images ({images.layout}), {num_classes} "
            f"classes, {len(classes)} languages, checkpoint "
