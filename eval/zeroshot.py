@@ -2,9 +2,9 @@ r"""Zero-shot image classification, per language.
 
   python -m eval.zeroshot --data_dir imagenet/val --classes classes.txt \
       --checkpoint workdir/ --output reports/ [--templates clip|short|name|FILE]
-  python -m eval.zeroshot --data_dir shapes/images \
-      --classes 'shapes/classes/{lang}.txt' --templates name \
-      --lang en de ja --checkpoint workdir/ --output reports/
+  python -m eval.zeroshot --data_dir demo_out/zeroshot/images \
+      --classes 'demo_out/zeroshot/classes/{lang}.txt' --templates name \
+      [--lang en de ja] --checkpoint workdir/ --output reports/
 
 Each class's embedding is the L2-normalised mean of the L2-normalised text
 embeddings of its prompts (every template with every synonym of its name);
