@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from dataformat import files
 from eval import zeroshot
 from eval import zeroshot_metrics
 from tests import test_xm3600
@@ -107,6 +108,29 @@ def test_command_reports_every_language(run, inputs, tmp_path):
         image_embeddings @ embeddings.T, np.asarray(images.labels), KEYS)
     assert results["languages"][lang]["top1"] == pytest.approx(
         expected["top1"])
+
+
+def test_command_on_gcs_gives_the_local_numbers(gcs, run, inputs, tmp_path):
+  workdir = run[0]
+  remote = gcs.upload_dir(inputs, gcs.uri("zeroshot_inputs"))
+  reports = {}
+  for name, root, output in (("local", str(inputs), str(tmp_path)),
+                             ("gcs", remote, gcs.uri("zeroshot_report"))):
+    code, _, stderr = run_cli([
+        "--data_dir", f"{root}/images",
+        "--classes", f"{root}/classes/{{lang}}.txt",
+        "--templates", f"{root}/templates/{{lang}}.txt",
+        "--checkpoint", str(workdir), "--output", output])
+    assert code == 0, stderr
+    reports[name] = json.loads(
+        files.read_text(files.join(output, zeroshot.RESULTS_FILE)))
+  assert list(reports["gcs"]["languages"]) == ["de", "en"]
+  # The same program on the same bytes: equal numbers.
+  assert reports["gcs"]["languages"] == reports["local"]["languages"]
+  assert reports["gcs"]["options"]["classes"]["de"] == (
+      f"{remote}/classes/de.txt")
+  assert gcs.read(gcs.uri("zeroshot_report", zeroshot.CHART_FILE))[:4] == (
+      b"\x89PNG")
 
 
 @pytest.mark.parametrize("change, message", [
