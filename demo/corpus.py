@@ -96,7 +96,7 @@ _KEY_DIGITS = 9
 
 # Independent random streams: the same seed never gives the corpus and the
 # XM3600 set the same scenes, nor the plan the same draws as an example.
-_PLAN_STREAM, _CORPUS_STREAM, _XM3600_STREAM = 1, 2, 3
+_PLAN_STREAM, _CORPUS_STREAM, _XM3600_STREAM, _ZEROSHOT_STREAM = 1, 2, 3, 4
 
 # Tar members carry fixed metadata, so equal contents give equal bytes.
 _TAR_MTIME = 0
@@ -150,6 +150,26 @@ class Xm3600Summary:
   def num_images(self) -> int:
     """Images in the set."""
     return len(self.image_keys)
+
+
+@dataclasses.dataclass(frozen=True)
+class ZeroShotSummary:
+  """What `generate_zeroshot` wrote.
+
+  Attributes:
+    output_dir: the set's directory.
+    images_per_class: images of each class (colour).
+    languages: the languages with a class-name file.
+  """
+
+  output_dir: pathlib.Path
+  images_per_class: int
+  languages: tuple[str, ...]
+
+  @property
+  def num_images(self) -> int:
+    """Images in the set."""
+    return self.images_per_class * len(scenes.COLOURS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -719,6 +739,106 @@ def generate_xm3600(
                        captions_per_image=captions_per_image, seed=seed)
 
 
+# The zero-shot classification set ---------------------------------------------
+
+ZEROSHOT_IMAGES_DIR = "images"
+ZEROSHOT_CLASSES_DIR = "classes"
+# Backgrounds of the prompts that describe each class (the next colours).
+ZEROSHOT_PROMPT_BACKGROUNDS = 3
+
+
+def zeroshot_image_key(seed: int, index: int) -> str:
+  """A 16-hex-digit image key, unique per (seed, index)."""
+  return hashlib.sha256(
+      f"demo-zeroshot/{seed}/{index}".encode()).hexdigest()[:16]
+
+
+def zeroshot_prompts(colour: str, lang: str) -> list[str]:
+  """Captions of scenes with one shape of `colour`, in `lang`.
+
+  One per shape and size, centred, on each of the ZEROSHOT_PROMPT_BACKGROUNDS
+  colours after `colour`: the demo models know caption-like text only, so
+  these stand for the class's name (bare colour words score near chance).
+  """
+  start = scenes.COLOURS.index(colour)
+  backgrounds = [scenes.COLOURS[(start + i) % len(scenes.COLOURS)]
+                 for i in range(1, ZEROSHOT_PROMPT_BACKGROUNDS + 1)]
+  prompts = []
+  for shape in scenes.SHAPES:
+    for size in scenes.SIZES:
+      for background in backgrounds:
+        scene = scenes.Scene(
+            shapes=(scenes.SceneShape(shape, colour, size, "centre",
+                                      (0.5, 0.5), 0.2, 0.0),),
+            background=scenes.Background(background, "plain"))
+        prompts.append(captions.caption_variants(scene, lang)[0])
+  return prompts
+
+
+def zeroshot_classes(lang: str) -> str:
+  """The class-name file of `lang` (eval.zeroshot's format): one line per
+  colour, `<colour><TAB><prompt> | <prompt> | ...`."""
+  return "".join(
+      f"{colour}\t{' | '.join(zeroshot_prompts(colour, lang))}\n"
+      for colour in scenes.COLOURS)
+
+
+def _owned_by_zeroshot(entry: pathlib.Path) -> bool:
+  return entry.name in (ZEROSHOT_IMAGES_DIR, ZEROSHOT_CLASSES_DIR)
+
+
+def generate_zeroshot(
+    output_dir: str | os.PathLike[str],
+    *,
+    images_per_class: int = 30,
+    seed: int = 0,
+    image_size: Sequence[int] = (64, 64),
+    overwrite: bool = False,
+) -> ZeroShotSummary:
+  """Writes a labelled zero-shot set: the class of an image is its colour.
+
+  `images/<colour>/<key>.jpg` (the image-folder layout of `eval.zeroshot`)
+  holds `images_per_class` scenes of one shape each, in that colour (the
+  shapes in turn, random size, place and background);
+  `classes/<lang>.txt` describes each class in each of the 36 languages
+  (`zeroshot_classes`). The scenes come from a random stream of their own,
+  apart from the corpus's and XM3600's.
+
+  Raises:
+    ValueError: on a bad option or a non-empty `output_dir`.
+  """
+  if images_per_class <= 0:
+    raise ValueError("--zeroshot_images_per_class must be positive, got "
+                     f"{images_per_class}")
+  width, height = _check_image_size(image_size)
+  output_dir = pathlib.Path(output_dir)
+  _prepare_output_dir(output_dir, overwrite, "--zeroshot_dir",
+                      _owned_by_zeroshot)
+  counts = dict.fromkeys(scenes.COLOURS, 0)
+  for colour in scenes.COLOURS:
+    (output_dir / ZEROSHOT_IMAGES_DIR / colour).mkdir(parents=True)
+  # Scene after scene, each kept if its colour still lacks images: every
+  # class gets the same number, all a function of the seed.
+  index = 0
+  while min(counts.values()) < images_per_class:
+    rng = np.random.default_rng((_ZEROSHOT_STREAM, seed, index))
+    scene = scenes.sample_scene(rng,
+                                scenes.SHAPES[index % len(scenes.SHAPES)])
+    colour = scene.shapes[0].colour
+    if counts[colour] < images_per_class:
+      counts[colour] += 1
+      path = (output_dir / ZEROSHOT_IMAGES_DIR / colour /
+              f"{zeroshot_image_key(seed, index)}.jpg")
+      path.write_bytes(
+          scenes.encode_jpeg(scenes.render_scene(scene, width, height, rng)))
+    index += 1
+  (output_dir / ZEROSHOT_CLASSES_DIR).mkdir()
+  for lang in captions.LANGUAGES:
+    (output_dir / ZEROSHOT_CLASSES_DIR / f"{lang}.txt").write_text(
+        zeroshot_classes(lang), encoding="utf-8")
+  return ZeroShotSummary(output_dir, images_per_class, captions.LANGUAGES)
+
+
 # Command line -----------------------------------------------------------------
 
 
@@ -766,6 +886,14 @@ def _build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--xm3600_captions_per_image", type=int, default=2,
                       help="captions per image and language in the mini "
                       "XM3600 set (default 2)")
+  parser.add_argument("--zeroshot_dir", type=pathlib.Path,
+                      help="also write a zero-shot classification set here: "
+                      "images/<colour>/*.jpg (one shape per image; its "
+                      "colour is the class) and classes/<lang>.txt (each "
+                      "class described in each language)")
+  parser.add_argument("--zeroshot_images_per_class", type=int, default=30,
+                      help="images per colour in the zero-shot set (default "
+                      "30)")
   parser.add_argument("--overwrite", action="store_true",
                       help="replace the files an earlier run wrote in the "
                       "output directories instead of refusing")
@@ -799,6 +927,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          args.examples_per_shard, args.bad_fraction,
                          args.lang_mix)
     check_output_dir(args.output, args.overwrite, "--output")
+    if args.zeroshot_dir is not None:
+      check_output_dir(args.zeroshot_dir, args.overwrite, "--zeroshot_dir")
     blocklist = None
     if args.xm3600_dir is not None:
       xm = generate_xm3600(
@@ -811,6 +941,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{xm.captions_per_image} captions to {xm.output_dir}",
             flush=True)
       blocklist = xm.output_dir
+    if args.zeroshot_dir is not None:
+      zs = generate_zeroshot(
+          args.zeroshot_dir, images_per_class=args.zeroshot_images_per_class,
+          seed=args.seed, image_size=image_size, overwrite=args.overwrite)
+      print(f"wrote zero-shot set: {zs.num_images} images of "
+            f"{len(scenes.COLOURS)} colours, classes in "
+            f"{len(zs.languages)} languages to {zs.output_dir}", flush=True)
     summary = generate_corpus(
         args.output, num_examples=args.num_examples, seed=args.seed,
         image_size=image_size, examples_per_shard=args.examples_per_shard,

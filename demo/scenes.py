@@ -122,9 +122,14 @@ class Scene:
     return cls(shapes=shapes, background=Background(**data["background"]))
 
 
-def sample_scene(rng: np.random.Generator) -> Scene:
-  """Draws a random scene: one or two shapes, each unlike the background."""
-  num_shapes = int(rng.integers(1, 3))
+def sample_scene(rng: np.random.Generator, shape: str | None = None
+                 ) -> Scene:
+  """Draws a random scene: one or two shapes, each unlike the background.
+
+  With `shape`, the scene holds that one shape only (and `rng` is drawn
+  from differently).
+  """
+  num_shapes = 1 if shape is not None else int(rng.integers(1, 3))
   if num_shapes == 1:
     positions = (POSITIONS[rng.integers(len(POSITIONS))],)
   else:
@@ -138,7 +143,8 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     anchor_x, anchor_y = _ANCHORS[position]
     jitter_x, jitter_y = rng.uniform(-_CENTRE_JITTER, _CENTRE_JITTER, 2)
     shapes.append(SceneShape(
-        shape=SHAPES[rng.integers(len(SHAPES))],
+        shape=shape if shape is not None else SHAPES[
+            rng.integers(len(SHAPES))],
         colour=shape_colours[rng.integers(len(shape_colours))],
         size=size,
         position=position,

@@ -53,24 +53,21 @@ tower's config.data.image_size, "resize"). The report records the tower.
 """
 
 import argparse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import concurrent.futures
 import dataclasses
 import functools
 import os
-import pathlib
 import sys
-import time
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import shards
+from eval import encoding
 from eval import report
 from eval import retrieval_metrics
 from eval import xm3600_data
@@ -78,10 +75,7 @@ from pipelines import embed
 from tokenizers import vocabulary as vocabulary_lib
 from trainer import checkpoints
 from trainer import input_pipeline
-from trainer import mesh as mesh_lib
 from trainer import model_loader
-from trainer.models import two_towers
-from trainer.models import vit
 
 Params = Any
 NAME = "xm3600"
@@ -98,7 +92,6 @@ CHANCE_FORMULA = {
 }
 TOWER_FROM_MANIFEST = "manifest"
 TOWER_FROM_FLAG = "--image_tower"
-_TOWER_PARAMS = "tower"
 # Vocabulary cards looked at when the vocabulary is found by its checksum.
 _VOCAB_GLOBS = (f"*/{vocabulary_lib.VOCAB_JSON}",
                 f"*/*/{vocabulary_lib.VOCAB_JSON}")
@@ -419,19 +412,6 @@ def choose_image_tower(config: ml_collections.ConfigDict, *,
                     TOWER_FROM_FLAG, expected)
 
 
-def encode_tower_images(tower: vit.Model, model: two_towers.Model,
-                        params: Params, images: jax.Array) -> jax.Array:
-  """SigLiT image embeddings: the frozen tower, the model's head, L2 norm.
-
-  `params` holds the tower's parameters under "tower" and the model's image
-  head (if any) under "img".
-  """
-  # As stored by `pipelines.embed`: the tower's output in float32.
-  embeddings = tower.apply({"params": params[_TOWER_PARAMS]},
-                           images).astype(jnp.float32)
-  return two_towers.encode_images(model, params, embeddings)
-
-
 # Evaluation ---------------------------------------------------------------
 
 
@@ -442,24 +422,37 @@ def eval_image_mode(data_config: ml_collections.ConfigDict) -> str:
           else mode)
 
 
-def _batches(count: int, batch_size: int) -> Iterator[tuple[int, int]]:
-  for start in range(0, count, batch_size):
-    yield start, min(start + batch_size, count)
+def image_preprocessing(config: ml_collections.ConfigDict,
+                        image_tower: ImageTower | None) -> tuple[int, str]:
+  """(image size, mode) images are decoded at for the model.
+
+  Those of training, or for a SigLiT model those its frozen tower's
+  embeddings were made with.
+  """
+  if image_tower is None:
+    return int(config.data.image_size), eval_image_mode(config.data)
+  return image_tower.spec.image_size, image_tower.image_mode
 
 
-def _padded(rows: np.ndarray, batch_size: int) -> np.ndarray:
-  """`rows` with zero rows appended up to `batch_size` (one compiled shape)."""
-  pad = batch_size - len(rows)
-  return np.pad(rows, [(0, pad)] + [(0, 0)] * (rows.ndim - 1))
+def model_encoder(config: ml_collections.ConfigDict,
+                  image_tower: ImageTower | None, batch_size: int,
+                  progress: Callable[[str], None] | None = None
+                  ) -> encoding.Encoder:
+  """The encoder of the model `config` describes.
 
+  A SigLiT model (no image tower) needs `image_tower`, the frozen tower of
+  its training embeddings (`choose_image_tower`); other models none.
 
-@functools.cache
-def _jitted(encode: Callable[..., jax.Array], modules: tuple[Any, ...],
-            out_sharding: jax.sharding.Sharding
-            ) -> Callable[[Params, jax.Array], jax.Array]:
-  """`encode` for `modules`, compiled once per process for equal modules."""
-  return jax.jit(functools.partial(encode, *modules),
-                 out_shardings=out_sharding)
+  Raises:
+    ValueError: for a missing or superfluous tower, or a bad batch size.
+  """
+  if image_tower is None:
+    return encoding.Encoder(config, batch_size=batch_size, progress=progress)
+  return encoding.Encoder(
+      config, tower=image_tower.spec.module(), tower_params=image_tower.params,
+      tower_embedding_dim=image_tower.spec.embedding_dim,
+      tower_name=image_tower.spec.checkpoint, batch_size=batch_size,
+      progress=progress)
 
 
 class Xm3600Evaluator:
@@ -497,76 +490,19 @@ class Xm3600Evaluator:
       ValueError: for a model without image tower and no `image_tower`
         (or the reverse), or a bad batch size.
     """
-    if config.model.image is None and image_tower is None:
-      raise ValueError("the model has no image tower (it was trained on "
-                       "precomputed image embeddings): give the frozen "
-                       "tower that made them")
-    if config.model.image is not None and image_tower is not None:
-      raise ValueError("the model has its own image tower; a frozen image "
-                       "tower is for models trained on its embeddings")
-    if batch_size < 1:
-      raise ValueError(f"batch_size must be positive, got {batch_size}")
     self.data = data
     self.vocabulary = vocabulary
     self.every = every
     self.image_tower = image_tower
-    if image_tower is None:
-      self.image_size = int(config.data.image_size)
-      self.image_mode = eval_image_mode(config.data)
-    else:
-      self.image_size = image_tower.spec.image_size
-      self.image_mode = image_tower.image_mode
-    self.text_len = int(config.data.text_len)
-    devices = jax.device_count()
-    self.batch_size = -(-batch_size // devices) * devices
-    self._progress = progress or (lambda line: None)
-
-    mesh = mesh_lib.make_mesh()
-    self._replicated = mesh_lib.replicated(mesh)
-    self._batch_sharding = mesh_lib.batch_sharding(mesh)
-    model = two_towers.build_model(config.model)
-    if image_tower is None:
-      self._encode_images = _jitted(two_towers.encode_images, (model,),
-                                    self._replicated)
-    else:
-      self._encode_images = _jitted(
-          encode_tower_images, (image_tower.spec.module(), model),
-          self._replicated)
-      self._tower_params = jax.device_put(image_tower.params,
-                                          self._replicated)
-    self._encode_texts = _jitted(two_towers.encode_texts, (model,),
-                                 self._replicated)
-
+    self.image_size, self.image_mode = image_preprocessing(config,
+                                                           image_tower)
+    self._encoder = model_encoder(config, image_tower, batch_size, progress)
+    self.text_len = self._encoder.text_len
+    self.batch_size = self._encoder.batch_size
     texts = [text for lang in data.languages.values() for text in lang.texts]
-    self._tokens = np.asarray(
-        [vocabulary_lib.pad_or_truncate(ids, self.text_len,
-                                        vocabulary.eos_id, vocabulary.pad_id)
-         for ids in vocabulary.encode_batch(texts)], np.int32)
+    self._tokens = self._encoder.tokenize(vocabulary, texts)
     sizes = [len(lang.texts) for lang in data.languages.values()]
     self._text_offsets = np.cumsum([0] + sizes)
-
-  def _encode(self, encode: Callable[[Params, jax.Array], jax.Array],
-              params: Params, count: int,
-              rows: Callable[[int, int], np.ndarray], what: str) -> np.ndarray:
-    """Embeddings of `count` inputs, `rows(start, stop)` giving a batch."""
-    outputs = []
-    began = time.perf_counter()
-    num_batches = -(-count // self.batch_size)
-    report_every = max(1, num_batches // 10)
-    for index, (start, stop) in enumerate(_batches(count, self.batch_size)):
-      batch = _padded(rows(start, stop), self.batch_size)
-      batch = jax.make_array_from_callback(
-          batch.shape, self._batch_sharding, lambda i, b=batch: b[i])
-      # Fetched before the next batch goes out: with many multi-device
-      # programs queued at once, XLA's in-process CPU collectives (the
-      # replicating all-gather) can stall until XLA aborts the process.
-      # Replicated outputs: every process holds the whole batch locally.
-      outputs.append(
-          np.asarray(encode(params, batch).addressable_data(0))[:stop - start])
-      if (index + 1) % report_every == 0 or stop == count:
-        self._progress(f"{what}: {stop}/{count} "
-                       f"({time.perf_counter() - began:.1f} s)")
-    return np.concatenate(outputs)
 
   def _image_rows(self, pool: concurrent.futures.Executor, start: int,
                   stop: int) -> np.ndarray:
@@ -587,28 +523,14 @@ class Xm3600Evaluator:
     Raises:
       ValueError: if the model's image head does not fit the frozen tower.
     """
-    if self.image_tower is not None:
-      head = params.get("img", {}).get("head")
-      spec = self.image_tower.spec
-      if head is not None and head["kernel"].shape[0] != spec.embedding_dim:
-        raise ValueError(
-            f"the model's image head takes {head['kernel'].shape[0]}-d "
-            f"embeddings, but the image tower {spec.checkpoint} gives "
-            f"{spec.embedding_dim}-d ones")
-      params = {_TOWER_PARAMS: self._tower_params,
-                "img": params.get("img", {})}
-    params = jax.device_put(params, self._replicated)
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-      return self._encode(
-          self._encode_images, params, len(self.data.image_keys),
-          functools.partial(self._image_rows, pool), "images")
+      return self._encoder.image_embeddings(
+          params, len(self.data.image_keys),
+          functools.partial(self._image_rows, pool))
 
   def text_embeddings(self, params: Params) -> np.ndarray:
     """L2-normalised embeddings of all captions, language after language."""
-    params = jax.device_put(params, self._replicated)
-    return self._encode(
-        self._encode_texts, params, len(self._tokens),
-        lambda start, stop: self._tokens[start:stop], "captions")
+    return self._encoder.text_embeddings(params, self._tokens, "captions")
 
   def embeddings(self, params: Params
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -716,14 +638,14 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
 # Command line -------------------------------------------------------------
 
 
-class _ArgumentParser(argparse.ArgumentParser):
+class ArgumentParser(argparse.ArgumentParser):
   """Reports bad arguments as one line, `error: ...`, and exit status 2."""
 
   def error(self, message: str):
     self.exit(2, f"error: {message}\n")
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
   try:
     number = int(value)
   except ValueError:
@@ -734,16 +656,9 @@ def _positive_int(value: str) -> int:
   return number
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = _ArgumentParser(
-      prog="python -m eval.xm3600",
-      description=("XM3600 image-text retrieval: image->text and "
-                   "text->image recall@1/5/10 per language and their mean; "
-                   f"writes {RESULTS_FILE}, {TABLE_FILE} and {CHART_FILE}."))
-  parser.add_argument("--data_dir", required=True,
-                      metavar="DIR",
-                      help="the XM3600 directory: captions.jsonl and "
-                      "images/<image/key>.jpg (the official layout)")
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+  """The flags that choose the model, its vocabulary and a SigLiT tower
+  (read by `load_model`)."""
   parser.add_argument("--checkpoint", required=True, metavar="PATH",
                       help="a training workdir (its newest checkpoint is "
                       "used), a step directory WORKDIR/checkpoints/STEP, or "
@@ -774,15 +689,6 @@ def build_parser() -> argparse.ArgumentParser:
                       "file or a run's config.json whose model.image, "
                       "model.out_dim and data.image_size describe the "
                       "tower (as pipelines.embed --model_config)")
-  parser.add_argument("--output", required=True,
-                      metavar="DIR",
-                      help="directory for the report files (created; "
-                      "existing report files are replaced)")
-  parser.add_argument("--lang", action="extend", nargs="+", default=[],
-                      metavar="LANG",
-                      help="languages to evaluate, in report order, space- "
-                      "or comma-separated, repeatable (--lang de en, --lang "
-                      "de,en); default: all 36, in the official order")
   parser.add_argument("--vocab", metavar="PATH",
                       help="the vocabulary: a directory with vocab.json or "
                       "a SentencePiece .model file (a release's c4_en or "
@@ -792,16 +698,38 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--lowercase", nargs="?", metavar="MODE",
                       const=vocabulary_lib.LOWERCASE_UNICODE,
                       choices=vocabulary_lib.LOWERCASE_MODES,
-                      help="lowercase captions before tokenising: none, "
-                      "ascii (A-Z only, as big_vision's tokenize) or "
-                      "unicode (the default MODE); default: "
+                      help="lowercase texts (captions, prompts) before "
+                      "tokenising: none, ascii (A-Z only, as big_vision's "
+                      "tokenize) or unicode (the default MODE); default: "
                       "config.data.lowercase if set, else as the "
                       "vocabulary's card says")
   parser.add_argument("--no-lowercase", dest="lowercase",
                       action="store_const",
                       const=vocabulary_lib.LOWERCASE_NONE,
                       help="same as --lowercase none")
-  parser.add_argument("--batch_size", type=_positive_int,
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = ArgumentParser(
+      prog="python -m eval.xm3600",
+      description=("XM3600 image-text retrieval: image->text and "
+                   "text->image recall@1/5/10 per language and their mean; "
+                   f"writes {RESULTS_FILE}, {TABLE_FILE} and {CHART_FILE}."))
+  parser.add_argument("--data_dir", required=True,
+                      metavar="DIR",
+                      help="the XM3600 directory: captions.jsonl and "
+                      "images/<image/key>.jpg (the official layout)")
+  add_model_arguments(parser)
+  parser.add_argument("--output", required=True,
+                      metavar="DIR",
+                      help="directory for the report files (created; "
+                      "existing report files are replaced)")
+  parser.add_argument("--lang", action="extend", nargs="+", default=[],
+                      metavar="LANG",
+                      help="languages to evaluate, in report order, space- "
+                      "or comma-separated, repeatable (--lang de en, --lang "
+                      "de,en); default: all 36, in the official order")
+  parser.add_argument("--batch_size", type=positive_int,
                       default=DEFAULT_BATCH_SIZE,
                       metavar="N",
                       help="images or captions per encoding step (default "
@@ -811,6 +739,51 @@ def build_parser() -> argparse.ArgumentParser:
                       help="evaluate without images whose file is missing "
                       "(listed in the report) instead of failing")
   return parser
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """A model to evaluate, with the vocabulary and tower it needs.
+
+  Attributes:
+    config: the training config (architecture, preprocessing, dataset).
+    params: the parameter tree (`trainer.models.two_towers` layout).
+    checkpoint: where `params` come from.
+    vocabulary: the vocabulary captions and prompts are tokenised with.
+    image_tower: the frozen tower of a SigLiT model; None for others.
+  """
+
+  config: ml_collections.ConfigDict
+  params: Params
+  checkpoint: model_loader.Provenance
+  vocabulary: VocabularyChoice
+  image_tower: ImageTower | None
+
+
+def load_model(args: argparse.Namespace,
+               progress: Callable[[str], None] | None = None) -> Model:
+  """The model, vocabulary and SigLiT image tower the flags of
+  `add_model_arguments` choose.
+
+  Raises:
+    ValueError: for a bad checkpoint, vocabulary or tower, or a tower given
+      for a model with its own image tower.
+  """
+  config, params, checkpoint = model_loader.load(args.checkpoint,
+                                                 args.config)
+  choice = choose_vocabulary(config, vocab_path=args.vocab,
+                             workdir=checkpoint.workdir,
+                             lowercase=args.lowercase, progress=progress)
+  image_tower = None
+  if config.model.image is None:
+    image_tower = choose_image_tower(
+        config, tower_path=args.image_tower,
+        tower_config_file=args.image_tower_config, progress=progress)
+  elif args.image_tower or args.image_tower_config:
+    raise ValueError("--image_tower and --image_tower_config are for "
+                     f"SigLiT checkpoints; {checkpoint.path} has its own "
+                     "image tower")
+  return Model(config, params, checkpoint, choice, image_tower)
 
 
 def _report_json(results: Mapping[str, Any],
@@ -865,20 +838,9 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     if keys:
       progress(f"warning: {len(keys)} {what}: {' '.join(keys[:10])}"
                f"{' ...' if len(keys) > 10 else ''}")
-  config, params, checkpoint = model_loader.load(args.checkpoint,
-                                                 args.config)
-  choice = choose_vocabulary(config, vocab_path=args.vocab,
-                             workdir=checkpoint.workdir,
-                             lowercase=args.lowercase, progress=progress)
-  image_tower = None
-  if config.model.image is None:
-    image_tower = choose_image_tower(
-        config, tower_path=args.image_tower,
-        tower_config_file=args.image_tower_config, progress=progress)
-  elif args.image_tower or args.image_tower_config:
-    raise ValueError("--image_tower and --image_tower_config are for "
-                     f"SigLiT checkpoints; {checkpoint.path} has its own "
-                     "image tower")
+  model = load_model(args, progress)
+  checkpoint, choice, image_tower = (model.checkpoint, model.vocabulary,
+                                     model.image_tower)
   step = ("" if checkpoint.step is None else
           f" step {checkpoint.step}")
   tower = ("" if image_tower is None else
@@ -887,10 +849,10 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
   progress(f"{len(data.image_keys)} images, {len(data.languages)} "
            f"languages, checkpoint {checkpoint.path}{step}{tower}, "
            f"vocabulary {choice.vocabulary.name} ({choice.path})")
-  evaluator = Xm3600Evaluator(data, config, choice.vocabulary,
+  evaluator = Xm3600Evaluator(data, model.config, choice.vocabulary,
                               image_tower=image_tower,
                               batch_size=args.batch_size, progress=progress)
-  results = evaluator.evaluate(params)
+  results = evaluator.evaluate(model.params)
   output = _report_json(results, checkpoint, choice, evaluator, data, args)
   results_path = files.join(args.output, RESULTS_FILE)
   files.write_json(results_path, output)

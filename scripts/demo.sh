@@ -3,7 +3,7 @@
 #
 #   demo corpus + mini XM3600 -> vocabularies (en, multilingual) -> dataset
 #   -> demo_tiny SigLIP -> frozen-tower embeddings -> SigLiT
-#   -> XM3600 reports for both models
+#   -> XM3600 reports and zero-shot colour classification for both models
 #
 # Environment:
 #   PY        the project's Python (default .venv/bin/python)
@@ -39,10 +39,11 @@ if [ -n "$(git ls-files -- "$DEMO_DIR" 2>/dev/null | head -1)" ]; then
 fi
 rm -rf "$DEMO_DIR"
 
-stage 1 "demo corpus (10,000 captioned scenes, 36 languages, 5% bad) and mini XM3600"
+stage 1 "demo corpus (10,000 captioned scenes, 36 languages, 5% bad), mini XM3600, zero-shot set"
 "$PY" -m demo.corpus \
   --output "$DEMO_DIR/corpus" \
   --xm3600_dir "$DEMO_DIR/xm3600" \
+  --zeroshot_dir "$DEMO_DIR/zeroshot" \
   --num_examples 10000 \
   --seed 0
 
@@ -100,16 +101,46 @@ for model in siglip siglit; do
   cat "$DEMO_DIR/reports/$model/xm3600.md"
 done
 
+stage 8 "zero-shot classification: the colour of a shape, 10 classes, 36 languages, both models"
+for model in siglip siglit; do
+  "$PY" -m eval.zeroshot \
+    --data_dir "$DEMO_DIR/zeroshot/images" \
+    --classes "$DEMO_DIR/zeroshot/classes/{lang}.txt" \
+    --templates name \
+    --checkpoint "$DEMO_DIR/$model" \
+    --output "$DEMO_DIR/reports/$model" > /dev/null
+done
+
+echo
+echo "=== Zero-shot top-1 (%), mean over the languages ($DEMO_DIR/reports/*/zeroshot.md)"
+for model in siglip siglit; do
+  "$PY" - "$model" "$DEMO_DIR/reports/$model/zeroshot.json" <<'PYEOF'
+import json
+import sys
+
+model, path = sys.argv[1:]
+with open(path, encoding="utf-8") as f:
+  report = json.load(f)
+mean, chance = report["mean"], report["chance"]
+print(f"{model:<7} top-1 {100 * mean['top1']:5.1f} (chance "
+      f"{100 * chance['top1']:.1f})   top-5 {100 * mean['top5']:5.1f} (chance "
+      f"{100 * chance['top5']:.1f})   {report['num_images']} images, "
+      f"{report['num_classes']} classes, {mean['num_languages']} languages")
+PYEOF
+done
+
 cat <<EOF
 
 Done in $(( SECONDS - began )) s. Artefacts under $DEMO_DIR/:
   corpus/        raw webdataset shards (corpus.json: the defects planted)
   xm3600/        mini XM3600: captions.jsonl + images/
+  zeroshot/      zero-shot set: images/<colour>/*.jpg + classes/<lang>.txt
   vocab/         en32k/ and multi250k/ (.model + vocab.json)
   dataset/       ArrayRecord shards, manifest.json, rejected.jsonl, stats.png
   siglip/        SigLIP run: config.json, checkpoints/, TensorBoard logs
   lit_dataset/   the dataset's text + SigLIP image embeddings (manifest names the tower)
   siglit/        SigLiT run: config.json, checkpoints/, TensorBoard logs
-  reports/       siglip/ and siglit/: xm3600.json, xm3600.md, xm3600_r1.png
+  reports/       siglip/ and siglit/: xm3600.json, xm3600.md, xm3600_r1.png,
+                 zeroshot.json, zeroshot.md, zeroshot_top1.png
 TensorBoard: $PY -m tensorboard.main --logdir $DEMO_DIR
 EOF

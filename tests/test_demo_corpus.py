@@ -15,6 +15,7 @@ from PIL import Image
 import pytest
 
 from dataformat import records
+from eval import zeroshot_data
 from demo import captions as demo_captions
 from demo import corpus as demo_corpus_lib
 from demo import scenes as demo_scenes
@@ -486,3 +487,50 @@ def test_pipeline_rejects_exactly_the_bad_examples(demo_corpus, xm3600_dir):
         sha, keys, sha in blocked):
       rejected[key] = str(reason)
   assert rejected == demo_corpus.expected_rejections
+
+
+# The zero-shot set ------------------------------------------------------------
+
+
+def test_zeroshot_set_reads_as_balanced_colour_classes(tmp_path):
+  summary = demo_corpus_lib.generate_zeroshot(tmp_path / "zs",
+                                              images_per_class=4)
+  assert summary.num_images == 4 * len(demo_scenes.COLOURS)
+  pattern = str(tmp_path / "zs" / "classes" / "{lang}.txt")
+  assert zeroshot_data.available_languages(pattern) == sorted(
+      demo_captions.LANGUAGES)
+  classes = zeroshot_data.load_classes(pattern, demo_captions.LANGUAGES)
+  for lang, class_list in classes.items():
+    assert class_list.keys == demo_scenes.COLOURS
+    for colour, prompts in zip(class_list.keys, class_list.names):
+      assert len(prompts) == len(set(prompts)) == 36
+      if lang == "en":
+        assert all(f" {colour} " in p for p in prompts)
+      if colour in ("red", "green"):  # The colours with stems to look for.
+        assert all(mentions_colour(p, lang, colour) for p in prompts), lang
+  images = zeroshot_data.load_images(tmp_path / "zs" / "images",
+                                     demo_scenes.COLOURS, pattern)
+  assert collections.Counter(images.labels) == {
+      c: 4 for c in range(len(demo_scenes.COLOURS))}
+  for data in images.read():
+    assert _decode(data).size == (64, 64)
+  again = demo_corpus_lib.generate_zeroshot(tmp_path / "again",
+                                            images_per_class=4)
+  assert sorted(p.relative_to(again.output_dir) for p in
+                again.output_dir.rglob("*.jpg")) == sorted(
+      p.relative_to(summary.output_dir) for p in
+      summary.output_dir.rglob("*.jpg"))
+  for path in again.output_dir.rglob("*"):
+    if path.is_file():
+      assert path.read_bytes() == (
+          summary.output_dir / path.relative_to(again.output_dir)).read_bytes()
+
+
+def test_zeroshot_option_errors(tmp_path):
+  with pytest.raises(ValueError, match="--zeroshot_images_per_class must be "
+                     "positive, got 0"):
+    demo_corpus_lib.generate_zeroshot(tmp_path, images_per_class=0)
+  (tmp_path / "full").mkdir()
+  (tmp_path / "full" / "x").write_text("")
+  with pytest.raises(ValueError, match="--zeroshot_dir .* is not empty"):
+    demo_corpus_lib.generate_zeroshot(tmp_path / "full")

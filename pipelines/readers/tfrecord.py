@@ -48,7 +48,7 @@ def _read_exactly(fileobj: BinaryIO, size: int) -> bytes:
   return b"".join(chunks)
 
 
-def _tfrecord_payloads(fileobj: BinaryIO) -> Iterator[bytes]:
+def tfrecord_payloads(fileobj: BinaryIO) -> Iterator[bytes]:
   """Yields the payloads of a TFRecord file, checking both checksums.
 
   Raises:
@@ -129,7 +129,7 @@ def read_tfrecord(
       the records before it are still yielded. If None, it propagates.
   """
   try:
-    for index, payload in enumerate(_tfrecord_payloads(fileobj)):
+    for index, payload in enumerate(tfrecord_payloads(fileobj)):
       yield _example_from_tf_example(payload, source, index)
   except (CorruptInputError, OSError, EOFError, zlib.error) as e:
     report(on_error, source, e)

@@ -31,7 +31,9 @@ from trainer import optimizers
 # Keys whose values are paths (local or URIs); saved runs hold them resolved.
 PATH_KEYS = ("data.train_dir", "evals.xm3600.data_dir", "evals.xm3600.vocab",
              "evals.xm3600.image_tower", "evals.xm3600.image_tower_config",
-             "init.checkpoint")
+             "evals.zeroshot.data_dir", "evals.zeroshot.classes",
+             "evals.zeroshot.vocab", "evals.zeroshot.image_tower",
+             "evals.zeroshot.image_tower_config", "init.checkpoint")
 
 
 def _tower(variant: str | None, **fields) -> ml_collections.ConfigDict:
@@ -107,6 +109,28 @@ def base_config() -> ml_collections.ConfigDict:
           # SigLiT runs: the frozen tower of the training embeddings (a
           # workdir, step directory or .npz); None: the one the LiT
           # dataset's manifest names. An .npz also needs its config file.
+          image_tower=config_dict.placeholder(str),
+          image_tower_config=config_dict.placeholder(str),
+      )),
+      # Zero-shot classification (eval.zeroshot; its module docstring has
+      # the input layouts and file formats).
+      zeroshot=ml_collections.ConfigDict(dict(
+          module="eval.zeroshot",
+          data_dir=config_dict.placeholder(str),  # Labelled images.
+          # The class-name file; "{lang}" in it: one file per language.
+          classes=config_dict.placeholder(str),
+          # "clip", "short", "name" or a template file (may hold "{lang}").
+          templates="short",
+          # Empty: every language with a class file ("{lang}"), else en.
+          langs=(),
+          layout="auto",  # Or "folder", "tfrecord", "arrayrecord".
+          split=config_dict.placeholder(str),
+          image_field=config_dict.placeholder(str),
+          label_field=config_dict.placeholder(str),
+          every=0,
+          # As evals.xm3600: None finds them from the training manifest.
+          vocab=config_dict.placeholder(str),
+          batch_size=64,
           image_tower=config_dict.placeholder(str),
           image_tower_config=config_dict.placeholder(str),
       )),
