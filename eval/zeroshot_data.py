@@ -41,7 +41,7 @@ from typing import Any
 from dataformat import example_proto
 from dataformat import files
 from dataformat import records
-from pipelines import sinks
+from dataformat import shards as shards_lib
 from pipelines.readers import tfrecord
 
 LANG_PLACEHOLDER = "{lang}"
@@ -283,7 +283,7 @@ class LabelledImages:
 
 def detect_layout(data_dir: str) -> str:
   """The layout of `data_dir`: a dataset, TFRecords or image folders."""
-  if files.exists(files.join(data_dir, sinks.MANIFEST)):
+  if files.exists(files.join(data_dir, shards_lib.MANIFEST)):
     return ARRAYRECORD
   if files.glob(files.join(data_dir, TFRECORD_GLOB)):
     return TFRECORD
@@ -364,17 +364,6 @@ def _tfrecord_payloads(path: str) -> Iterator[bytes]:
       raise ValueError(f"TFRecord file {path}: {e}") from None
 
 
-def _dataset_shards(data_dir: str, split: str) -> list[str]:
-  if not files.exists(files.join(data_dir, sinks.COMPLETED)):
-    raise ValueError(f"dataset {data_dir} is incomplete (no "
-                     f"{sinks.COMPLETED} marker)")
-  shards = files.glob(files.join(data_dir,
-                                 f"{split}-*-of-*{sinks.SHARD_SUFFIX}"))
-  if not shards:
-    raise ValueError(f"dataset {data_dir} has no {split!r} shards")
-  return shards
-
-
 def _record_images(data_dir: str, layout: str, shards: Sequence[str],
                    payloads: Callable[[str], Iterator[bytes]],
                    keys: Sequence[str], classes_path: str, image_field: str,
@@ -445,8 +434,8 @@ def load_images(data_dir: str | os.PathLike[str], keys: Sequence[str],
       raise ValueError(f"no {pattern} files in {data_dir}")
     payloads = _tfrecord_payloads
   else:
-    shards = _dataset_shards(data_dir, split or "train")
-    payloads = sinks.iter_array_record
+    shards = shards_lib.dataset_shards(data_dir, split or "train")
+    payloads = shards_lib.iter_array_record
   return _record_images(data_dir, layout, shards, payloads, keys,
                         classes_path, image_field, label_field)
 

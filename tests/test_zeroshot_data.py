@@ -7,8 +7,9 @@ from PIL import Image
 import pytest
 
 from dataformat import example_proto
+from dataformat import files
+from dataformat import shards
 from eval import zeroshot_data
-from pipelines import sinks
 
 KEYS = ("circle", "square", "star")
 PER_CLASS = 3
@@ -77,12 +78,12 @@ def write_dataset(root):
   records = [example({"key": f"k{i}".encode(), "image/encoded": data,
                       "class": KEYS[label].encode()})
              for i, (label, data) in enumerate(expected_images())]
-  sinks.write_array_record(str(root / "train-00000-of-00002.array_record"),
-                           records[:4])
-  sinks.write_array_record(str(root / "train-00001-of-00002.array_record"),
-                           records[4:])
-  sinks.write_json(str(root / sinks.MANIFEST), {"counts": {}})
-  (root / sinks.COMPLETED).write_text("")
+  shards.write_array_record(str(root / "train-00000-of-00002.array_record"),
+                            records[:4])
+  shards.write_array_record(str(root / "train-00001-of-00002.array_record"),
+                            records[4:])
+  files.write_json(str(root / shards.MANIFEST), {"counts": {}})
+  (root / shards.COMPLETED).write_text("")
   return root
 
 
