@@ -522,9 +522,7 @@ def encode_tower_images(tower: vit.Model, model: two_towers.Model,
 
 def eval_image_mode(data_config: ml_collections.ConfigDict) -> str:
   """The deterministic image preprocessing matching the training mode."""
-  mode = data_config.image_mode
-  return (input_pipeline.CENTER_CROP if mode == input_pipeline.RANDOM_CROP
-          else mode)
+  return input_pipeline.deterministic_image_mode(data_config.image_mode)
 
 
 def _batches(count: int, batch_size: int) -> Iterator[tuple[int, int]]:

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from pipelines import beam_options
 from pipelines import sinks
 from trainer import checkpoints
 from trainer import configs
@@ -165,6 +166,22 @@ def checkpoint_sha256(path: str) -> str:
   workdir, step_dir = checkpoints.find_checkpoint(path)
   files = [p for p in step_dir.rglob("*") if p.is_file()]
   return files_sha256(workdir, files + [workdir / checkpoints.CONFIG_FILE])
+
+
+def check_workers_can_read(checkpoint: str, runner: str | None, flag: str,
+                           config_flag: str) -> None:
+  """Refuses a local checkpoint for Dataflow, whose workers cannot read it.
+
+  Raises:
+    ValueError: naming `flag`, if the runner is Dataflow and the path local.
+  """
+  if runner == beam_options.DATAFLOW_RUNNER and (
+      FileSystems.get_scheme(checkpoint) is None):
+    raise ValueError(
+        f"Dataflow workers cannot read the local checkpoint {checkpoint} "
+        f"({flag}): give a gs:// .npz (export a training run with python -m "
+        f"trainer.models.load_big_vision and pass its config.json as "
+        f"{config_flag})")
 
 
 def _tower_module(image_tower: dict[str, Any], head_dim: int | None

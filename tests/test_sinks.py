@@ -62,7 +62,8 @@ def test_rejected_parts_are_sorted_and_concatenated(tmp_path):
   part1 = os.path.join(out, sinks.rejected_part_name(1, 2))
   sinks.write_rejected_part(part0, [
       sinks.RejectedExample("b", "s.tar", "empty_caption", ""),
-      sinks.RejectedExample("a", "s.tar", "corrupt_image", "OSError: x"),
+      sinks.RejectedExample("a", "s.tar", "corrupt_image", "OSError: x",
+                            "http://x/a.jpg"),
   ])
   sinks.write_rejected_part(part1, [])
   destination = os.path.join(out, sinks.REJECTED)
@@ -72,7 +73,8 @@ def test_rejected_parts_are_sorted_and_concatenated(tmp_path):
   lines = open(destination, encoding="utf-8").read().splitlines()
   assert json.loads(lines[0]) == {"key": "a", "source": "s.tar",
                                   "reason": "corrupt_image",
-                                  "detail": "OSError: x"}
+                                  "detail": "OSError: x",
+                                  "url": "http://x/a.jpg"}
   assert [r.key for r in sinks.read_rejected(destination)] == ["a", "b"]
 
 
