@@ -204,6 +204,36 @@ def _abstract_output(module: vit.Model, image_size: int):
   return variables["params"], output
 
 
+def checkpoint_config(
+    checkpoint: str, model_config: ml_collections.ConfigDict | None,
+    config_flag: str = "--model_config"
+) -> tuple[str, ml_collections.ConfigDict, int | None]:
+  """(kind, training config, step) of a checkpoint.
+
+  Args:
+    checkpoint: our workdir or step directory, or a big_vision `.npz`.
+    model_config: the config of an `.npz` (required there), refused for
+      ours, which carry their config.
+    config_flag: the flag that gives `model_config`, named in errors.
+
+  Raises:
+    ValueError: if the checkpoint is missing, or the config missing where
+      needed or given where not.
+  """
+  if checkpoint_kind(checkpoint) == BIG_VISION:
+    if model_config is None:
+      raise ValueError(f"{checkpoint} is a big_vision .npz checkpoint: give "
+                       f"its architecture with {config_flag}")
+    if not FileSystems.exists(checkpoint):
+      raise ValueError(f"checkpoint {checkpoint} does not exist")
+    return BIG_VISION, model_config, None
+  if model_config is not None:
+    raise ValueError(f"{config_flag} is for .npz checkpoints; checkpoints "
+                     "of our trainer carry their config")
+  workdir, step_dir = checkpoints.find_checkpoint(checkpoint)
+  return OURS, checkpoints.load_config(workdir), int(step_dir.name)
+
+
 def describe_tower(checkpoint: str,
                    model_config: ml_collections.ConfigDict | None = None,
                    image_size: int | None = None) -> TowerSpec:
@@ -221,22 +251,7 @@ def describe_tower(checkpoint: str,
     ValueError: if the checkpoint or config is missing, or the config has
       no image tower.
   """
-  kind = checkpoint_kind(checkpoint)
-  step = None
-  if kind == BIG_VISION:
-    if model_config is None:
-      raise ValueError(f"{checkpoint} is a big_vision .npz checkpoint: give "
-                       "its architecture with --model_config")
-    if not FileSystems.exists(checkpoint):
-      raise ValueError(f"checkpoint {checkpoint} does not exist")
-    config = model_config
-  else:
-    if model_config is not None:
-      raise ValueError("--model_config is for .npz checkpoints; checkpoints "
-                       "of our trainer carry their config")
-    workdir, step_dir = checkpoints.find_checkpoint(checkpoint)
-    config = checkpoints.load_config(workdir)
-    step = int(step_dir.name)
+  kind, config, step = checkpoint_config(checkpoint, model_config)
   if config.model.image is None:
     raise ValueError(f"the model of {checkpoint} has no image tower (its "
                      "images are precomputed embeddings)")

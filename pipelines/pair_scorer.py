@@ -33,7 +33,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dataformat import files
 from pipelines import frozen_tower
 from tokenizers import vocabulary as vocabulary_lib
 from trainer import checkpoints
@@ -132,22 +131,10 @@ def describe_scorer(checkpoint: str, config_file: str | None,
     ValueError: if the checkpoint, config or vocabulary is missing, or the
       model has no image tower.
   """
-  kind = frozen_tower.checkpoint_kind(checkpoint)
-  step = None
-  if kind == frozen_tower.BIG_VISION:
-    if config_file is None:
-      raise ValueError(f"--score_model {checkpoint} is a big_vision .npz: "
-                       "give its architecture with --score_model_config")
-    if not files.exists(checkpoint):
-      raise ValueError(f"--score_model {checkpoint} does not exist")
-    config = frozen_tower.load_config_file(config_file)
-  else:
-    if config_file is not None:
-      raise ValueError("--score_model_config is for .npz models; checkpoints "
-                       "of our trainer carry their config")
-    workdir, step_dir = checkpoints.find_checkpoint(checkpoint)
-    config = checkpoints.load_config(workdir)
-    step = int(step_dir.name)
+  kind, config, step = frozen_tower.checkpoint_config(
+      checkpoint,
+      frozen_tower.load_config_file(config_file) if config_file else None,
+      "--score_model_config")
   if config.model.image is None:
     raise ValueError(f"the model of {checkpoint} has no image tower (it was "
                      "trained on precomputed embeddings): it cannot score "

@@ -102,12 +102,28 @@ def cutoff_from_quantiles(quantiles: Sequence[float],
   return float(quantiles[index])
 
 
+_DETAIL_RE = re.compile(r"^score (\S+) < cut-off (\S+) for (\S+)$")
+
+
 def score_reject_reason(score: float, lang: str, cutoff: float) -> Verdict:
   """LOW_IMAGE_TEXT_SCORE when `score` is below the language's cut-off."""
   if score >= cutoff:
     return None
   return (Reason.LOW_IMAGE_TEXT_SCORE,
           f"score {score:.4f} < cut-off {cutoff:.4f} for {lang}")
+
+
+def parse_reject_detail(detail: str) -> tuple[float, float, str]:
+  """(score, cut-off, language) from a LOW_IMAGE_TEXT_SCORE detail.
+
+  Raises:
+    ValueError: if `detail` is not one `score_reject_reason` wrote.
+  """
+  match = _DETAIL_RE.match(detail)
+  if match is None:
+    raise ValueError(f"not a {Reason.LOW_IMAGE_TEXT_SCORE} detail: "
+                     f"{detail!r}")
+  return float(match[1]), float(match[2]), match[3]
 
 
 def score_bin(score: float) -> int:
