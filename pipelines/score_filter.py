@@ -144,6 +144,9 @@ class ScoreSummary(NamedTuple):
     histogram: dict[str, dict[int, int]] = {}
     for (lang, bin_index), n in sorted(counts):
       histogram.setdefault(lang, {})[bin_index] = n
+    # Languages with the most pairs first, as in the language histogram.
+    histogram = dict(sorted(histogram.items(),
+                            key=lambda kv: (-sum(kv[1].values()), kv[0])))
     return cls(histogram, dict(sorted(cutoffs.items())))
 
   def to_json(self) -> dict[str, Any]:
@@ -155,9 +158,7 @@ class ScoreSummary(NamedTuple):
                    "cutoff": self.cutoffs.get(lang),
                    "histogram": {f"{b * self.bin_width:.2f}": n
                                  for b, n in bins.items()}}
-            for lang, bins in sorted(
-                self.histogram.items(),
-                key=lambda kv: (-sum(kv[1].values()), kv[0]))},
+            for lang, bins in self.histogram.items()},
     }
 
 
