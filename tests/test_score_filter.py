@@ -317,7 +317,7 @@ def test_demo_siglip_score_separates_mismatched_pairs(tmp_path, capsys):
       demo_corpus_lib.generate_corpus(
           tmp_path / name, num_examples=n, seed=seed, bad_fraction=0.0,
           lang_mix="en=1.0", image_size=(32, 32))
-      for name, n, seed in (("train_corpus", 800, 11), ("corpus", 600, 12)))
+      for name, n, seed in (("train_corpus", 2000, 11), ("corpus", 600, 12)))
   assert len(corpus.mismatched) == 18
   vocab = train_demo_vocabulary(train_corpus.output_dir, tmp_path / "vocab",
                                 "multi250k", 300)
@@ -335,8 +335,10 @@ def test_demo_siglip_score_separates_mismatched_pairs(tmp_path, capsys):
   with capsys.disabled():
     print(f"\n{report.summary()}")
   assert report.mismatched_scored == 18 and report.true_scored == 582
-  assert report.auc >= 0.9
-  assert report.mismatched_removed >= 0.6 * report.mismatched_scored
+  # Measured: AUC 0.922, 11 of 18 mismatched and 18 of 582 true removed;
+  # the bounds leave room for another CPU's last bits.
+  assert report.auc >= 0.88
+  assert report.mismatched_removed > 0.5 * report.mismatched_scored
   assert report.true_removed <= 0.04 * report.true_scored
 
 
