@@ -507,9 +507,10 @@ def _parser() -> argparse.ArgumentParser:
                      "also --score_model_config)")
   score.add_argument("--score_model_config", metavar="PATH",
                      help="for an .npz model: a training config file (e.g. "
-                     "trainer/configs/siglip_b16.py) or a run's config.json "
-                     "giving its architecture, image size and vocabulary "
-                     "name")
+                     "trainer/configs/siglip_b16.py; a released "
+                     "checkpoint's preset: trainer/configs/released.py:NAME) "
+                     "or a run's config.json giving its architecture, image "
+                     "size and vocabulary name")
   score.add_argument("--score_vocab", metavar="DIR",
                      help="the model's vocabulary (directory or "
                      "SentencePiece .model); default: the --vocab named by "
