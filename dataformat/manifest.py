@@ -3,7 +3,8 @@
 The manifest of a dataset directory holds the counts (read, kept, rejected
 by reason), each shard's file, count and sha256, the rejected file, the
 language histogram, the vocabularies the captions were tokenised with, the
-pipeline's options, the input files and the schema version. A LiT dataset's
+pipeline's options, the input files and the schema version; a build with a
+score filter adds its cut-offs and score histograms. A LiT dataset's
 manifest (`pipelines.embed`) adds the frozen tower that made its embeddings
 and the dataset it read. `Manifest.to_json` writes the keys in one fixed
 order, so a build's manifest is byte-identical from run to run.
@@ -143,6 +144,9 @@ class Manifest:
 
   Attributes:
     options: the pipeline's options as it recorded them (its own keys).
+    image_text_score: a build with a score filter: its options, the scoring
+      model, and per language the pairs scored, the cut-off and a score
+      histogram (`pipelines.score_filter`); None without one.
     tower: of a LiT dataset; None for a dataset with images.
     source_dataset: of a LiT dataset; None for a dataset with images.
   """
@@ -157,6 +161,7 @@ class Manifest:
   vocabularies: list[VocabularyEntry]
   options: dict[str, Any]
   input_files: InputFiles
+  image_text_score: dict[str, Any] | None = None
   tower: Tower | None = None
   source_dataset: SourceDataset | None = None
 
@@ -177,6 +182,8 @@ class Manifest:
         "vocabularies": [dataclasses.asdict(v) for v in self.vocabularies],
         "options": self.options,
     }
+    if self.image_text_score is not None:
+      data["image_text_score"] = self.image_text_score
     if self.tower is not None:
       data["tower"] = dataclasses.asdict(self.tower)
     if self.source_dataset is not None:
@@ -207,6 +214,8 @@ class Manifest:
         input_files=InputFiles(
             count=inputs.get("count"),
             corrupt=[c.build(CorruptInput) for c in inputs.objs("corrupt")]),
+        image_text_score=(fields.get("image_text_score")
+                          if "image_text_score" in fields else None),
         tower=(fields.obj("tower").build(Tower) if "tower" in fields
                else None),
         source_dataset=(fields.obj("source_dataset").build(SourceDataset)

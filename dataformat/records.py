@@ -13,7 +13,7 @@ import numpy as np
 
 from dataformat import example_proto
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 KEY = "key"
 IMAGE_ENCODED = "image/encoded"
@@ -28,6 +28,14 @@ LANG = "lang"
 LANG_SCORE = "lang/score"
 TOKENS_PREFIX = "tokens/"
 SOURCE = "source"
+# Where the pair came from, as its reader found it (e.g. img2dataset's
+# per-sample metadata); absent when the input does not say.
+SOURCE_URL = "source/url"
+SOURCE_KEY = "source/key"
+SOURCE_SHA256 = "source/sha256"
+SOURCE_WIDTH = "source/original_width"
+SOURCE_HEIGHT = "source/original_height"
+SCORE_PREFIX = "score/"
 
 UNDETERMINED_LANG = "und"
 
@@ -37,13 +45,22 @@ def tokens_field(vocab_name: str) -> str:
   return TOKENS_PREFIX + vocab_name
 
 
+def score_field(score_name: str) -> str:
+  """The record field holding the image-text score of model `score_name`."""
+  return SCORE_PREFIX + score_name
+
+
 @dataclasses.dataclass
 class Record:
   """One training example as stored in a dataset.
 
   `image_encoded` is empty in LiT datasets, which carry `image_embedding`
   instead. `image_sha256` is the hex SHA-256 of the decoded RGB pixels (the
-  key used for de-duplication and block-lists).
+  key used for de-duplication and block-lists). The `source_*` fields trace
+  the pair to its origin: the URL, the source's own key and content hash,
+  and the image size before the source resized it (img2dataset's
+  `original_width`/`original_height`); empty or 0 where unknown. `scores`
+  holds image-text agreement scores by model name.
   """
 
   key: str
@@ -59,6 +76,12 @@ class Record:
   image_sha256: str = ""
   tokens: dict[str, list[int]] = dataclasses.field(default_factory=dict)
   image_embedding: np.ndarray | None = None
+  source_url: str = ""
+  source_key: str = ""
+  source_sha256: str = ""
+  source_width: int = 0
+  source_height: int = 0
+  scores: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _bytes(values: Sequence[bytes]):
@@ -99,6 +122,16 @@ def serialize_record(record: Record) -> bytes:
         np.asarray(record.image_embedding, np.float32).ravel().tolist())
   for name, ids in record.tokens.items():
     feature[tokens_field(name)] = _ints([int(i) for i in ids])
+  for name, value in ((SOURCE_URL, record.source_url),
+                      (SOURCE_KEY, record.source_key),
+                      (SOURCE_SHA256, record.source_sha256)):
+    if value:
+      feature[name] = _bytes([value.encode("utf-8")])
+  if record.source_width or record.source_height:
+    feature[SOURCE_WIDTH] = _ints([record.source_width])
+    feature[SOURCE_HEIGHT] = _ints([record.source_height])
+  for name, score in record.scores.items():
+    feature[score_field(name)] = _floats([score])
   example = example_proto.Example(
       features=example_proto.Features(feature=feature))
   return example.SerializeToString(deterministic=True)
@@ -142,6 +175,11 @@ def parse_record(data: bytes) -> Record:
       name[len(TOKENS_PREFIX):]: list(feature[name].int64_list.value)
       for name in sorted(feature) if name.startswith(TOKENS_PREFIX)
   }
+  scores = {
+      name[len(SCORE_PREFIX):]: float(feature[name].float_list.value[0])
+      for name in sorted(feature)
+      if name.startswith(SCORE_PREFIX) and feature[name].float_list.value
+  }
   return Record(
       key=_first_bytes(feature, KEY).decode(),
       text=_first_bytes(feature, TEXT).decode("utf-8"),
@@ -156,4 +194,10 @@ def parse_record(data: bytes) -> Record:
       image_sha256=_first_bytes(feature, IMAGE_SHA256).decode(),
       tokens=tokens,
       image_embedding=embedding,
+      source_url=_first_bytes(feature, SOURCE_URL).decode("utf-8"),
+      source_key=_first_bytes(feature, SOURCE_KEY).decode("utf-8"),
+      source_sha256=_first_bytes(feature, SOURCE_SHA256).decode("utf-8"),
+      source_width=_first_int(feature, SOURCE_WIDTH),
+      source_height=_first_int(feature, SOURCE_HEIGHT),
+      scores=scores,
   )

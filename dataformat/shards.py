@@ -4,9 +4,11 @@ A dataset directory holds
 
   <split>-XXXXX-of-YYYYY.array_record  the records; shard = stable hash of the
                                        key, records sorted by key inside
-  rejected.jsonl                       {key, source, reason, detail} per line,
-                                       ordered by shard (of the key), then key
-  stats.png                            languages, caption lengths, image sizes
+  rejected.jsonl                       {key, source, reason, detail, url} per
+                                       line, ordered by shard (of the key),
+                                       then key
+  stats.png                            languages, caption lengths, image
+                                       sizes, rejections by reason, scores
   manifest.json                        counts, shards, options (deterministic)
   COMPLETED                            written last
 
@@ -70,12 +72,13 @@ class ShardInfo:
 
 @dataclasses.dataclass(frozen=True, order=True)
 class RejectedExample:
-  """One line of the rejected-examples file."""
+  """One line of the rejected-examples file; `url` is "" where unknown."""
 
   key: str
   source: str
   reason: str
   detail: str
+  url: str = ""
 
   def to_json_line(self) -> str:
     return json.dumps(dataclasses.asdict(self), ensure_ascii=False) + "\n"

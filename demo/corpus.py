@@ -4,7 +4,10 @@ Writes img2dataset-style webdataset shards (`DIR/00000.tar`, ...; per example
 `KEY.jpg`, `KEY.txt`, `KEY.json`) of scenes of coloured shapes with captions
 in the XM3600 languages, plus a share of deliberately bad examples, each with
 exactly one defect and the rejection reason the dataset pipeline must give
-it. Optionally also a mini XM3600 set in the official layout, whose images
+it. A share of the clean examples are mismatched pairs: their caption
+describes another scene (the truth is in `corpus.json` and each example's
+metadata), which the pipeline keeps unless an image-text score filter
+(`build_dataset --score_model`) finds them. Optionally also a mini XM3600 set in the official layout, whose images
 the corpus then reuses as block-listed examples.
 
 Everything is a function of the seed: example `i` draws from a generator
@@ -20,6 +23,7 @@ import dataclasses
 import enum
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -89,6 +93,7 @@ _JPEG_KEPT_HEADER_BYTES = 20
 _WHITESPACE_CAPTIONS = ("", " ", "\n", " \t \n ")
 
 DEFAULT_ENGLISH_SHARE = 0.5
+DEFAULT_MISMATCH_FRACTION = 0.03
 MAX_IMAGE_SIDE = 4096
 CORPUS_FILE = "corpus.json"
 _SHARD_NAME = re.compile(r"^\d{5}\.tar$")
@@ -96,7 +101,8 @@ _KEY_DIGITS = 9
 
 # Independent random streams: the same seed never gives the corpus and the
 # XM3600 set the same scenes, nor the plan the same draws as an example.
-_PLAN_STREAM, _CORPUS_STREAM, _XM3600_STREAM, _ZEROSHOT_STREAM = 1, 2, 3, 4
+_PLAN_STREAM, _CORPUS_STREAM, _XM3600_STREAM = 1, 2, 3
+_ZEROSHOT_STREAM, _MISMATCH_STREAM = 4, 5
 
 # Tar members carry fixed metadata, so equal contents give equal bytes.
 _TAR_MTIME = 0
@@ -116,6 +122,8 @@ class CorpusSummary:
     defect_counts: bad examples per `Defect` value.
     reason_counts: bad examples per expected rejection `Reason` value.
     expected_rejections: key -> the `Reason` value the pipeline must give.
+    mismatched: keys of the clean examples whose caption describes another
+      scene, sorted.
     lang_mix: the share of each language that was asked for.
     options: the generation options, as recorded in `corpus.json`.
   """
@@ -128,6 +136,7 @@ class CorpusSummary:
   defect_counts: dict[str, int]
   reason_counts: dict[str, int]
   expected_rejections: dict[str, str]
+  mismatched: tuple[str, ...]
   lang_mix: dict[str, float]
   options: dict[str, Any]
 
@@ -181,6 +190,7 @@ class ExamplePlan:
   defect: Defect | None = None
   duplicate_of: int | None = None
   blocklisted_image: pathlib.Path | None = None
+  mismatched: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,7 +283,8 @@ def _check_image_size(image_size: Sequence[int]) -> tuple[int, int]:
 
 def check_corpus_options(
     num_examples: int, image_size: Sequence[int], examples_per_shard: int,
-    bad_fraction: float, lang_mix: str | Mapping[str, float] | None
+    bad_fraction: float, lang_mix: str | Mapping[str, float] | None,
+    mismatch_fraction: float = 0.0
 ) -> tuple[tuple[int, int], dict[str, float]]:
   """Validates `generate_corpus` options; returns (image_size, lang_mix).
 
@@ -287,6 +298,9 @@ def check_corpus_options(
                      f"{examples_per_shard}")
   if not 0.0 <= bad_fraction < 1.0:
     raise ValueError(f"--bad_fraction must be in [0, 1), got {bad_fraction}")
+  if not 0.0 <= mismatch_fraction < 1.0:
+    raise ValueError(f"--mismatch_fraction must be in [0, 1), got "
+                     f"{mismatch_fraction}")
   return _check_image_size(image_size), parse_lang_mix(lang_mix)
 
 
@@ -339,8 +353,8 @@ def _xm3600_root(path: pathlib.Path) -> pathlib.Path:
 
 def plan_corpus(num_examples: int, seed: int, bad_fraction: float,
                 lang_mix: Mapping[str, float],
-                blocklist_images: Sequence[pathlib.Path] = ()
-                ) -> list[ExamplePlan]:
+                blocklist_images: Sequence[pathlib.Path] = (),
+                mismatch_fraction: float = 0.0) -> list[ExamplePlan]:
   """Decides every example's language and defect.
 
   Languages follow `lang_mix` exactly (largest remainder), in a seeded random
@@ -348,7 +362,9 @@ def plan_corpus(num_examples: int, seed: int, bad_fraction: float,
   first (a duplicate needs an earlier clean example); the defect kinds are
   spread as evenly as the count allows, so each appears once there are at
   least as many bad examples as kinds. Block-listed examples exist only
-  when `blocklist_images` is given.
+  when `blocklist_images` is given. round(clean examples *
+  mismatch_fraction) clean examples are mismatched, drawn from a stream of
+  their own, so the other examples are the same with or without them.
   """
   rng = np.random.default_rng((_PLAN_STREAM, seed))
   lang_counts = _counts_by_share(num_examples, lang_mix)
@@ -380,7 +396,28 @@ def plan_corpus(num_examples: int, seed: int, bad_fraction: float,
       plan = dataclasses.replace(plan, blocklisted_image=image)
       blocklisted += 1
     plans.append(plan)
+  if mismatch_fraction:
+    clean_indices = [p.index for p in plans if p.defect is None]
+    chosen = np.random.default_rng((_MISMATCH_STREAM, seed)).choice(
+        clean_indices, size=round(len(clean_indices) * mismatch_fraction),
+        replace=False)
+    for index in chosen:
+      plans[index] = dataclasses.replace(plans[index], mismatched=True)
   return plans
+
+
+def other_scene(scene: scenes.Scene, seed: int, index: int) -> scenes.Scene:
+  """The scene a mismatched example's caption describes instead of its own.
+
+  Its main shape differs from the true one in both kind and colour, so the
+  caption is wrong about what the image shows, not just a detail of it.
+  """
+  for attempt in itertools.count():
+    other = scenes.sample_scene(
+        np.random.default_rng((_MISMATCH_STREAM, seed, index, attempt)))
+    if (other.shapes[0].shape != scene.shapes[0].shape
+        and other.shapes[0].colour != scene.shapes[0].colour):
+      return other
 
 
 # One example ------------------------------------------------------------------
@@ -469,7 +506,10 @@ def make_example(plan: ExamplePlan, seed: int, image_size: tuple[int, int],
   if defect is Defect.DUPLICATE_IMAGE:
     scene, image, (width, height), _ = _render(seed, plan.duplicate_of, None,
                                                image_size)
-  text = captions.describe(scene, plan.lang, rng)
+  described = scene
+  if plan.mismatched:
+    described = other_scene(scene, seed, plan.index)
+  text = captions.describe(described, plan.lang, rng)
   caption, detail = text.encode("utf-8"), None
   if defect is Defect.BLOCKLISTED_IMAGE:
     image = plan.blocklisted_image.read_bytes()
@@ -520,6 +560,9 @@ def make_example(plan: ExamplePlan, seed: int, image_size: tuple[int, int],
           "duplicate_of": (None if plan.duplicate_of is None
                            else example_key(plan.duplicate_of)),
           "scene": None if scene is None else scene.to_json(),
+          # The scene the caption describes, where it is not the image's.
+          "mismatched_scene": (described.to_json() if plan.mismatched
+                               else None),
       },
   }
   return DemoExample(key=key, image=image, caption=caption, metadata=metadata)
@@ -562,6 +605,7 @@ def generate_corpus(
     examples_per_shard: int = 1000,
     bad_fraction: float = 0.05,
     lang_mix: str | Mapping[str, float] | None = None,
+    mismatch_fraction: float = DEFAULT_MISMATCH_FRACTION,
     blocklist_source_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -576,6 +620,8 @@ def generate_corpus(
     examples_per_shard: examples per tar shard.
     bad_fraction: the share of bad examples (each has one defect).
     lang_mix: caption language shares (see `parse_lang_mix`).
+    mismatch_fraction: the share of clean examples whose caption describes
+      another scene.
     blocklist_source_dir: an XM3600 directory (or its `images/`): if given,
       some bad examples are byte copies of its images.
     overwrite: replace an earlier run's files instead of refusing a
@@ -590,7 +636,7 @@ def generate_corpus(
   """
   image_size, mix = check_corpus_options(num_examples, image_size,
                                          examples_per_shard, bad_fraction,
-                                         lang_mix)
+                                         lang_mix, mismatch_fraction)
   blocklist_images: list[pathlib.Path] = []
   xm3600_captions = None
   if blocklist_source_dir is not None:
@@ -605,7 +651,8 @@ def generate_corpus(
   _prepare_output_dir(output_dir, overwrite, "--output", _owned_by_corpus)
 
   plans = plan_corpus(num_examples, seed, bad_fraction, mix,
-                      blocklist_images)
+                      blocklist_images, mismatch_fraction)
+  mismatched = tuple(example_key(p.index) for p in plans if p.mismatched)
   shards, rejections = [], {}
   defect_counts = collections.Counter()
   for start in range(0, num_examples, examples_per_shard):
@@ -624,7 +671,8 @@ def generate_corpus(
   options = {
       "num_examples": num_examples, "seed": seed,
       "image_size": list(image_size), "examples_per_shard": examples_per_shard,
-      "bad_fraction": bad_fraction, "lang_mix": lang_mix
+      "bad_fraction": bad_fraction, "mismatch_fraction": mismatch_fraction,
+      "lang_mix": lang_mix
       if lang_mix is None or isinstance(lang_mix, str) else dict(lang_mix),
       "blocklist_source_dir": (None if blocklist_source_dir is None
                                else str(blocklist_source_dir)),
@@ -647,6 +695,7 @@ def generate_corpus(
       reason_counts=dict(sorted(collections.Counter(
           rejections.values()).items())),
       expected_rejections=rejections,
+      mismatched=mismatched,
       lang_mix=mix,
       options=options,
   )
@@ -660,6 +709,7 @@ def generate_corpus(
       "defect_counts": summary.defect_counts,
       "reason_counts": summary.reason_counts,
       "expected_rejections": rejections,
+      "mismatched": list(mismatched),
       "lang_mix": mix,
   })
   return summary
@@ -877,6 +927,11 @@ def _build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--bad_fraction", type=float, default=0.05,
                       help="share of bad examples, each with one defect "
                       "(default 0.05)")
+  parser.add_argument("--mismatch_fraction", type=float,
+                      default=DEFAULT_MISMATCH_FRACTION,
+                      help="share of clean examples whose caption describes "
+                      "another scene (listed under 'mismatched' in "
+                      "corpus.json; default %(default)s)")
   parser.add_argument("--lang_mix", default=None,
                       help="caption language shares, e.g. 'en=0.5,de=0.1'; "
                       "languages not named share the rest evenly (default "
@@ -907,7 +962,8 @@ def _print_progress(done: int, total: int, started: float) -> None:
 
 def _print_summary(summary: CorpusSummary, seconds: float) -> None:
   print(f"wrote {summary.num_examples} examples ({summary.num_clean} clean, "
-        f"{summary.num_bad} bad) in {len(summary.shards)} shards to "
+        f"{len(summary.mismatched)} of them mismatched, {summary.num_bad} "
+        f"bad) in {len(summary.shards)} shards to "
         f"{summary.output_dir} in {seconds:.1f} s")
   for kind, count in summary.defect_counts.items():
     reason = EXPECTED_REASONS[Defect(kind)]
@@ -925,7 +981,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every corpus option is checked before the XM3600 set is written.
     check_corpus_options(args.num_examples, image_size,
                          args.examples_per_shard, args.bad_fraction,
-                         args.lang_mix)
+                         args.lang_mix, args.mismatch_fraction)
     check_output_dir(args.output, args.overwrite, "--output")
     if args.zeroshot_dir is not None:
       check_output_dir(args.zeroshot_dir, args.overwrite, "--zeroshot_dir")
@@ -952,6 +1008,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.output, num_examples=args.num_examples, seed=args.seed,
         image_size=image_size, examples_per_shard=args.examples_per_shard,
         bad_fraction=args.bad_fraction, lang_mix=args.lang_mix,
+        mismatch_fraction=args.mismatch_fraction,
         blocklist_source_dir=blocklist, overwrite=args.overwrite,
         progress=lambda done, total: _print_progress(done, total, started))
   except (ValueError, OSError) as e:

@@ -417,9 +417,7 @@ def choose_image_tower(config: ml_collections.ConfigDict, *,
 
 def eval_image_mode(data_config: ml_collections.ConfigDict) -> str:
   """The deterministic image preprocessing matching the training mode."""
-  mode = data_config.image_mode
-  return (input_pipeline.CENTER_CROP if mode == input_pipeline.RANDOM_CROP
-          else mode)
+  return input_pipeline.deterministic_image_mode(data_config.image_mode)
 
 
 def image_preprocessing(config: ml_collections.ConfigDict,

@@ -22,6 +22,8 @@ from apache_beam.runners.portability import portable_runner
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.transforms import environments
 
+from dataformat import files
+
 _LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 _MULTI_PROCESSING = "multi_processing"
 # Where local worker processes start (instead of Beam's sdk_worker_main).
@@ -80,6 +82,21 @@ def _unknown_flags(argv: list[str]) -> list[str]:
 def is_local(options: PipelineOptions) -> bool:
   """Whether the pipeline runs here, on the FnApiRunner (`runner_for`)."""
   return options.view_as(StandardOptions).runner in _LOCAL_RUNNERS
+
+
+def check_workers_can_read(checkpoint: str, runner: str | None, flag: str,
+                           config_flag: str) -> None:
+  """Refuses a local checkpoint for Dataflow, whose workers cannot read it.
+
+  Raises:
+    ValueError: naming `flag`, if the runner is Dataflow and the path local.
+  """
+  if runner == DATAFLOW_RUNNER and not files.is_uri(checkpoint):
+    raise ValueError(
+        f"Dataflow workers cannot read the local checkpoint {checkpoint} "
+        f"({flag}): give a gs:// .npz (export a training run with python -m "
+        f"trainer.models.load_big_vision and pass its config.json as "
+        f"{config_flag})")
 
 
 def runner_for(options: PipelineOptions):

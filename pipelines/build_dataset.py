@@ -8,6 +8,10 @@ The pipeline is a chain of named transforms:
   Read          input files -> raw examples (and damaged-file reports)
   Process       decode and validate, filter, tag the language, tokenize,
                 resize and re-encode (`process.process_batch`, in batches)
+  Score         (with --score_model) score each pair with a frozen
+                two-tower model, store score/<name>, and reject pairs below
+                the cut-off, absolute or per-language quantile
+                (`score_filter`)
   Deduplicate   group kept examples by decoded-pixel hash: block-listed
                 images and all but the smallest key of each hash are dropped
   WriteShards   group by shard (stable hash of the key), sort by key, write
@@ -31,6 +35,7 @@ import sys
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 
 from dataformat import files
@@ -41,8 +46,11 @@ from pipelines import beam_options
 from pipelines import blocklist
 from pipelines import filters
 from pipelines import langid
+from pipelines import frozen_tower
+from pipelines import pair_scorer
 from pipelines import pipeline_command
 from pipelines import process
+from pipelines import score_filter
 from pipelines import sinks
 from pipelines.readers import beam_read
 from pipelines.readers import dispatch
@@ -59,6 +67,7 @@ DEFAULT_SPLIT = "train"
 BATCH_SIZE = 32
 PROGRESS_EVERY = 1000
 _REJECTED_TAG = "rejected"
+SCORE_SECTION = "image_text_score"
 
 _LOG = logging.getLogger(__name__)
 
@@ -74,6 +83,8 @@ class KeptExample(NamedTuple):
   original_height: int
   original_width: int
   record: bytes
+  url: str = ""
+  score: float | None = None
 
 
 class ShardResult(NamedTuple):
@@ -92,7 +103,7 @@ def kept_example(record: records.Record) -> KeptExample:
       lang=record.lang, caption_chars=len(record.text),
       original_height=record.image_original_height,
       original_width=record.image_original_width,
-      record=records.serialize_record(record))
+      record=records.serialize_record(record), url=record.source_url)
 
 
 def set_level_rejections(image_sha256: str, keys: Iterable[str],
@@ -135,8 +146,8 @@ def split_shard(
   for example in kept:
     if example.key in dropped:
       reason, detail = dropped[example.key]
-      rejected.append(shards_lib.RejectedExample(example.key, example.source,
-                                            str(reason), detail))
+      rejected.append(shards_lib.RejectedExample(
+          example.key, example.source, str(reason), detail, example.url))
     else:
       written.append(example)
   written.sort(key=lambda e: (e.key, e.record))
@@ -176,7 +187,8 @@ class _ProcessFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput(_REJECTED_TAG, (
             shards_lib.shard_index(raw.key, self._num_shards),
             shards_lib.RejectedExample(raw.key, raw.source, str(result.reason),
-                                  result.detail)))
+                                       result.detail,
+                                       process.source_url(raw))))
       else:
         self._passed.inc()
         yield kept_example(result)
@@ -244,6 +256,9 @@ class FinalizeFn(beam.DoFn):
 
   `manifest_fields` are the `Manifest` fields the pipeline adds: its
   vocabularies and options (and a LiT dataset's tower and source dataset).
+  With scoring, the side inputs `score_cutoffs` ({lang: cut-off}) and
+  `score_histogram` (((lang, bin), count)s) complete its image_text_score,
+  which `manifest_fields` starts.
   """
 
   def __init__(self, output_dir: str, split: str, num_shards: int,
@@ -254,7 +269,8 @@ class FinalizeFn(beam.DoFn):
     self._input_file_count = input_file_count
     self._manifest_fields = manifest_fields
 
-  def process(self, unused_element, shards, read, file_errors):
+  def process(self, unused_element, shards, read, file_errors,
+              score_cutoffs=None, score_histogram=None):
     shards = sorted(shards, key=lambda s: s.index)
     if [s.index for s in shards] != list(range(self._num_shards)):
       raise RuntimeError(f"expected {self._num_shards} shards, got indices "
@@ -274,8 +290,15 @@ class FinalizeFn(beam.DoFn):
         [join(shards_lib.rejected_part_name(i, self._num_shards))
          for i in range(self._num_shards)], join(shards_lib.REJECTED))
     shards_lib.remove_rejected_parts(self._output_dir)
+    scores = None
+    manifest_fields = dict(self._manifest_fields)
+    if score_histogram is not None:
+      scores = score_filter.ScoreSummary.from_counts(score_histogram,
+                                                     score_cutoffs)
+      manifest_fields[SCORE_SECTION] = {**manifest_fields[SCORE_SECTION],
+                                        **scores.to_json()}
     sinks.plot_stats(stats, join(shards_lib.STATS_PLOT),
-                     f"{self._split}: {kept} examples")
+                     f"{self._split}: {kept} examples", rejected, scores)
     manifest = manifest_lib.Manifest(
         schema_version=records.SCHEMA_VERSION,
         split=self._split,
@@ -291,7 +314,7 @@ class FinalizeFn(beam.DoFn):
             count=self._input_file_count,
             corrupt=[manifest_lib.CorruptInput(file=e.source, error=e.message)
                      for e in sorted(file_errors)]),
-        **self._manifest_fields)
+        **manifest_fields)
     manifest_lib.write(join(shards_lib.MANIFEST), manifest)
     shards_lib.write_completed(self._output_dir)
     yield manifest
@@ -305,7 +328,9 @@ class BuildDataset(beam.PTransform):
                identifier: langid.LanguageIdentifier,
                vocabularies: Sequence[Vocabulary],
                blocked_hashes: Iterable[str], num_shards: int, split: str,
-               manifest_fields: dict[str, Any]):
+               manifest_fields: dict[str, Any],
+               scoring: tuple[pair_scorer.ScorerSpec,
+                              score_filter.ScoreFilterConfig] | None = None):
     super().__init__()
     self._inputs = dispatch.match_input_files(inputs)
     self._output_dir = output_dir
@@ -316,6 +341,7 @@ class BuildDataset(beam.PTransform):
     self._num_shards = num_shards
     self._split = split
     self._manifest_fields = manifest_fields
+    self._scoring = scoring
 
   def expand(self, pbegin):
     n = self._num_shards
@@ -329,6 +355,17 @@ class BuildDataset(beam.PTransform):
             self._config, self._identifier, self._vocabularies,
             n)).with_outputs(_REJECTED_TAG, main="kept"))
     kept = processed.kept
+    rejected = processed[_REJECTED_TAG]
+    score_side_inputs = {}
+    if self._scoring is not None:
+      scored = kept | "Score" >> score_filter.ScoreAndFilter(
+          *self._scoring, n, _REJECTED_TAG, METRICS_NAMESPACE)
+      kept = scored.kept
+      rejected = ((rejected, scored.rejected)
+                  | "AllRejected" >> beam.Flatten())
+      score_side_inputs = {
+          "score_cutoffs": beam.pvalue.AsDict(scored.cutoffs),
+          "score_histogram": beam.pvalue.AsList(scored.histogram)}
     dropped = (
         {
             "keys": kept | "KeyByImageHash" >> beam.Map(
@@ -343,7 +380,7 @@ class BuildDataset(beam.PTransform):
         {
             "kept": kept | "KeyByShard" >> beam.Map(
                 lambda e: (shards_lib.shard_index(e.key, n), e)),
-            "rejected": processed[_REJECTED_TAG],
+            "rejected": rejected,
             "dropped": dropped,
             "all": (pbegin
                     | "ShardIndices" >> beam.Create(range(n))
@@ -361,7 +398,8 @@ class BuildDataset(beam.PTransform):
             shards=beam.pvalue.AsList(shards),
             read=beam.pvalue.AsSingleton(
                 examples | "CountRead" >> beam.combiners.Count.Globally()),
-            file_errors=beam.pvalue.AsList(read[beam_read.FILE_ERRORS_TAG])))
+            file_errors=beam.pvalue.AsList(read[beam_read.FILE_ERRORS_TAG]),
+            **score_side_inputs))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -457,6 +495,43 @@ def _parser() -> argparse.ArgumentParser:
   text.add_argument("--langid_min_score", type=float,
                     default=langid.DEFAULT_MIN_SCORE, metavar="S",
                     help="language predictions scoring lower become 'und'")
+  score = parser.add_argument_group(
+      "image-text score",
+      "Score each pair that passed the checks above with a frozen two-tower "
+      "model (cosine similarity of its image and text embeddings, in [-1, "
+      "1]), store it as score/<name>, and optionally reject low-scoring "
+      "pairs as low_image_text_score.")
+  score.add_argument("--score_model", metavar="PATH",
+                     help="the model: a workdir of python -m trainer.train "
+                     "(its newest step) or a step directory "
+                     "workdir/checkpoints/<step>, or a big_vision .npz (then "
+                     "also --score_model_config)")
+  score.add_argument("--score_model_config", metavar="PATH",
+                     help="for an .npz model: a training config file (e.g. "
+                     "trainer/configs/siglip_b16.py; a released "
+                     "checkpoint's preset: trainer/configs/released.py:NAME) "
+                     "or a run's config.json giving its architecture, image "
+                     "size and vocabulary name")
+  score.add_argument("--score_vocab", metavar="DIR",
+                     help="the model's vocabulary (directory or "
+                     "SentencePiece .model); default: the --vocab named by "
+                     "the model's config.data.vocab_name")
+  score.add_argument("--score_name", metavar="NAME",
+                     help="the score's name, stored as score/NAME (e.g. "
+                     "siglip_demo); required with --score_model")
+  cut = score.add_mutually_exclusive_group()
+  cut.add_argument("--min_score", type=float, metavar="S",
+                   help="reject pairs scoring below S, in every language")
+  cut.add_argument("--score_keep_fraction", type=float, metavar="F",
+                   help="keep the best-scoring fraction F of each language "
+                   "(the cut-off is each language's approximate (1 - F) "
+                   "quantile, so no language is starved by another's "
+                   "scores); without this and --min_score pairs are only "
+                   "scored")
+  score.add_argument("--score_batch_size", type=int,
+                     default=pair_scorer.DEFAULT_BATCH_SIZE, metavar="N",
+                     help="pairs per model call (every call has this shape; "
+                     "the model compiles once per worker)")
   parser.add_argument("--no_wait", action="store_true",
                       help="with a remote runner (e.g. DataflowRunner), "
                       "return once the job is submitted instead of waiting "
@@ -495,6 +570,46 @@ def _config_from_args(args: argparse.Namespace) -> process.ProcessConfig:
       max_tokens=args.max_tokens)
 
 
+def _scoring_from_args(
+    args: argparse.Namespace, vocabularies: Sequence[Vocabulary],
+    runner: str | None
+) -> tuple[pair_scorer.ScorerSpec, score_filter.ScoreFilterConfig] | None:
+  """The model and cut-off the score flags ask for, or None without them.
+
+  Raises:
+    ValueError: for score flags without --score_model, or bad ones.
+  """
+  if args.score_model is None:
+    given = [flag for flag, value in (
+        ("--score_model_config", args.score_model_config),
+        ("--score_vocab", args.score_vocab),
+        ("--score_name", args.score_name),
+        ("--min_score", args.min_score),
+        ("--score_keep_fraction", args.score_keep_fraction))
+             if value is not None]
+    if given:
+      raise ValueError(f"{', '.join(given)} needs --score_model")
+    return None
+  if not args.score_name:
+    raise ValueError("--score_name is required with --score_model")
+  config = score_filter.ScoreFilterConfig(
+      name=args.score_name, min_score=args.min_score,
+      keep_fraction=args.score_keep_fraction,
+      batch_size=args.score_batch_size)
+  checkpoint = files.resolve(args.score_model)
+  beam_options.check_workers_can_read(checkpoint, runner, "--score_model",
+                                      "--score_model_config")
+  spec = pair_scorer.describe_scorer(
+      checkpoint,
+      files.resolve(args.score_model_config) if args.score_model_config
+      else None,
+      vocabularies, args.score_vocab)
+  # Workers load the model again; one that does not fit fails here, before
+  # any worker starts.
+  pair_scorer.load_params(spec)
+  return spec, config
+
+
 def _plural(n: int, noun: str) -> str:
   return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
@@ -514,6 +629,16 @@ def summary(manifest: manifest_lib.Manifest, output_dir: str,
             for reason, n in counts.rejected.items() if n]
   for corrupt in manifest.input_files.corrupt:
     lines.append(f"damaged input file {corrupt.file}: {corrupt.error}")
+  if manifest.image_text_score is not None:
+    score = manifest.image_text_score
+    cutoffs = [entry["cutoff"] for entry in score["languages"].values()
+               if entry["cutoff"] is not None]
+    scored = sum(entry["scored"] for entry in score["languages"].values())
+    line = f"scored {scored} pairs as {score['field']}"
+    if cutoffs:
+      line += (f", cut-off {min(cutoffs):.4f} to {max(cutoffs):.4f} over "
+               f"{_plural(len(cutoffs), 'language')}")
+    lines.append(line)
   languages = ", ".join(f"{lang} {n}"
                         for lang, n in manifest.languages.items())
   lines.append(f"languages: {languages or '-'}")
@@ -574,6 +699,8 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   inputs = [files.resolve(p) for p in args.input]
   input_files = dispatch.match_input_files(inputs)  # Fails early.
   vocabularies = load_vocabularies(args.vocab)
+  scoring = _scoring_from_args(args, vocabularies,
+                               options.view_as(StandardOptions).runner)
   blocked = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
   shards_lib.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("building %s from %s", args.output,
@@ -593,13 +720,17 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
                         "sha256": blocklist.blocklist_sha256(blocked)},
       },
   }
+  if scoring is not None:
+    spec, score_config = scoring
+    manifest_fields[SCORE_SECTION] = {**score_config.to_json(),
+                                      "model": spec.to_json()}
   pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
                            options=options)
   _ = pipeline | "BuildDataset" >> BuildDataset(
       inputs=inputs, output_dir=args.output, config=config,
       identifier=identifier, vocabularies=vocabularies,
       blocked_hashes=blocked, num_shards=args.num_shards, split=args.split,
-      manifest_fields=manifest_fields)
+      manifest_fields=manifest_fields, scoring=scoring)
   result = pipeline_command.run_pipeline(pipeline, options, args.output,
                                         wait=not args.no_wait)
   if isinstance(result, pipeline_command.Launched):

@@ -328,13 +328,8 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
     raise ValueError(f"--image_size must be positive, got {args.image_size}")
   options = beam_options.from_flags(beam_argv)
   runner = options.view_as(StandardOptions).runner
-  if (runner == beam_options.DATAFLOW_RUNNER and
-      not files.is_uri(args.checkpoint)):
-    raise ValueError(
-        f"Dataflow workers cannot read the local checkpoint "
-        f"{args.checkpoint}: give a gs:// .npz (export a training run with "
-        "python -m trainer.models.load_big_vision and pass its config.json "
-        "as --model_config)")
+  beam_options.check_workers_can_read(args.checkpoint, runner,
+                                      "--checkpoint", "--model_config")
   if not args.verbose:
     beam_options.quiet_workers(options.view_as(WorkerOptions))
   # The manifest records where its inputs are, usable from anywhere.

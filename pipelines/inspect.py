@@ -84,6 +84,10 @@ def describe_record(record: records.Record,
   ]
   if record.image_encoded:
     lines.append(f"  image  {_image_description(record)}")
+  if record.source_url:
+    lines.append(f"  url    {record.source_url}")
+  for name, score in record.scores.items():
+    lines.append(f"  {records.score_field(name)} {score:.4f}")
   for name, ids in record.tokens.items():
     shown = " ".join(str(i) for i in ids[:_SHOWN_IDS])
     more = f" ... ({len(ids)} ids)" if len(ids) > _SHOWN_IDS else ""

@@ -20,7 +20,9 @@ from pipelines import captions
 from pipelines import filters
 from pipelines import images
 from pipelines import langid
+from pipelines.readers import common
 from pipelines.readers.common import RawExample
+from pipelines.reasons import Reason
 from pipelines.reasons import Rejection
 from tokenizers.vocabulary import Vocabulary
 
@@ -77,6 +79,38 @@ def _raise_if(verdict: filters.Verdict) -> None:
     raise Rejection(*verdict)
 
 
+def _text_field(metadata: dict, name: str) -> str:
+  value = metadata.get(name)
+  return value if isinstance(value, str) else ""
+
+
+def _int_field(metadata: dict, name: str) -> int:
+  value = metadata.get(name)
+  # bool is an int too, and never a size.
+  return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def source_url(raw: RawExample) -> str:
+  """The URL the pair was fetched from, "" where the input does not say."""
+  return _text_field(raw.metadata, common.URL)
+
+
+def source_fields(raw: RawExample) -> dict[str, str | int]:
+  """The `Record.source_*` fields from a raw pair's reader metadata.
+
+  The source's own key is its `key` field where it has one (img2dataset's),
+  else the key the reader gave the pair.
+  """
+  metadata = raw.metadata
+  return {
+      "source_url": source_url(raw),
+      "source_key": _text_field(metadata, common.SOURCE_KEY) or raw.key,
+      "source_sha256": _text_field(metadata, common.SHA256),
+      "source_width": _int_field(metadata, common.ORIGINAL_WIDTH),
+      "source_height": _int_field(metadata, common.ORIGINAL_HEIGHT),
+  }
+
+
 def _untokenized_record(raw: RawExample, text: str | Rejection,
                         language: langid.LanguagePrediction | None,
                         config: ProcessConfig) -> Record:
@@ -85,6 +119,9 @@ def _untokenized_record(raw: RawExample, text: str | Rejection,
   Raises:
     Rejection: the first check the example fails.
   """
+  failure = common.download_failure(raw.metadata)
+  if failure is not None:
+    raise Rejection(Reason.DOWNLOAD_FAILED, failure)
   decoded = images.decode_image(raw.image, config.max_image_pixels)
   if isinstance(text, Rejection):
     raise text
@@ -106,6 +143,7 @@ def _untokenized_record(raw: RawExample, text: str | Rejection,
       image_original_height=height,
       image_original_width=width,
       image_sha256=images.pixel_sha256(decoded.pixels),
+      **source_fields(raw),
   )
 
 

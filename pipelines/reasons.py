@@ -11,6 +11,8 @@ import enum
 class Reason(enum.StrEnum):
   """Why an example was rejected."""
 
+  # The source says it could not fetch the pair (img2dataset's status).
+  DOWNLOAD_FAILED = "download_failed"
   # Image validation and decoding.
   MISSING_IMAGE = "missing_image"
   EMPTY_IMAGE = "empty_image"
@@ -26,12 +28,17 @@ class Reason(enum.StrEnum):
   CAPTION_TOO_SHORT = "caption_too_short"
   CAPTION_TOO_LONG = "caption_too_long"
   LANGUAGE_NOT_ALLOWED = "language_not_allowed"
+  # Image-text agreement below the cut-off (needs every example's score).
+  LOW_IMAGE_TEXT_SCORE = "low_image_text_score"
   # Set-level decisions, made after all per-example checks passed.
   BLOCKLISTED_IMAGE = "blocklisted_image"
   DUPLICATE_IMAGE = "duplicate_image"
 
 
 REASONS: tuple[Reason, ...] = tuple(Reason)
+# Reasons that drop a copy of another image (a training or an eval image).
+DUPLICATE_REASONS: frozenset[Reason] = frozenset(
+    {Reason.BLOCKLISTED_IMAGE, Reason.DUPLICATE_IMAGE})
 
 
 class Rejection(Exception):

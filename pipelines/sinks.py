@@ -10,8 +10,12 @@ import collections
 from collections.abc import Mapping
 import dataclasses
 import io
+from typing import Any
+
+import numpy as np
 
 from dataformat import files
+from pipelines.reasons import DUPLICATE_REASONS
 from pipelines.reasons import REASONS
 
 # Image size histogram cells are this many pixels wide, up to the limit.
@@ -56,16 +60,68 @@ class DatasetStats:
     return dict(sorted(self.languages.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def plot_stats(stats: DatasetStats, destination: str, title: str) -> None:
-  """Draws the language, caption length and image size histograms as PNG."""
+def _plot_rejections(ax, rejected: Mapping[str, int]) -> None:
+  """Horizontal bars: rejected examples per reason, in check order."""
+  reasons = [str(r) for r in REASONS if rejected.get(r)]
+  counts = [rejected[r] for r in reasons]
+  colours = ["tab:purple" if r in DUPLICATE_REASONS else "tab:red"
+             for r in reasons]
+  ax.barh(reasons, counts, color=colours)
+  ax.invert_yaxis()
+  for y, n in enumerate(counts):
+    ax.annotate(str(n), (n, y), xytext=(3, 0), textcoords="offset points",
+                va="center", fontsize=7)
+  ax.set_title("Rejected, by reason (purple: duplicates)")
+  ax.set_xlabel("examples")
+  ax.tick_params(axis="y", labelsize=7)
+
+
+def _plot_scores(ax, scores) -> None:
+  """Each language's score histogram as a column, its cut-off marked."""
+  langs = list(scores.histogram)
+  bins = sorted({b for h in scores.histogram.values() for b in h})
+  low, high = bins[0], bins[-1] + 1
+  grid = np.zeros((high - low, len(langs)))
+  for column, lang in enumerate(langs):
+    histogram = scores.histogram[lang]
+    total = sum(histogram.values())
+    for b, n in histogram.items():
+      grid[b - low, column] = n / total
+  width = scores.bin_width
+  ax.imshow(grid, origin="lower", aspect="auto", cmap="Blues",
+            extent=(-0.5, len(langs) - 0.5, low * width, high * width))
+  cut = [(i, scores.cutoffs[lang]) for i, lang in enumerate(langs)
+         if lang in scores.cutoffs]
+  if cut:
+    ax.scatter([i for i, _ in cut], [c for _, c in cut], marker="_", s=60,
+               color="tab:red", label="cut-off")
+    ax.legend(loc="upper right", fontsize=7)
+  ax.set_xticks(range(len(langs)), langs, rotation=90, fontsize=7)
+  ax.set_title("Image-text score by language (share of pairs)")
+  ax.set_ylabel("score")
+
+
+def plot_stats(stats: DatasetStats, destination: str, title: str,
+               rejected: Mapping[str, int] | None = None,
+               scores: Any = None) -> None:
+  """Draws the build's histograms as PNG.
+
+  Top: languages, caption lengths and image sizes of the kept examples.
+  Bottom: rejected examples by reason, and (given `scores`, a
+  `score_filter.ScoreSummary`) each language's image-text score
+  distribution with its cut-off.
+  """
   # A bare Figure (no pyplot) keeps no global state and needs no backend
   # choice; it renders with Agg.
   from matplotlib import figure  # pylint: disable=g-import-not-at-top
 
-  fig = figure.Figure(figsize=(16, 4.5), dpi=80)
-  ax_lang, ax_chars, ax_size = fig.subplots(1, 3)
-  fig.subplots_adjust(left=0.05, right=0.97, bottom=0.2, top=0.85,
-                      wspace=0.25)
+  fig = figure.Figure(figsize=(16, 9), dpi=80)
+  axes = fig.subplot_mosaic([["lang", "chars", "size"],
+                             ["rejected", "scores", "scores"]])
+  ax_lang, ax_chars, ax_size, ax_rejected, ax_scores = (
+      axes[name] for name in ("lang", "chars", "size", "rejected", "scores"))
+  fig.subplots_adjust(left=0.1, right=0.97, bottom=0.1, top=0.92,
+                      wspace=0.3, hspace=0.45)
   langs = stats.language_histogram()
   ax_lang.bar(list(langs), list(langs.values()), color="tab:blue")
   ax_lang.set_title("Languages")
@@ -90,6 +146,14 @@ def plot_stats(stats: DatasetStats, destination: str, title: str) -> None:
   ax_size.set_xlabel("width")
   ax_size.set_ylabel("height")
   fig.colorbar(points, ax=ax_size, label="examples")
+
+  _plot_rejections(ax_rejected, rejected or {})
+  if scores is not None and scores.histogram:
+    _plot_scores(ax_scores, scores)
+  else:
+    ax_scores.set_axis_off()
+    ax_scores.text(0.5, 0.5, "no image-text score\n(--score_model)",
+                   ha="center", va="center", transform=ax_scores.transAxes)
   fig.suptitle(title)
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png")

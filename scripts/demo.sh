@@ -2,7 +2,8 @@
 # The main demo, run by `make demo`: the whole chain on the embedded demo data.
 #
 #   demo corpus + mini XM3600 -> vocabularies (en, multilingual) -> dataset
-#   -> demo_tiny SigLIP -> frozen-tower embeddings -> SigLiT
+#   -> demo_tiny SigLIP -> a second dataset filtered by the SigLIP's
+#   image-text score -> frozen-tower embeddings -> SigLiT
 #   -> XM3600 reports and zero-shot colour classification for both models
 #
 # Environment:
@@ -25,6 +26,9 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 # language, nothing like the web text the 32k and 250k presets are sized for.
 EN_VOCAB_SIZE=59
 MULTI_VOCAB_SIZE=2141
+# Each language keeps its best-scoring 95% of pairs in the filtered dataset;
+# the corpus plants 3% mismatched pairs.
+SCORE_KEEP_FRACTION=0.95
 
 began=$SECONDS
 stage() {
@@ -39,7 +43,7 @@ if [ -n "$(git ls-files -- "$DEMO_DIR" 2>/dev/null | head -1)" ]; then
 fi
 rm -rf "$DEMO_DIR"
 
-stage 1 "demo corpus (10,000 captioned scenes, 36 languages, 5% bad), mini XM3600, zero-shot set"
+stage 1 "demo corpus (10,000 captioned scenes, 36 languages, 5% bad, 3% mismatched), mini XM3600, zero-shot set"
 "$PY" -m demo.corpus \
   --output "$DEMO_DIR/corpus" \
   --xm3600_dir "$DEMO_DIR/xm3600" \
@@ -74,20 +78,37 @@ stage 4 "SigLIP: demo_tiny (multilingual), chunked sigmoid loss"
   --workdir "$DEMO_DIR/siglip" \
   --config.data.train_dir="$DEMO_DIR/dataset"
 
-stage 5 "frozen-tower embeddings: the SigLIP image tower over the dataset"
+stage 5 "score filter: the dataset again, each language keeping its best ${SCORE_KEEP_FRACTION} by the SigLIP's image-text score"
+"$PY" -m pipelines.build_dataset \
+  --input "$DEMO_DIR/corpus/*.tar" \
+  --output "$DEMO_DIR/dataset_scored" \
+  --vocab "$DEMO_DIR/vocab/en32k" \
+  --vocab "$DEMO_DIR/vocab/multi250k" \
+  --blocklist "$DEMO_DIR/xm3600/images" \
+  --image_size 64 \
+  --num_shards 4 \
+  --score_model "$DEMO_DIR/siglip" \
+  --score_name siglip_demo \
+  --score_keep_fraction "$SCORE_KEEP_FRACTION"
+"$PY" -m demo.score_check \
+  --corpus "$DEMO_DIR/corpus" \
+  --dataset "$DEMO_DIR/dataset_scored" \
+  --score_name siglip_demo
+
+stage 6 "frozen-tower embeddings: the SigLIP image tower over the dataset"
 "$PY" -m pipelines.embed \
   --dataset "$DEMO_DIR/dataset" \
   --checkpoint "$DEMO_DIR/siglip" \
   --output "$DEMO_DIR/lit_dataset" \
   --batch_size 256
 
-stage 6 "SigLiT: a new text tower against the frozen image embeddings"
+stage 7 "SigLiT: a new text tower against the frozen image embeddings"
 "$PY" -m trainer.train \
   --config trainer/configs/demo_siglit.py \
   --workdir "$DEMO_DIR/siglit" \
   --config.data.train_dir="$DEMO_DIR/lit_dataset"
 
-stage 7 "XM3600 retrieval, 36 languages, both models"
+stage 8 "XM3600 retrieval, 36 languages, both models"
 for model in siglip siglit; do
   "$PY" -m eval.xm3600 \
     --data_dir "$DEMO_DIR/xm3600" \
@@ -101,7 +122,7 @@ for model in siglip siglit; do
   cat "$DEMO_DIR/reports/$model/xm3600.md"
 done
 
-stage 8 "zero-shot classification: the colour of a shape, 10 classes, 36 languages, both models"
+stage 9 "zero-shot classification: the colour of a shape, 10 classes, 36 languages, both models"
 for model in siglip siglit; do
   "$PY" -m eval.zeroshot \
     --data_dir "$DEMO_DIR/zeroshot/images" \
@@ -137,6 +158,7 @@ Done in $(( SECONDS - began )) s. Artefacts under $DEMO_DIR/:
   zeroshot/      zero-shot set: images/<colour>/*.jpg + classes/<lang>.txt
   vocab/         en32k/ and multi250k/ (.model + vocab.json)
   dataset/       ArrayRecord shards, manifest.json, rejected.jsonl, stats.png
+  dataset_scored/ the same, with score/siglip_demo and the low-scoring pairs rejected
   siglip/        SigLIP run: config.json, checkpoints/, TensorBoard logs
   lit_dataset/   the dataset's text + SigLIP image embeddings (manifest names the tower)
   siglit/        SigLiT run: config.json, checkpoints/, TensorBoard logs

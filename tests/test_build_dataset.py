@@ -2,6 +2,8 @@
 
 import collections
 import contextlib
+import hashlib
+import io
 import json
 import os
 import pathlib
@@ -10,7 +12,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 
+import numpy as np
+from PIL import Image
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from dataformat import files
@@ -419,3 +426,79 @@ def test_a_full_disk_fails_the_build_with_one_line_and_no_marker(
     left = {p.name for p in output.iterdir()}
     assert not left & {shards.COMPLETED, shards.MANIFEST, shards.REJECTED}
     assert verify.main([str(output)]) == 1
+
+
+def _photo(seed: int) -> bytes:
+  rng = np.random.default_rng(seed)
+  buffer = io.BytesIO()
+  Image.fromarray(rng.integers(0, 256, (48, 64, 3), np.uint8)).save(
+      buffer, format="JPEG", quality=90)
+  return buffer.getvalue()
+
+
+def _img2dataset_meta(i: int, status: str = "success") -> dict:
+  """A sample's metadata as img2dataset 1.47 writes it (.json, Parquet row)."""
+  ok = status == "success"
+  image = _photo(i) if ok else None
+  return {
+      "url": f"http://127.0.0.1:8000/photo{i}.jpg",
+      "caption": f"a photo of a red bicycle number {i}",
+      "key": f"{i:09d}", "status": status,
+      "error_message": None if ok else (
+          "<urlopen error [Errno 111] Connection refused>"),
+      "width": 64 if ok else None, "height": 48 if ok else None,
+      "original_width": 640 if ok else None,
+      "original_height": 480 if ok else None,
+      "exif": "{}" if ok else None,
+      "sha256": hashlib.sha256(image).hexdigest() if ok else None,
+  }
+
+
+def test_img2dataset_failed_rows_are_download_failed(tmp_path):
+  # Parquet: a row per URL, failed ones without image (`jpg` null).
+  rows = [_img2dataset_meta(i, "success" if i % 3 else "failed_to_download")
+          for i in range(6)]
+  table = pa.table({**{name: [row[name] for row in rows] for name in rows[0]},
+                    "jpg": [_photo(i) if row["status"] == "success" else None
+                            for i, row in enumerate(rows)]})
+  pq.write_table(table, tmp_path / "00000.parquet")
+  # Webdataset: a sample whose .json says it failed.
+  with tarfile.open(tmp_path / "00001.tar", "w") as tar:
+    for i, status in ((10, "success"), (11, "failed_to_resize")):
+      meta = _img2dataset_meta(i, status)
+      members = [(f"{i:09d}.txt", meta["caption"].encode()),
+                 (f"{i:09d}.json", json.dumps(meta).encode())]
+      if status == "success":
+        members.insert(0, (f"{i:09d}.jpg", _photo(i)))
+      for name, data in members:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+  output = tmp_path / "out"
+  assert build_dataset.main([
+      "--input", str(tmp_path / "00000.parquet"),
+      "--input", str(tmp_path / "00001.tar"), "--output", str(output),
+      "--num_shards", "2"]) == 0
+  counts = json.loads((output / shards.MANIFEST).read_text())["counts"]
+  assert counts["read"] == 8
+  assert counts["kept"] == 5
+  assert {r: n for r, n in counts["rejected"].items() if n} == {
+      "download_failed": 3}
+  rejected = shards.read_rejected(str(output / shards.REJECTED))
+  assert sorted((r.key, r.detail, r.url) for r in rejected) == [
+      ("000000000", "status failed_to_download: <urlopen error [Errno 111] "
+       "Connection refused>", "http://127.0.0.1:8000/photo0.jpg"),
+      ("000000003", "status failed_to_download: <urlopen error [Errno 111] "
+       "Connection refused>", "http://127.0.0.1:8000/photo3.jpg"),
+      ("000000011", "status failed_to_resize: <urlopen error [Errno 111] "
+       "Connection refused>", "http://127.0.0.1:8000/photo11.jpg"),
+  ]
+  kept = {r.key: r for r in _records(output)}
+  assert sorted(kept) == ["000000001", "000000002", "000000004",
+                          "000000005", "000000010"]
+  for key, record in kept.items():
+    i = int(key)
+    assert (record.source_url, record.source_key, record.source_sha256,
+            record.source_width, record.source_height) == (
+                f"http://127.0.0.1:8000/photo{i}.jpg", key,
+                hashlib.sha256(_photo(i)).hexdigest(), 640, 480)

@@ -105,7 +105,7 @@ def test_restore_returns_the_state_and_the_data_position(tmp_path,
   assert batch_keys(fresh_iterator, 3) == expected_keys
 
 
-def test_restore_for_inference_reads_params_of_the_newest_or_given_step(
+def test_load_reads_params_of_the_newest_or_given_step(
     tmp_path, records_dataset):
   config = ml_collections.ConfigDict(dict(total_steps=7))
   checkpoints.save_config(config, tmp_path)
@@ -126,7 +126,7 @@ def test_restore_for_inference_reads_params_of_the_newest_or_given_step(
   np.testing.assert_array_equal(params["t"], [2.0])
 
 
-def test_restore_for_inference_refuses_paths_without_checkpoints(tmp_path):
+def test_load_refuses_paths_without_checkpoints(tmp_path):
   with pytest.raises(ValueError, match="does not exist"):
     model_loader.load(tmp_path / "missing")
   with pytest.raises(ValueError, match="no checkpoint"):

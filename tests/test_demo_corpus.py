@@ -210,12 +210,44 @@ def test_clean_captions_name_their_shape_colour(examples):
     demo = _metadata(example)["demo"]
     if demo["defect"] is not None:
       continue
-    colour = demo["scene"]["shapes"][0]["colour"]
+    scene = demo["mismatched_scene"] or demo["scene"]
+    colour = scene["shapes"][0]["colour"]
     if colour in COLOUR_STEMS:
       caption = example["txt"].decode("utf-8")
       assert mentions_colour(caption, demo["lang"], colour), caption
       checked += 1
   assert checked >= 50
+
+
+def test_mismatched_pairs_describe_another_scene(demo_corpus, examples,
+                                                 tmp_path):
+  truth = json.loads((demo_corpus.output_dir /
+                      demo_corpus_lib.CORPUS_FILE).read_text())
+  assert truth["mismatched"] == list(demo_corpus.mismatched)
+  assert len(demo_corpus.mismatched) == round(
+      demo_corpus.num_clean * demo_corpus_lib.DEFAULT_MISMATCH_FRACTION) > 0
+  for key, example in examples.items():
+    demo = _metadata(example)["demo"]
+    if key not in demo_corpus.mismatched:
+      assert demo["mismatched_scene"] is None
+      continue
+    assert demo["defect"] is None
+    true, told = demo["scene"]["shapes"][0], demo["mismatched_scene"][
+        "shapes"][0]
+    assert true["shape"] != told["shape"] and true["colour"] != told["colour"]
+  # Planting them changes those captions only.
+  plain = demo_corpus_lib.generate_corpus(
+      tmp_path, num_examples=DEMO_NUM_EXAMPLES, seed=DEMO_SEED,
+      examples_per_shard=demo_corpus.options["examples_per_shard"],
+      mismatch_fraction=0.0,
+      blocklist_source_dir=demo_corpus.options["blocklist_source_dir"])
+  assert plain.mismatched == ()
+  for key, example in _examples(plain).items():
+    if key in demo_corpus.mismatched:
+      assert example["txt"] != examples[key]["txt"]
+      assert example["jpg"] == examples[key]["jpg"]
+    else:
+      assert example == examples[key]
 
 
 def test_clean_images_show_their_scene(examples):
@@ -415,7 +447,8 @@ def test_cli_refuses_non_empty_output_unless_overwrite(tmp_path, capsys):
       10, "--xm3600_dir", xm, "--xm3600_num_images", 3, "--bad_fraction",
       0.4)
   assert status == 0
-  assert "wrote 30 examples (18 clean, 12 bad) in 3 shards" in stdout
+  assert ("wrote 30 examples (18 clean, 1 of them mismatched, 12 bad) in 3 "
+          "shards") in stdout
   assert "blocklisted_image" in stdout and "languages: ar=" in stdout
   assert sorted(p.name for p in out.iterdir()) == [
       "00000.tar", "00001.tar", "00002.tar", "corpus.json"]

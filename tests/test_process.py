@@ -106,6 +106,49 @@ def test_rejections_come_in_check_order(raw, reason, identifier):
   assert e.value.reason == reason
 
 
+def test_failed_downloads_are_rejected_with_the_sources_reason(identifier):
+  # An img2dataset Parquet row of a URL it could not fetch: no image.
+  raw = RawExample(key="000000007", source="00000.parquet", image=None,
+                   caption=b"a cat", metadata={
+                       "url": "http://127.0.0.1:1/gone.jpg",
+                       "status": "failed_to_download",
+                       "error_message": "<urlopen error [Errno 111] "
+                                        "Connection refused>"})
+  with pytest.raises(Rejection) as e:
+    process.process_example(raw, process.ProcessConfig(), identifier, [])
+  assert e.value.reason == Reason.DOWNLOAD_FAILED
+  assert e.value.detail == ("status failed_to_download: <urlopen error "
+                            "[Errno 111] Connection refused>")
+  no_message = RawExample(key="k", source="s", image=None, caption=b"x",
+                          metadata={"status": "failed_to_resize"})
+  with pytest.raises(Rejection, match="^download_failed: status "
+                     "failed_to_resize$"):
+    process.process_example(no_message, process.ProcessConfig(), identifier,
+                            [])
+
+
+def test_records_keep_the_source_metadata(identifier):
+  image = _jpeg(300, 400)
+  raw = RawExample(key="000000003", source="00000.tar", image=image,
+                   caption=CAPTION, metadata={
+                       "url": "http://127.0.0.1:8000/3.jpg",
+                       "key": "000000003", "status": "success",
+                       "error_message": None, "width": 400, "height": 300,
+                       "original_width": 1600, "original_height": 1200,
+                       "sha256": "ab" * 32, "exif": "{}"})
+  record = process.process_example(raw, process.ProcessConfig(), identifier,
+                                   [])
+  assert (record.source_url, record.source_key, record.source_sha256,
+          record.source_width, record.source_height) == (
+              "http://127.0.0.1:8000/3.jpg", "000000003", "ab" * 32, 1600,
+              1200)
+  # Without metadata: the reader's key, nothing else.
+  bare = process.process_example(_raw(key="k9"), process.ProcessConfig(),
+                                 identifier, [])
+  assert (bare.source_url, bare.source_key, bare.source_sha256,
+          bare.source_width) == ("", "k9", "", 0)
+
+
 def test_language_allow_list(identifier):
   config = process.ProcessConfig(
       thresholds=filters.FilterConfig(languages={"de"}))

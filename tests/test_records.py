@@ -12,7 +12,10 @@ def _record(**overrides) -> records.Record:
       lang_score=0.75, source="shard-00000.tar", image_encoded=b"\xff\xd8jpeg",
       image_height=64, image_width=96, image_original_height=480,
       image_original_width=640, image_sha256="ab" * 32,
-      tokens={"en32k": [5, 17, 1], "multi250k": [9, 1]})
+      tokens={"en32k": [5, 17, 1], "multi250k": [9, 1]},
+      source_url="https://example.com/a.jpg", source_key="000000042",
+      source_sha256="cd" * 32, source_width=1280, source_height=960,
+      scores={"siglip_demo": 0.125})
   values.update(overrides)
   return records.Record(**values)
 
@@ -20,6 +23,26 @@ def _record(**overrides) -> records.Record:
 def test_round_trip_keeps_every_field():
   record = _record()
   assert records.parse_record(records.serialize_record(record)) == record
+
+
+def test_source_and_score_fields():
+  data = records.serialize_record(_record())
+  parsed = records.parse_record(data)
+  assert (parsed.source_url, parsed.source_key, parsed.source_width,
+          parsed.source_height) == ("https://example.com/a.jpg", "000000042",
+                                    1280, 960)
+  assert parsed.scores == {"siglip_demo": 0.125}
+  feature = records.example_proto.Example.FromString(data).features.feature
+  assert feature["score/siglip_demo"].float_list.value[0] == 0.125
+  assert feature["source/url"].bytes_list.value[0] == (
+      b"https://example.com/a.jpg")
+  # Unknown source fields are left out, not stored empty.
+  bare = records.serialize_record(_record(
+      source_url="", source_key="", source_sha256="", source_width=0,
+      source_height=0, scores={}))
+  feature = records.example_proto.Example.FromString(bare).features.feature
+  assert not [name for name in feature
+              if name.startswith(("source/", "score/"))]
 
 
 def test_round_trip_embedding():

@@ -63,7 +63,8 @@ def test_rejected_parts_are_sorted_and_concatenated(tmp_path):
   part1 = os.path.join(out, shards.rejected_part_name(1, 2))
   shards.write_rejected_part(part0, [
       shards.RejectedExample("b", "s.tar", "empty_caption", ""),
-      shards.RejectedExample("a", "s.tar", "corrupt_image", "OSError: x"),
+      shards.RejectedExample("a", "s.tar", "corrupt_image", "OSError: x",
+                             "http://x/a.jpg"),
   ])
   shards.write_rejected_part(part1, [])
   destination = os.path.join(out, shards.REJECTED)
@@ -73,7 +74,8 @@ def test_rejected_parts_are_sorted_and_concatenated(tmp_path):
   lines = open(destination, encoding="utf-8").read().splitlines()
   assert json.loads(lines[0]) == {"key": "a", "source": "s.tar",
                                   "reason": "corrupt_image",
-                                  "detail": "OSError: x"}
+                                  "detail": "OSError: x",
+                                  "url": "http://x/a.jpg"}
   assert [r.key for r in shards.read_rejected(destination)] == ["a", "b"]
 
 

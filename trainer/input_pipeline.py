@@ -122,6 +122,11 @@ class ShardSource(grain.sources.RandomAccessDataSource):
       raise _damaged_shard_error(shard, e) from None
 
 
+def deterministic_image_mode(mode: str) -> str:
+  """The preprocessing to evaluate a model trained with `mode`: no random crop."""
+  return CENTER_CROP if mode == RANDOM_CROP else mode
+
+
 def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
                  rng: np.random.Generator | None = None) -> np.ndarray:
   """Decodes image bytes to float32 [size, size, 3] with values in [-1, 1].

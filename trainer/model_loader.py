@@ -228,6 +228,17 @@ def _locate(path: str | os.PathLike[str],
           step_dir)
 
 
+def describe(path: str | os.PathLike[str], config_file: str | None = None
+             ) -> tuple[ml_collections.ConfigDict, Provenance]:
+  """(config, provenance) of a checkpoint, without reading its parameters.
+
+  Takes the arguments of `load`, and raises as it does for a missing
+  checkpoint or config.
+  """
+  config, provenance, _ = _locate(path, config_file=config_file)
+  return config, provenance
+
+
 def abstract_params(config: ml_collections.ConfigDict,
                     embedding_dim: int) -> Params:
   """The shapes and dtypes of the parameters of `config.model`.

@@ -17,6 +17,17 @@ CAPTION_FIELDS = ("caption", "text")
 # `RawExample.metadata` entry saying why an entry's image could not be read.
 READ_ERROR = "read_error"
 
+# img2dataset's per-sample fields (its KEY.json in webdataset tars, columns of
+# its Parquet shards), which other inputs may share.
+URL = "url"
+SOURCE_KEY = "key"
+SHA256 = "sha256"
+ORIGINAL_WIDTH = "original_width"
+ORIGINAL_HEIGHT = "original_height"
+STATUS = "status"
+ERROR_MESSAGE = "error_message"
+SUCCESS = "success"
+
 OnError = Callable[[str, Exception], None] | None
 
 
@@ -62,6 +73,20 @@ def unreadable_example(key: str, source: str, why: str) -> RawExample:
   """An entry that could not be read: no image, `why` under READ_ERROR."""
   return RawExample(key=key, source=source, image=None, caption=None,
                     metadata={READ_ERROR: why})
+
+
+def download_failure(metadata: dict[str, Any]) -> str | None:
+  """Why the source could not fetch the pair, or None if it says nothing.
+
+  img2dataset keeps a row for every URL in its Parquet shards; those whose
+  `status` is not "success" (e.g. "failed_to_download", "failed_to_resize")
+  have no image, and `error_message` says why.
+  """
+  status = metadata.get(STATUS)
+  if status is None or status == SUCCESS:
+    return None
+  error = metadata.get(ERROR_MESSAGE)
+  return f"status {status}" + (f": {error}" if error else "")
 
 
 def first_present(mapping: dict[str, Any], names: Sequence[str]) -> Any:
