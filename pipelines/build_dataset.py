@@ -599,11 +599,15 @@ def _scoring_from_args(
   checkpoint = files.resolve(args.score_model)
   beam_options.check_workers_can_read(checkpoint, runner, "--score_model",
                                       "--score_model_config")
-  spec = pair_scorer.describe_scorer(
-      checkpoint,
-      files.resolve(args.score_model_config) if args.score_model_config
-      else None,
-      vocabularies, args.score_vocab)
+  try:
+    spec = pair_scorer.describe_scorer(
+        checkpoint,
+        files.resolve(args.score_model_config) if args.score_model_config
+        else None,
+        vocabularies, args.score_vocab)
+  except ValueError as e:
+    # The loader speaks of "a config file": say which flags are meant.
+    raise ValueError(f"--score_model (--score_model_config): {e}") from None
   # Workers load the model again; one that does not fit fails here, before
   # any worker starts.
   pair_scorer.load_params(spec)

@@ -255,10 +255,13 @@ def test_scores_only_without_a_cut_off(small_corpus, en_vocab_dir,
     (["--score_model", "MODEL"], "--score_name is required with "
      "--score_model"),
     (["--score_model", "MODEL", "--score_name", "x", "--score_model_config",
-      "CONFIG"], "--score_model_config is for .npz checkpoints"),
+      "CONFIG"], "--score_model (--score_model_config): checkpoint "),
+    (["--score_model", "MODEL", "--score_name", "x", "--score_model_config",
+      "CONFIG"], "which carries its config: a config file is only for .npz "
+     "checkpoints"),
     (["--score_model", "gone.npz", "--score_name", "x"],
-     "gone.npz is a big_vision .npz checkpoint: give its architecture "
-     "with --score_model_config"),
+     "gone.npz is a big_vision .npz checkpoint: its architecture needs a "
+     "config file"),
 ])
 def test_bad_score_flags_are_one_line_errors(flags, message, small_corpus,
                                              tower_workdir, tower_config_file,
