@@ -26,6 +26,9 @@ class Reason(enum.StrEnum):
   CAPTION_TOO_SHORT = "caption_too_short"
   CAPTION_TOO_LONG = "caption_too_long"
   LANGUAGE_NOT_ALLOWED = "language_not_allowed"
+  # Perceptually near a block-listed eval image (exact copies are left to
+  # BLOCKLISTED_IMAGE).
+  NEAR_DUPLICATE_OF_EVAL = "near_duplicate_of_eval"
   # Set-level decisions, made after all per-example checks passed.
   BLOCKLISTED_IMAGE = "blocklisted_image"
   DUPLICATE_IMAGE = "duplicate_image"
