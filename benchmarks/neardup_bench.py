@@ -199,7 +199,7 @@ def photo_report(config: image_signature.MatchConfig) -> list[str]:
       f"{len(paths)} photographs ({len(eval_ids)} block-listed, "
       f"{len(index)} eval signatures), {len(copies)} training images "
       f"(the photos and their copies); match radius {config.radius} bits, "
-      f"chroma distance <= {config.max_chroma_distance:g}.",
+      f"colour distance <= {config.max_colour_distance}.",
       "",
       "| copies | matched | recall |",
       "|---|---|---|",
@@ -294,10 +294,10 @@ def main() -> None:
                       "xm3600/ (scripts/demo.sh's stage 1)")
   parser.add_argument("--radius", type=int,
                       default=image_signature.DEFAULT_RADIUS)
-  parser.add_argument("--max_chroma_distance", type=float,
-                      default=image_signature.DEFAULT_MAX_CHROMA_DISTANCE)
+  parser.add_argument("--max_colour_distance", type=int,
+                      default=image_signature.DEFAULT_MAX_COLOUR_DISTANCE)
   args = parser.parse_args()
-  config = image_signature.MatchConfig(args.radius, args.max_chroma_distance)
+  config = image_signature.MatchConfig(args.radius, args.max_colour_distance)
   print("\n".join(photo_report(config)))
   if args.demo_dir:
     print()

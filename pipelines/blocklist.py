@@ -18,9 +18,9 @@ once:
 
 The file is JSON lines: a header `{"format": "blocklist", "version": 2,
 "signature": ..., "signature_version": ...}`, then one line per image
-`{"key": ..., "sha256": ..., "hashes": ..., "chroma": ...}` (hashes: base64 of
-little-endian uint64s; chroma: base64 of int8 rows of
-`image_signature.CHROMA_VALUES`). Version 1 files (one hex SHA-256 per line)
+`{"key": ..., "sha256": ..., "hashes": ..., "colour": ...}` (hashes: base64 of
+little-endian uint64s; colour: base64 of int8 rows of
+`image_signature.COLOUR_VALUES`). Version 1 files (one hex SHA-256 per line)
 hold no signatures and are refused.
 """
 
@@ -137,7 +137,7 @@ def entry_line(image: EvalImage) -> str:
   return json.dumps({
       "key": image.key, "sha256": image.sha256,
       "hashes": _b64(image.signatures.hashes.astype("<u8")),
-      "chroma": _b64(image.signatures.chroma)}) + "\n"
+      "colour": _b64(image.signatures.colour)}) + "\n"
 
 
 def _check_header(line: str, source: str) -> None:
@@ -179,11 +179,11 @@ def parse_file(lines: Sequence[str], source: str = "<lines>"
       value = json.loads(line)
       hashes = np.frombuffer(base64.b64decode(value["hashes"], validate=True),
                              "<u8").astype(np.uint64)
-      chroma = np.frombuffer(base64.b64decode(value["chroma"], validate=True),
+      colour = np.frombuffer(base64.b64decode(value["colour"], validate=True),
                              np.int8).reshape(len(hashes),
-                                              image_signature.CHROMA_VALUES)
+                                              image_signature.COLOUR_VALUES)
       entry = EvalImage(str(value["key"]), str(value["sha256"]),
-                        Signatures(hashes, chroma))
+                        Signatures(hashes, colour))
     except (ValueError, KeyError, TypeError) as e:
       raise ValueError(f"{source}:{number}: not a block-list entry: "
                        f"{type(e).__name__}: {e}") from None

@@ -419,10 +419,11 @@ def _parser() -> argparse.ArgumentParser:
                   "of a block-listed image's (and whose colours agree) are "
                   "rejected as near_duplicate_of_eval; -1 turns this off, "
                   "keeping the exact check")
-  io.add_argument("--near_duplicate_max_chroma_distance", type=float,
-                  default=match.max_chroma_distance, metavar="D",
-                  help="the largest mean chroma difference (8-bit YCbCr, on "
-                  "a 3x3 grid) of a colour near-duplicate")
+  io.add_argument("--near_duplicate_max_colour_distance", type=int,
+                  default=match.max_colour_distance, metavar="D",
+                  help="the largest colour difference |dY|+|dCb|+|dCr| "
+                  "(8-bit units) of any cell of a 6x6 grid between a "
+                  "near-duplicate and its eval image")
   image = parser.add_argument_group("images")
   image.add_argument("--image_size", type=int, default=defaults.image_size,
                      metavar="PX",
@@ -580,7 +581,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   match = None
   if args.near_duplicate_radius != -1:
     match = image_signature.MatchConfig(
-        args.near_duplicate_radius, args.near_duplicate_max_chroma_distance)
+        args.near_duplicate_radius, args.near_duplicate_max_colour_distance)
   options = beam_options.from_flags(beam_argv)
   if not args.verbose:
     beam_options.quiet_workers(options.view_as(WorkerOptions))

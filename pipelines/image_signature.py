@@ -2,15 +2,18 @@
 
 A signature is a 64-bit DCT hash of the luminance (the signs of 64 low
 frequencies of a 32x32 thumbnail against their median) and the image's mean
-chroma on a 3x3 grid. Two images are near-duplicates when their hashes differ
-in at most `radius` bits and, where both have colour, their chroma grids
-agree: the hash sees layout and tone, the chroma sees which colours sit where.
-A greyscale copy of a colour image matches on its hash alone.
+colour (Y, Cb, Cr) on a 6x6 grid. Two images are near-duplicates when their
+hashes differ in at most `radius` bits and no grid cell differs by more than
+`max_colour_distance` (|dY| + |dCb| + |dCr|, 8-bit units). The hash sees the
+layout whatever the contrast; the grid sees which colours and tones sit
+where, so that two pictures of the same layout in other colours stay apart.
+A greyscale query is compared on luminance only, so that a greyscale copy of
+a colour image still matches.
 
-A training image gets one signature. An eval image gets several
-(`eval_signatures`): its whole picture and crops of it, each also mirrored, so
-that a copy cropped by a web page, or flipped, meets a signature made from
-nearly the same part of the picture.
+An eval image gets one signature per crop (`eval_signatures`): its whole
+picture and 80 crops of up to 10% per side, so that a copy cropped by a web
+page meets a signature made from nearly the same part of the picture. A
+training image gets two (`image_signature`): as it is and mirrored.
 """
 
 from collections.abc import Sequence
@@ -21,29 +24,28 @@ import itertools
 import numpy as np
 from PIL import Image
 
-SIGNATURE_NAME = "dct64-chroma3x3"
+SIGNATURE_NAME = "dct64-ycc6x6"
 # Bumped whenever signatures of the same pixels change.
 SIGNATURE_VERSION = 1
 
 _THUMBNAIL = 32
 _FREQUENCIES = 64
-CHROMA_GRID = 3
-CHROMA_VALUES = 2 * CHROMA_GRID * CHROMA_GRID
+COLOUR_GRID = 6
+COLOUR_VALUES = 3 * COLOUR_GRID * COLOUR_GRID
 
+# Chosen on benchmarks/neardup_bench.py (see BENCHMARKS.md).
 DEFAULT_RADIUS = 10
-# Mean absolute chroma difference over the grid (in 8-bit YCbCr units) up to
-# which two colour images may still be copies.
-DEFAULT_MAX_CHROMA_DISTANCE = 12.0
-# Below this mean chroma magnitude an image counts as greyscale: its chroma
-# says nothing, so only the hash decides.
-GREY_CHROMA = 4.0
+DEFAULT_MAX_COLOUR_DISTANCE = 35
+# A query whose every cell has |Cb| + |Cr| below this is greyscale: its
+# chroma says nothing, so only luminance is compared.
+GREY_CHROMA = 6
 
 # Fractions cut from each side for the eval-side crops: every combination of
 # these per side, so a copy cropped by up to 10% per side is at most 5% from
 # one of them.
 _CROP_STEPS = (0.0, 0.05, 0.1)
 # Eval images are first box-reduced to about this shorter side: a crop's
-# thumbnail needs no more, and it makes 162 thumbnails cheap.
+# thumbnail needs no more, and it makes 81 thumbnails cheap.
 _EVAL_WORKING_SIDE = 256
 
 
@@ -53,20 +55,20 @@ class MatchConfig:
 
   Attributes:
     radius: the most hash bits that may differ.
-    max_chroma_distance: the largest mean absolute chroma difference between
-      two colour images.
+    max_colour_distance: the largest difference |dY| + |dCb| + |dCr| of a
+      colour grid cell (|dY| alone for a greyscale query).
   """
 
   radius: int = DEFAULT_RADIUS
-  max_chroma_distance: float = DEFAULT_MAX_CHROMA_DISTANCE
+  max_colour_distance: int = DEFAULT_MAX_COLOUR_DISTANCE
 
   def __post_init__(self):
     if not 0 <= self.radius < 32:
       raise ValueError(f"the near-duplicate radius must be in [0, 31] (or "
                        f"-1 for none), got {self.radius}")
-    if not self.max_chroma_distance >= 0:
-      raise ValueError(f"the near-duplicate chroma distance must be >= 0, "
-                       f"got {self.max_chroma_distance}")
+    if self.max_colour_distance < 0:
+      raise ValueError(f"the near-duplicate colour distance must be >= 0, "
+                       f"got {self.max_colour_distance}")
 
   def to_json(self) -> dict:
     """The settings as JSON-ready values, with the signature's name."""
@@ -115,12 +117,13 @@ def _hash(luma: np.ndarray) -> np.uint64:
   return np.uint64(int(np.packbits(bits).view(">u8")[0]))
 
 
-def _chroma(ycc: np.ndarray) -> np.ndarray:
-  """Mean (Cb, Cr) per grid cell, rounded to int8."""
-  cells = np.array_split(np.arange(_THUMBNAIL), CHROMA_GRID)
-  means = [ycc[rows][:, cols, 1:].mean(axis=(0, 1))
+def _colour(ycc: np.ndarray) -> np.ndarray:
+  """Mean (Y - 128, Cb, Cr) per grid cell, row by row, rounded to int8."""
+  cells = np.array_split(np.arange(_THUMBNAIL), COLOUR_GRID)
+  means = [ycc[rows][:, cols].mean(axis=(0, 1))
            for rows, cols in itertools.product(cells, cells)]
-  return np.clip(np.round(np.concatenate(means)), -128, 127).astype(np.int8)
+  return np.clip(np.round(np.concatenate(means) - [128, 0, 0] * len(means)),
+                 -128, 127).astype(np.int8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,11 +132,11 @@ class Signatures:
 
   Attributes:
     hashes: (n,) uint64 DCT hashes.
-    chroma: (n, CHROMA_VALUES) int8 mean (Cb, Cr) per grid cell.
+    colour: (n, COLOUR_VALUES) int8 mean (Y - 128, Cb, Cr) per grid cell.
   """
 
   hashes: np.ndarray
-  chroma: np.ndarray
+  colour: np.ndarray
 
   def __len__(self) -> int:
     return len(self.hashes)
@@ -142,15 +145,15 @@ class Signatures:
   def concatenate(cls, parts: Sequence["Signatures"]) -> "Signatures":
     if not parts:
       return cls(np.zeros(0, np.uint64),
-                 np.zeros((0, CHROMA_VALUES), np.int8))
+                 np.zeros((0, COLOUR_VALUES), np.int8))
     return cls(np.concatenate([p.hashes for p in parts]),
-               np.concatenate([p.chroma for p in parts]))
+               np.concatenate([p.colour for p in parts]))
 
 
 def _of_ycc(thumbnails: Sequence[np.ndarray]) -> Signatures:
   return Signatures(np.array([_hash(t[..., 0]) for t in thumbnails],
                              np.uint64),
-                    np.stack([_chroma(t) for t in thumbnails]))
+                    np.stack([_colour(t) for t in thumbnails]))
 
 
 def _check_rgb(pixels: np.ndarray) -> None:
@@ -160,9 +163,10 @@ def _check_rgb(pixels: np.ndarray) -> None:
 
 
 def image_signature(pixels: np.ndarray) -> Signatures:
-  """The one signature of a (training) image's RGB pixels."""
+  """A (training) image's signatures: as it is, and mirrored."""
   _check_rgb(pixels)
-  return _of_ycc([_thumbnail(pixels)])
+  thumbnail = _thumbnail(pixels)
+  return _of_ycc([thumbnail, thumbnail[:, ::-1]])
 
 
 def _crops(height: int, width: int) -> list[tuple[int, int, int, int]]:
@@ -177,16 +181,15 @@ def _crops(height: int, width: int) -> list[tuple[int, int, int, int]]:
 
 
 def eval_signatures(pixels: np.ndarray) -> Signatures:
-  """Signatures of an eval image: crops of it, each as is and mirrored."""
+  """Signatures of an eval image: the whole and crops of it."""
   _check_rgb(pixels)
   factor = min(pixels.shape[:2]) // _EVAL_WORKING_SIDE
   if factor > 1:
     pixels = np.asarray(Image.fromarray(pixels).reduce(factor))
   thumbnails = []
   for top, bottom, left, right in _crops(*pixels.shape[:2]):
-    thumbnail = _thumbnail(np.ascontiguousarray(
-        pixels[top:bottom, left:right]))
-    thumbnails += [thumbnail, thumbnail[:, ::-1]]
+    thumbnails.append(_thumbnail(np.ascontiguousarray(
+        pixels[top:bottom, left:right])))
   return _of_ycc(thumbnails)
 
 
@@ -195,20 +198,21 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
 
 
-def chroma_agrees(query: np.ndarray, candidates: np.ndarray,
-                  max_distance: float) -> np.ndarray:
-  """Whether each candidate's chroma grid may belong to a copy of `query`.
+def colour_distances(query: np.ndarray,
+                     candidates: np.ndarray) -> np.ndarray:
+  """The largest cell difference between a query's colour grid and others'.
 
   Args:
-    query: (CHROMA_VALUES,) int8.
-    candidates: (n, CHROMA_VALUES) int8.
-    max_distance: the largest mean absolute difference of two colour grids.
+    query: (COLOUR_VALUES,) int8.
+    candidates: (n, COLOUR_VALUES) int8.
 
   Returns:
-    (n,) bool: True where either side is greyscale or the grids are close.
+    (n,) int: max over cells of |dY| + |dCb| + |dCr|, or of |dY| alone when
+    the query is greyscale.
   """
-  q = query.astype(np.float32)
-  c = candidates.astype(np.float32)
-  grey = (np.abs(q).mean() < GREY_CHROMA) | (np.abs(c).mean(axis=1)
-                                             < GREY_CHROMA)
-  return grey | (np.abs(c - q).mean(axis=1) <= max_distance)
+  q = query.astype(np.int32).reshape(-1, 3)
+  diff = np.abs(candidates.astype(np.int32).reshape(len(candidates), *q.shape)
+                - q)
+  if (np.abs(q[:, 1]) + np.abs(q[:, 2])).max() < GREY_CHROMA:
+    diff = diff[..., :1]
+  return diff.sum(axis=2).max(axis=1, initial=0)

@@ -6,7 +6,7 @@ most floor(radius / m) bits of at least one block (were every block further
 apart, the total would exceed the radius). So the candidates of a query are
 the signatures whose value in some block lies within that many bits of the
 query's: binary searches of the block's neighbouring values in that block's
-sorted values. Only the candidates' full distances and chroma are then
+sorted values. Only the candidates' full distances and colours are then
 checked, so the answers are exactly a linear scan's. With m = radius + 1
 blocks the lookups are exact; fewer, longer blocks keep the candidate lists
 short when there are millions of signatures (`default_num_blocks` balances the
@@ -80,7 +80,7 @@ class SignatureIndex:
     self.config = config
     self._owners = np.asarray(owners, np.int64)
     self._hashes = signatures.hashes
-    self._chroma = signatures.chroma
+    self._colour = signatures.colour
     if num_blocks is None:
       num_blocks = default_num_blocks(config.radius, len(self._hashes))
     if not 1 <= num_blocks <= config.radius + 1:
@@ -129,30 +129,34 @@ class SignatureIndex:
     # np.unique's hash table is far slower here than a sort.
     return rows[np.concatenate([[True], rows[1:] != rows[:-1]])]
 
-  def _matches_among(self, query: Signatures, rows: np.ndarray
-                     ) -> list[Match]:
-    distances = image_signature.hamming(self._hashes[rows], query.hashes[0])
-    near = distances <= self.config.radius
-    rows, distances = rows[near], distances[near]
-    agree = image_signature.chroma_agrees(query.chroma[0], self._chroma[rows],
-                                          self.config.max_chroma_distance)
+  def _matches_among(self, query: Signatures, rows_of) -> list[Match]:
+    """Nearest-first matches of any query row among `rows_of(hash)`."""
     best = {}
-    for owner, distance in zip(self._owners[rows[agree]],
-                               distances[agree].tolist()):
-      best[owner] = min(best.get(owner, distance), distance)
+    for hash_value, colour in zip(query.hashes, query.colour):
+      rows = rows_of(hash_value)
+      distances = image_signature.hamming(self._hashes[rows], hash_value)
+      near = distances <= self.config.radius
+      rows, distances = rows[near], distances[near]
+      agree = (image_signature.colour_distances(colour, self._colour[rows])
+               <= self.config.max_colour_distance)
+      for owner, distance in zip(self._owners[rows[agree]].tolist(),
+                                 distances[agree].tolist()):
+        best[owner] = min(best.get(owner, distance), distance)
     return sorted(Match(d, self.keys[o]) for o, d in best.items())
 
   def matches(self, query: Signatures) -> list[Match]:
-    """The eval images near a one-image signature, nearest first."""
-    return self._matches_among(query, self.candidates(query.hashes[0]))
+    """The eval images near any of the query's signatures, nearest first."""
+    return self._matches_among(query, self.candidates)
 
   def scan(self, query: Signatures) -> list[Match]:
     """`matches` by a linear scan of every signature: the reference."""
-    return self._matches_among(query, np.arange(len(self._hashes)))
+    every = np.arange(len(self._hashes))
+    return self._matches_among(query, lambda unused_hash: every)
 
   def distances(self, query: Signatures) -> np.ndarray:
-    """Each eval image's smallest hash distance to the query (a scan)."""
-    distances = image_signature.hamming(self._hashes, query.hashes[0])
+    """Each eval image's smallest hash distance to a query row (a scan)."""
+    distances = image_signature.hamming(self._hashes[:, None],
+                                        query.hashes[None]).min(axis=1)
     smallest = np.full(len(self.keys), _BITS + 1, np.int64)
     np.minimum.at(smallest, self._owners, distances)
     return smallest

@@ -85,8 +85,7 @@ def test_distinct_photos_do_not_match():
 
 
 def test_colour_decides_between_same_layouts():
-  # A red and a blue disc on grey: identical luminance layout after
-  # equalising brightness, told apart by their chroma.
+  # A red and a blue disc on grey: the same layout, told apart by colour.
   yy, xx = np.mgrid[:128, :160]
   disc = (yy - 64) ** 2 + (xx - 70) ** 2 < 40 ** 2
   red = np.full((128, 160, 3), 128, np.uint8)
@@ -105,13 +104,14 @@ def test_colour_decides_between_same_layouts():
 def test_signatures_are_deterministic_and_typed():
   pixels = _photo("coffee.png")
   one = image_signature.image_signature(pixels)
-  assert one.hashes.dtype == np.uint64 and one.hashes.shape == (1,)
-  assert one.chroma.shape == (1, image_signature.CHROMA_VALUES)
+  assert one.hashes.dtype == np.uint64 and one.hashes.shape == (2,)
+  assert one.colour.shape == (2, image_signature.COLOUR_VALUES)
   again = image_signature.image_signature(pixels.copy())
   assert one.hashes.tolist() == again.hashes.tolist()
-  assert np.array_equal(one.chroma, again.chroma)
-  many = image_signature.eval_signatures(pixels)
-  assert len(many) == 162  # 81 crops, each also mirrored.
+  assert np.array_equal(one.colour, again.colour)
+  mirrored = image_signature.image_signature(pixels[:, ::-1].copy())
+  assert image_signature.hamming(mirrored.hashes[0], one.hashes[1]) <= 2
+  assert len(image_signature.eval_signatures(pixels)) == 81  # 3 ** 4 crops.
   with pytest.raises(ValueError, match="expected .* uint8 RGB"):
     image_signature.image_signature(pixels[..., 0])
 
@@ -119,10 +119,10 @@ def test_signatures_are_deterministic_and_typed():
 def test_match_config_validation():
   with pytest.raises(ValueError, match=r"radius must be in \[0, 31\]"):
     image_signature.MatchConfig(radius=32)
-  with pytest.raises(ValueError, match="chroma distance must be >= 0"):
-    image_signature.MatchConfig(max_chroma_distance=-1)
+  with pytest.raises(ValueError, match="colour distance must be >= 0"):
+    image_signature.MatchConfig(max_colour_distance=-1)
   assert image_signature.MatchConfig(radius=7).to_json() == {
       "signature": image_signature.SIGNATURE_NAME,
       "signature_version": image_signature.SIGNATURE_VERSION,
       "radius": 7,
-      "max_chroma_distance": image_signature.DEFAULT_MAX_CHROMA_DISTANCE}
+      "max_colour_distance": image_signature.DEFAULT_MAX_COLOUR_DISTANCE}

@@ -13,12 +13,13 @@ _RADIUS = 10
 
 def _random_signatures(rng: np.random.Generator, n: int) -> Signatures:
   hashes = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
-  # Half greyscale, half coloured chroma on a few levels, so that the chroma
+  # Colour grids on a few levels, half of them greyscale, so that the colour
   # check both passes and fails among candidates.
-  chroma = rng.choice(np.array([-30, 0, 30], np.int8),
-                      (n, image_signature.CHROMA_VALUES))
-  chroma[: n // 2] = 0
-  return Signatures(hashes, chroma)
+  colour = rng.choice(np.array([-20, 0, 20], np.int8),
+                      (n, image_signature.COLOUR_VALUES))
+  colour[: n // 2, 1::3] = 0
+  colour[: n // 2, 2::3] = 0
+  return Signatures(hashes, colour)
 
 
 def _near(rng: np.random.Generator, hash_value: np.uint64,
@@ -47,9 +48,14 @@ def test_index_answers_exactly_as_a_scan(stored, num_blocks):
   found = 0
   for bits in list(range(_RADIUS + 3)) * 8:
     row = int(rng.integers(_SIZE))
+    # Two rows, like a training image's (as it is and mirrored).
     query = Signatures(
-        np.array([_near(rng, signatures.hashes[row], bits)], np.uint64),
-        signatures.chroma[rng.integers(_SIZE)][None])
+        np.array([_near(rng, signatures.hashes[row], bits),
+                  _near(rng, signatures.hashes[row - 1], bits + 1)],
+                 np.uint64),
+        # Half the queries take the colours of the rows they are near.
+        signatures.colour[[row, row - 1] if bits % 2 else
+                          rng.integers(_SIZE, size=2)])
     matches = index.matches(query)
     assert matches == index.scan(query)
     found += bool(matches)
@@ -65,16 +71,35 @@ def test_default_blocks_grow_with_the_index():
 
 def test_matches_report_each_eval_image_once_nearest_first():
   config = image_signature.MatchConfig(radius=4)
-  chroma = np.zeros((4, image_signature.CHROMA_VALUES), np.int8)
+  colour = np.zeros((4, image_signature.COLOUR_VALUES), np.int8)
   index = signature_index.SignatureIndex.build(
       ["b", "a"],
-      [Signatures(np.array([0b111, 0b1], np.uint64), chroma[:2]),
-       Signatures(np.array([0b11, 0xFFFF], np.uint64), chroma[2:])],
+      [Signatures(np.array([0b111, 0b1], np.uint64), colour[:2]),
+       Signatures(np.array([0b11, 0xFFFF], np.uint64), colour[2:])],
       config)
-  query = Signatures(np.array([0], np.uint64), chroma[:1])
+  query = Signatures(np.array([0], np.uint64), colour[:1])
   assert index.matches(query) == [signature_index.Match(1, "b"),
                                   signature_index.Match(2, "a")]
   assert index.distances(query).tolist() == [1, 2]
+
+
+def test_colour_distance_decides_among_hash_matches():
+  config = image_signature.MatchConfig(radius=4, max_colour_distance=10)
+  grey = np.zeros(image_signature.COLOUR_VALUES, np.int8)
+  red = grey.copy()
+  red[2] = 60  # Cr of the first cell.
+  index = signature_index.SignatureIndex.build(
+      ["red"], [Signatures(np.array([0], np.uint64), red[None])], config)
+  reddish = red.copy()
+  reddish[2] = 52
+  blue = grey.copy()
+  blue[1] = 60
+  assert [m.key for m in index.matches(
+      Signatures(np.array([1], np.uint64), reddish[None]))] == ["red"]
+  assert not index.matches(Signatures(np.array([1], np.uint64), blue[None]))
+  # A greyscale query is compared on luminance only.
+  assert [m.key for m in index.matches(
+      Signatures(np.array([1], np.uint64), grey[None]))] == ["red"]
 
 
 def test_bad_block_count():
