@@ -5,7 +5,7 @@ came from) with, for each, the SHA-256 of its decoded pixels (as
 `images.pixel_sha256` computes it) and its perceptual signatures
 (`image_signature.eval_signatures`). A training image with the same pixels is
 BLOCKLISTED_IMAGE; one whose signature lies within the match radius of an eval
-image's is NEAR_DUPLICATE_OF_EVAL (`EvalImageFilter`). Hashing decoded pixels,
+image's is NEAR_DUPLICATE_OF_EVAL (`near_duplicates.EvalImageFilter`). Hashing decoded pixels,
 not file bytes, catches an eval image re-saved with other metadata; the
 signatures catch it resized, re-encoded, cropped, mirrored or recoloured.
 
@@ -27,7 +27,6 @@ hold no signatures and are refused.
 import argparse
 import base64
 from collections.abc import Iterable, Iterator, Sequence
-import dataclasses
 import hashlib
 import json
 import os
@@ -36,26 +35,15 @@ import sys
 from apache_beam.io.filesystems import FileSystems
 import numpy as np
 
-from pipelines import filters
 from pipelines import image_signature
 from pipelines import images
-from pipelines import signature_index
 from pipelines.image_signature import Signatures
-from pipelines.reasons import Reason
+from pipelines.near_duplicates import EvalImage
 from pipelines.reasons import Rejection
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 FORMAT = "blocklist"
 VERSION = 2
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class EvalImage:
-  """One block-listed image: its key, pixel SHA-256 and signatures."""
-
-  key: str
-  sha256: str
-  signatures: Signatures
 
 
 def _is_directory(path: str) -> bool:
@@ -218,43 +206,6 @@ def blocklist_sha256(hashes: Iterable[str]) -> str:
   """A digest of a set of hashes, independent of order and of its sources."""
   return hashlib.sha256(
       "".join(f"{h}\n" for h in sorted(set(hashes))).encode()).hexdigest()
-
-
-class EvalImageFilter:
-  """Rejects training images that are near, not exact, copies of eval images.
-
-  Exact copies (same pixel SHA-256) pass here: the build's set-level check
-  rejects them as BLOCKLISTED_IMAGE, as without signatures.
-  """
-
-  def __init__(self, entries: Sequence[EvalImage],
-               config: image_signature.MatchConfig):
-    self.entries = list(entries)
-    self.config = config
-    self._exact = frozenset(e.sha256 for e in self.entries)
-    self._index = signature_index.SignatureIndex.build(
-        [e.key for e in self.entries],
-        [e.signatures for e in self.entries], config)
-
-  def __reduce__(self):
-    # The index is rebuilt where the filter is unpickled (a Beam worker):
-    # its sorted copies need not travel.
-    return (EvalImageFilter, (self.entries, self.config))
-
-  @property
-  def num_signatures(self) -> int:
-    return len(self._index)
-
-  def reject_reason(self, pixels: np.ndarray, sha256: str) -> filters.Verdict:
-    """NEAR_DUPLICATE_OF_EVAL with the nearest eval image's key, or None."""
-    if sha256 in self._exact:
-      return None
-    found = self._index.matches(image_signature.image_signature(pixels))
-    if not found:
-      return None
-    return (Reason.NEAR_DUPLICATE_OF_EVAL,
-            f"near {found[0].key} (distance {found[0].distance} <= radius "
-            f"{self.config.radius})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,7 @@ from pipelines import blocklist
 from pipelines import filters
 from pipelines import image_signature
 from pipelines import langid
+from pipelines import near_duplicates
 from pipelines import pipeline_command
 from pipelines import process
 from pipelines import sinks
@@ -151,7 +152,7 @@ class _ProcessFn(beam.DoFn):
   def __init__(self, config: process.ProcessConfig,
                identifier: langid.LanguageIdentifier,
                vocabularies: Sequence[Vocabulary], num_shards: int,
-               eval_filter: blocklist.EvalImageFilter | None):
+               eval_filter: near_duplicates.EvalImageFilter | None):
     self._config = config
     self._identifier = identifier
     self._vocabularies = list(vocabularies)
@@ -307,7 +308,7 @@ class BuildDataset(beam.PTransform):
                identifier: langid.LanguageIdentifier,
                vocabularies: Sequence[Vocabulary],
                blocked_hashes: Iterable[str],
-               eval_filter: blocklist.EvalImageFilter | None,
+               eval_filter: near_duplicates.EvalImageFilter | None,
                num_shards: int, split: str,
                manifest_fields: dict[str, Any]):
     super().__init__()
@@ -597,7 +598,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   eval_filter = None
   near_duplicates = None
   if entries and match is not None:
-    eval_filter = blocklist.EvalImageFilter(entries, match)
+    eval_filter = near_duplicates.EvalImageFilter(entries, match)
     near_duplicates = {**match.to_json(),
                        "eval_images": len(entries),
                        "signatures": eval_filter.num_signatures}

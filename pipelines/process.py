@@ -17,11 +17,11 @@ import dataclasses
 import re
 
 from dataformat.records import Record
-from pipelines import blocklist
 from pipelines import captions
 from pipelines import filters
 from pipelines import images
 from pipelines import langid
+from pipelines import near_duplicates
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Rejection
 from tokenizers.vocabulary import Vocabulary
@@ -82,7 +82,7 @@ def _raise_if(verdict: filters.Verdict) -> None:
 def _untokenized_record(raw: RawExample, text: str | Rejection,
                         language: langid.LanguagePrediction | None,
                         config: ProcessConfig,
-                        eval_filter: blocklist.EvalImageFilter | None
+                        eval_filter: near_duplicates.EvalImageFilter | None
                         ) -> Record:
   """Validates, filters and re-encodes one example (tokens come later).
 
@@ -138,7 +138,7 @@ def process_batch(
     config: ProcessConfig,
     identifier: langid.LanguageIdentifier,
     vocabularies: Sequence[Vocabulary],
-    eval_filter: blocklist.EvalImageFilter | None = None,
+    eval_filter: near_duplicates.EvalImageFilter | None = None,
 ) -> list[Record | Rejection]:
   """Processes examples: a Record for each kept one, a Rejection otherwise.
 
@@ -177,7 +177,7 @@ def process_example(
     config: ProcessConfig,
     identifier: langid.LanguageIdentifier,
     vocabularies: Sequence[Vocabulary],
-    eval_filter: blocklist.EvalImageFilter | None = None,
+    eval_filter: near_duplicates.EvalImageFilter | None = None,
 ) -> Record:
   """Processes one example.
 

@@ -89,10 +89,14 @@ class SignatureIndex:
     self.num_blocks = num_blocks
     self._block_radius = config.radius // num_blocks
     self._sorted = []
+    # 32-bit block values and row numbers halve the index's memory.
+    row_type = np.int32 if len(self._hashes) < 2**31 else np.int64
     for shift, width in _blocks(num_blocks):
       values = self._block_values(self._hashes, shift, width)
-      order = np.argsort(values, kind="stable")
-      self._sorted.append((shift, width, values[order], order))
+      value_type = np.uint32 if width <= 32 else np.uint64
+      order = np.argsort(values, kind="stable").astype(row_type)
+      self._sorted.append((shift, width, values[order].astype(value_type),
+                           order))
 
   @staticmethod
   def _block_values(hashes: np.ndarray, shift: int, width: int) -> np.ndarray:
@@ -119,7 +123,7 @@ class SignatureIndex:
     query = np.array([hash_value], np.uint64)
     for shift, width, values, order in self._sorted:
       probes = np.sort(self._block_values(query, shift, width)
-                       ^ _flips(width, self._block_radius))
+                       ^ _flips(width, self._block_radius)).astype(values.dtype)
       starts = np.searchsorted(values, probes, side="left")
       lengths = np.searchsorted(values, probes, side="right") - starts
       # Positions starts[i] .. starts[i] + lengths[i] - 1 for every probe.

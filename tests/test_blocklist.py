@@ -13,6 +13,7 @@ import pytest
 from pipelines import blocklist
 from pipelines import image_signature
 from pipelines import images
+from pipelines import near_duplicates
 from pipelines.reasons import Reason
 
 
@@ -163,7 +164,7 @@ def test_eval_filter_rejects_near_copies_and_leaves_exact_ones(tmp_path):
   _save(eval_scene, str(tmp_path / "xm" / "sun.png"), "PNG")
   _save(_scene((230, 200, 40), 120), str(tmp_path / "xm" / "east.png"), "PNG")
   config = image_signature.MatchConfig()
-  eval_filter = blocklist.EvalImageFilter(
+  eval_filter = near_duplicates.EvalImageFilter(
       blocklist.load_blocklist(str(tmp_path / "xm")), config)
 
   def verdict(pixels):

@@ -52,7 +52,7 @@ def test_counts_and_reasons_match_the_corpus_truth(built_dataset, demo_corpus):
   counts = manifest["counts"]
   assert counts["read"] == demo_corpus.num_examples == 400
   assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
-  assert counts["kept"] == demo_corpus.num_clean
+  assert counts["kept"] == demo_corpus.num_kept
   assert list(counts["rejected"]) == [str(r) for r in REASONS]
   assert {r: n for r, n in counts["rejected"].items() if n} == (
       demo_corpus.reason_counts)
