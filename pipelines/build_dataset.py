@@ -596,12 +596,12 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   entries = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
   blocked = {e.sha256 for e in entries}
   eval_filter = None
-  near_duplicates = None
+  near_duplicate_options = None
   if entries and match is not None:
     eval_filter = near_duplicates.EvalImageFilter(entries, match)
-    near_duplicates = {**match.to_json(),
-                       "eval_images": len(entries),
-                       "signatures": eval_filter.num_signatures}
+    near_duplicate_options = {**match.to_json(),
+                              "eval_images": len(entries),
+                              "signatures": eval_filter.num_signatures}
   sinks.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("building %s from %s", args.output,
             _plural(len(input_files), "input file"))
@@ -618,7 +618,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
                                     for p in args.blocklist],
                         "hashes": len(blocked),
                         "sha256": blocklist.blocklist_sha256(blocked),
-                        "near_duplicates": near_duplicates},
+                        "near_duplicates": near_duplicate_options},
       },
   }
   pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
