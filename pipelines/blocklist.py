@@ -75,18 +75,6 @@ def _decoded(path: str, max_pixels: int) -> images.DecodedImage:
     raise ValueError(f"block-list image {path} is unusable: {e}") from None
 
 
-def hash_images(paths: Iterable[str],
-                max_pixels: int = images.DEFAULT_MAX_PIXELS
-                ) -> Iterator[tuple[str, str]]:
-  """Yields (path, pixel SHA-256) for each image file.
-
-  Raises:
-    ValueError: if an image cannot be decoded.
-  """
-  for path in paths:
-    yield path, images.pixel_sha256(_decoded(path, max_pixels).pixels)
-
-
 def eval_images(directory: str,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS
                 ) -> Iterator[EvalImage]:
