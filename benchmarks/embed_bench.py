@@ -36,12 +36,13 @@ import time
 import jax
 import numpy as np
 
+from dataformat import files
 from dataformat import records
+from dataformat import shards
 from demo import corpus as demo_corpus
 from pipelines import build_dataset
 from pipelines import embed
 from pipelines import frozen_tower
-from pipelines import sinks
 from trainer import input_pipeline
 from trainer.models import load_big_vision
 from trainer.models import vit
@@ -75,8 +76,8 @@ def _make_dataset(root: pathlib.Path, name: str,
     if build_dataset.main(["--input", str(corpus / "*.tar"), "--output",
                            str(output), "--num_shards", "4"]) != 0:
       raise RuntimeError(f"building the {name} dataset failed")
-  return str(output), sinks.read_json(
-      str(output / sinks.MANIFEST))["counts"]["kept"]
+  return str(output), files.read_json(
+      str(output / shards.MANIFEST))["counts"]["kept"]
 
 
 def _make_tower(root: pathlib.Path, name: str) -> tuple[str, str]:
@@ -111,7 +112,7 @@ def _encoded_images(dataset: str) -> list[bytes]:
   """The images of `dataset` in shard and key order."""
   return [records.parse_record(data).image_encoded
           for path in sorted(pathlib.Path(dataset).glob("*.array_record"))
-          for data in sinks.read_array_record(str(path))]
+          for data in shards.read_array_record(str(path))]
 
 
 def _time(fn) -> float:

@@ -40,7 +40,7 @@ from PIL import Image
 import psutil
 
 from dataformat import records
-from pipelines import sinks
+from dataformat import shards
 from tokenizers import vocabulary
 from trainer import configs
 from trainer import input_pipeline
@@ -91,15 +91,15 @@ def write_datasets(directory: pathlib.Path, num_records: int,
   ]
   for shard in range(num_shards):
     shard_records = serialized[shard::num_shards]
-    sinks.write_array_record(
-        str(directory / sinks.shard_name("train", shard, num_shards)),
+    shards.write_array_record(
+        str(directory / shards.shard_name("train", shard, num_shards)),
         shard_records)
     with tf.io.TFRecordWriter(
         str(directory / f"train-{shard:05d}-of-{num_shards:05d}.tfrecord")
     ) as writer:
       for record in shard_records:
         writer.write(record)
-  sinks.write_completed(str(directory))
+  shards.write_completed(str(directory))
 
 
 def grain_iterator(directory: pathlib.Path, num_workers: int):
@@ -203,7 +203,7 @@ def per_example_breakdown(directory: pathlib.Path, n: int = 100) -> dict:
   """Single-thread milliseconds per example of each stage."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   source = grain.sources.ArrayRecordDataSource(
-      input_pipeline.dataset_shards(directory, "train"))
+      shards.dataset_shards(directory, "train"))
   timings = {}
 
   def timed(name, fn, items):

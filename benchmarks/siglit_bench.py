@@ -69,10 +69,11 @@ import numpy as np
 
 from benchmarks import loader_bench
 from benchmarks import train_bench
+from dataformat import files
 from dataformat import records
+from dataformat import shards
 from demo import scenes as demo_scenes
 from pipelines import images
-from pipelines import sinks
 from tokenizers import vocabulary
 from trainer import configs
 from trainer import input_pipeline
@@ -139,8 +140,8 @@ def make_pairs(b16_depth: int, b16_batch: int) -> dict[str, Pair]:
 def write_datasets(directory: pathlib.Path, pair: Pair) -> tuple[str, str]:
   """(SigLIP dataset, LiT dataset) directories, written unless there."""
   jpeg_dir, lit_dir = directory / "jpeg", directory / "lit"
-  if (jpeg_dir / sinks.COMPLETED).exists() and (
-      lit_dir / sinks.COMPLETED).exists():
+  if (jpeg_dir / shards.COMPLETED).exists() and (
+      lit_dir / shards.COMPLETED).exists():
     return str(jpeg_dir), str(lit_dir)
   rng = np.random.default_rng(0)
   jpegs = []
@@ -164,10 +165,10 @@ def write_datasets(directory: pathlib.Path, pair: Pair) -> tuple[str, str]:
   for out, serialized in ((jpeg_dir, with_jpeg), (lit_dir, with_embedding)):
     out.mkdir(parents=True, exist_ok=True)
     for shard in range(NUM_SHARDS):
-      sinks.write_array_record(
-          str(out / sinks.shard_name("train", shard, NUM_SHARDS)),
+      shards.write_array_record(
+          str(out / shards.shard_name("train", shard, NUM_SHARDS)),
           serialized[shard::NUM_SHARDS])
-    sinks.write_completed(str(out))
+    shards.write_completed(str(out))
   return str(jpeg_dir), str(lit_dir)
 
 

@@ -8,7 +8,7 @@ under it, so callers test for a file they expect (a COMPLETED marker, a
 manifest) rather than for the directory itself.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 import contextlib
 import glob as glob_lib
 import hashlib
@@ -106,6 +106,15 @@ def listdir(path: str) -> list[str]:
                 for entry in fs.ls(p, detail=False))
 
 
+def find(directory: str) -> list[str]:
+  """The sorted paths of every file under `directory`, recursively."""
+  if not is_uri(directory):
+    return sorted(os.path.join(root, name)
+                  for root, _, names in os.walk(directory) for name in names)
+  fs, p = _fs(directory.rstrip("/"))
+  return sorted(_with_scheme(directory, found) for found in fs.find(p))
+
+
 def makedirs(path: str) -> None:
   """Creates local directory `path` and its parents; nothing for URIs."""
   if not is_uri(path):
@@ -129,11 +138,24 @@ def read_bytes(path: str) -> bytes:
     return f.read()
 
 
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[None]:
+  """Turns a failed write (a full disk) into an OSError naming `path`."""
+  try:
+    yield
+  except OSError as e:
+    raise OSError(f"writing {path} failed: {e}") from e
+
+
 def write_bytes(path: str, data: bytes) -> None:
-  """Writes `data` to `path`, creating local parent directories."""
+  """Writes `data` to `path`, creating local parent directories.
+
+  Raises:
+    OSError: naming `path`, if writing fails (a full disk).
+  """
   if not is_uri(path):
     makedirs(os.path.dirname(os.path.abspath(path)))
-  with open_file(path, "wb") as f:
+  with _writing(path), open_file(path, "wb") as f:
     f.write(data)
 
 
@@ -163,16 +185,27 @@ def write_json(path: str, value: Any) -> None:
   write_text(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
-def copy(source: str, destination: str) -> str:
-  """Copies one file between any two paths; returns its SHA-256."""
+def concatenate(sources: Sequence[str], destination: str) -> str:
+  """Writes the files `sources`, in order, into one; returns its SHA-256.
+
+  Raises:
+    OSError: naming `destination`, if writing fails (a full disk).
+  """
   sha = hashlib.sha256()
   if not is_uri(destination):
     makedirs(os.path.dirname(os.path.abspath(destination)))
-  with open_file(source, "rb") as src, open_file(destination, "wb") as dst:
-    while chunk := src.read(_CHUNK_BYTES):
-      sha.update(chunk)
-      dst.write(chunk)
+  with _writing(destination), open_file(destination, "wb") as dst:
+    for source in sources:
+      with open_file(source, "rb") as src:
+        while chunk := src.read(_CHUNK_BYTES):
+          sha.update(chunk)
+          dst.write(chunk)
   return sha.hexdigest()
+
+
+def copy(source: str, destination: str) -> str:
+  """Copies one file between any two paths; returns its SHA-256."""
+  return concatenate([source], destination)
 
 
 def sha256(path: str) -> str:

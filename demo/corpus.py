@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dataformat import files
 from demo import captions
 from demo import scenes
 from eval import xm3600_data
@@ -737,7 +738,7 @@ def generate_xm3600(
     jpeg = scenes.encode_jpeg(
         scenes.render_scene(scene, width, height, rng))
     key = xm3600_image_key(seed, index)
-    xm3600_data.image_path(output_dir, key).write_bytes(jpeg)
+    files.write_bytes(xm3600_data.image_path(output_dir, key), jpeg)
     line = {xm3600_data.IMAGE_KEY: key}
     for lang in captions.LANGUAGES:
       variants = captions.caption_variants(scene, lang)

@@ -6,12 +6,13 @@ show them as percentages.
 """
 
 from collections.abc import Mapping
-import pathlib
+import io
 from typing import Any
 
 from matplotlib import figure
 import numpy as np
 
+from dataformat import files
 from eval import retrieval_metrics
 
 I2T, T2I = retrieval_metrics.I2T, retrieval_metrics.T2I
@@ -76,9 +77,10 @@ def recall_figure(results: Mapping[str, Any]) -> figure.Figure:
   return fig
 
 
-def write_recall_chart(results: Mapping[str, Any],
-                       path: str | pathlib.Path) -> None:
-  """Writes `recall_figure(results)` as a PNG."""
+def write_recall_chart(results: Mapping[str, Any], path: str) -> None:
+  """Writes `recall_figure(results)` as a PNG (local or gs://)."""
+  buffer = io.BytesIO()
   # No "Software" entry, so the file depends only on the numbers.
-  recall_figure(results).savefig(path, format="png", dpi=100,
+  recall_figure(results).savefig(buffer, format="png", dpi=100,
                                  metadata={"Software": None})
+  files.write_bytes(path, buffer.getvalue())

@@ -28,9 +28,11 @@ its sha256, and a vocabulary directory with that name and checksum is looked
 for at `*/vocab.json` and `*/*/vocab.json` under the dataset's parent and the
 workdir's parent directories. Whenever the manifest gives a checksum, the
 vocabulary used must have it, so a checkpoint is never scored with tokens it
-was not trained on. Captions are lowercased when `--lowercase` is
-given, or (without `--no-lowercase`) when the config or the vocabulary's
-card says so.
+was not trained on. Captions are lowercased as `--lowercase MODE` says
+("none", "ascii" or "unicode"; `--lowercase` alone: "unicode",
+`--no-lowercase`: "none"), else as config.data.lowercase says when set
+(the release presets say "ascii", as big_vision), else as the vocabulary's
+card says (a bare `.model`: "unicode").
 
 Images are preprocessed by `trainer.input_pipeline.decode_image` at
 config.data.image_size in the training image mode ("resize" or
@@ -55,7 +57,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import concurrent.futures
 import dataclasses
 import functools
-import json
 import os
 import pathlib
 import sys
@@ -68,12 +69,13 @@ import ml_collections
 import numpy as np
 
 from dataformat import files
+from dataformat import manifest as manifest_lib
+from dataformat import shards
 from eval import report
 from eval import retrieval_metrics
 from eval import xm3600_data
 from pipelines import embed
 from pipelines import frozen_tower
-from pipelines import sinks
 from tokenizers import vocabulary as vocabulary_lib
 from trainer import checkpoints
 from trainer import input_pipeline
@@ -225,18 +227,19 @@ class MissingManifestError(ValueError):
 
 
 def _training_manifest(data_config: ml_collections.ConfigDict
-                       ) -> tuple[str, dict[str, Any]] | None:
-  """(path, contents) of config.data.train_dir's manifest.
+                       ) -> tuple[str, manifest_lib.Manifest] | None:
+  """(path, manifest) of config.data.train_dir.
 
   Returns None when the config names no training dataset.
 
   Raises:
     MissingManifestError: naming the manifest path, if it is not there.
+    ValueError: naming the manifest and the key, if one is missing.
   """
   train_dir = data_config.get("train_dir")
   if not train_dir:
     return None
-  path = files.join(train_dir, sinks.MANIFEST)
+  path = files.join(train_dir, shards.MANIFEST)
   if not files.exists(path):
     # Runs saved before config paths were stored resolved hold the path as
     # it was given, relative to wherever training was started.
@@ -245,7 +248,7 @@ def _training_manifest(data_config: ml_collections.ConfigDict
     raise MissingManifestError(
         f"the training dataset manifest {path} (config.data.train_dir"
         f"{relative}) does not exist")
-  return path, sinks.read_json(path)
+  return path, manifest_lib.read(path)
 
 
 def _manifest_sha256(data_config: ml_collections.ConfigDict) -> str:
@@ -259,44 +262,45 @@ def _manifest_sha256(data_config: ml_collections.ConfigDict) -> str:
     return ""
   path, manifest = found
   name = data_config.vocab_name
-  for entry in manifest.get("vocabularies", []):
-    if entry.get("name") == name:
-      return entry.get("sha256", "")
-  raise ValueError(f"the training dataset manifest {path} lists no "
-                   f"vocabulary {name!r} (config.data.vocab_name)")
+  entry = manifest.vocabulary(name)
+  if entry is None:
+    raise ValueError(f"the training dataset manifest {path} lists no "
+                     f"vocabulary {name!r} (config.data.vocab_name)")
+  return entry.sha256
 
 
 def _search_roots(data_config: ml_collections.ConfigDict,
-                  workdir: pathlib.Path | None) -> list[pathlib.Path]:
+                  workdir: str | os.PathLike[str] | None) -> list[str]:
+  """The folders holding the training dataset and the workdir."""
   roots = []
   train_dir = data_config.get("train_dir")
-  if train_dir and not files.is_uri(train_dir):
-    roots.append(pathlib.Path(train_dir).absolute().parent)
+  if train_dir:
+    roots.append(files.dirname(files.resolve(train_dir)))
   if workdir is not None:
-    roots.append(pathlib.Path(workdir).absolute().parent)
+    roots.append(files.dirname(files.resolve(workdir)))
   return list(dict.fromkeys(roots))
 
 
 def _find_vocabulary(name: str, sha256: str,
-                     roots: Sequence[pathlib.Path]) -> pathlib.Path | None:
+                     roots: Sequence[str]) -> str | None:
   """The first vocabulary directory under `roots` with `name` and `sha256`."""
   for root in roots:
     for pattern in _VOCAB_GLOBS:
-      for card_path in sorted(root.glob(pattern)):
+      for card_path in files.glob(files.join(root, pattern)):
         try:
           card = vocabulary_lib.VocabularyCard.from_json(
-              card_path.read_text(encoding="utf-8"))
+              files.read_text(card_path))
         except (OSError, ValueError):
           continue  # Not a vocabulary card after all.
         if card.name == name and card.sha256 == sha256:
-          return card_path.parent
+          return files.dirname(card_path)
   return None
 
 
 def choose_vocabulary(config: ml_collections.ConfigDict, *,
                       vocab_path: str | os.PathLike[str] | None = None,
-                      workdir: pathlib.Path | None = None,
-                      lowercase: bool | None = None,
+                      workdir: str | os.PathLike[str] | None = None,
+                      lowercase: vocabulary_lib.Lowercase | None = None,
                       progress: Callable[[str], None] | None = None
                       ) -> VocabularyChoice:
   """The vocabulary to tokenise captions with (the module's rule).
@@ -305,8 +309,8 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
     config: the training config (its `data` section).
     vocab_path: a vocabulary directory or `.model` file; None: search.
     workdir: the training workdir, a search root.
-    lowercase: force lowercasing on or off; None: on if config.data.lowercase
-      or the vocabulary's card says so.
+    lowercase: the lowercase mode to use (`tokenizers.vocabulary`); None:
+      config.data.lowercase if set, else the vocabulary card's.
     progress: warned when `vocab_path` cannot be checked because the
       training dataset's manifest is gone.
 
@@ -325,8 +329,9 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
       progress(f"warning: --vocab {os.fspath(vocab_path)} is not checked "
                f"against the training vocabulary: {e}")
   name = config.data.vocab_name
-  if lowercase is None and config.data.get("lowercase", False):
-    lowercase = True
+  if lowercase is None and config.data.get("lowercase"):
+    # Runs saved before the modes existed hold False (the card's) or True.
+    lowercase = config.data.lowercase
   if vocab_path is not None:
     vocabulary = vocabulary_lib.Vocabulary.load(vocab_path,
                                                 lowercase=lowercase)
@@ -347,9 +352,9 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
   if found is None:
     raise ValueError(
         f"vocabulary {name!r} (sha256 {expected[:12]}...) not found under "
-        f"{[str(root) for root in roots]}; pass --vocab DIR")
+        f"{roots}; pass --vocab DIR")
   vocabulary = vocabulary_lib.Vocabulary.load(found, lowercase=lowercase)
-  return VocabularyChoice(vocabulary, str(found), "manifest search", expected)
+  return VocabularyChoice(vocabulary, found, "manifest search", expected)
 
 
 # Image tower of SigLiT models ---------------------------------------------
@@ -392,7 +397,7 @@ def _manifest_tower(data_config: ml_collections.ConfigDict
     MissingManifestError: if the config's training dataset has no manifest.
   """
   found = _training_manifest(data_config)
-  if found is None or embed.TOWER not in found[1]:
+  if found is None or found[1].tower is None:
     return None
   path, manifest = found
   try:
@@ -661,8 +666,8 @@ class Xm3600Evaluator:
   def _load_image(self, key: str) -> np.ndarray:
     path = self.data.image_path(key)
     try:
-      return input_pipeline.decode_image(path.read_bytes(), self.image_size,
-                                         self.image_mode)
+      return input_pipeline.decode_image(files.read_bytes(path),
+                                         self.image_size, self.image_mode)
     except (OSError, ValueError) as e:
       raise ValueError(f"cannot read image {path}: {e}") from None
 
@@ -785,7 +790,7 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
                      "evaluate")
   data = xm3600_data.load_xm3600(eval_config.data_dir, list(eval_config.langs))
   choice = choose_vocabulary(config, vocab_path=eval_config.vocab,
-                             workdir=pathlib.Path(workdir), progress=print)
+                             workdir=workdir, progress=print)
   image_tower = None
   if config.model.image is None:
     image_tower = choose_image_tower(
@@ -825,7 +830,7 @@ def build_parser() -> argparse.ArgumentParser:
       description=("XM3600 image-text retrieval: image->text and "
                    "text->image recall@1/5/10 per language and their mean; "
                    f"writes {RESULTS_FILE}, {TABLE_FILE} and {CHART_FILE}."))
-  parser.add_argument("--data_dir", required=True, type=pathlib.Path,
+  parser.add_argument("--data_dir", required=True,
                       metavar="DIR",
                       help="the XM3600 directory: captions.jsonl and "
                       "images/<image/key>.jpg (the official layout)")
@@ -838,9 +843,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "--image_tower")
   parser.add_argument("--config", metavar="FILE",
                       help="with a big_vision .npz checkpoint: a training "
-                      "config file (e.g. trainer/configs/msiglip_b16.py) "
-                      "giving its architecture, image size, text length "
-                      "and vocabulary name")
+                      "config file giving its architecture, image size, "
+                      "text length and vocabulary name; a released "
+                      "checkpoint's preset is trainer/configs/released.py:"
+                      "NAME (e.g. released.py:so400m16_i18n_256)")
   parser.add_argument("--image_tower", metavar="PATH",
                       help="for a SigLiT checkpoint only: the frozen image "
                       "tower whose precomputed embeddings it was trained "
@@ -858,7 +864,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "file or a run's config.json whose model.image, "
                       "model.out_dim and data.image_size describe the "
                       "tower (as pipelines.embed --model_config)")
-  parser.add_argument("--output", required=True, type=pathlib.Path,
+  parser.add_argument("--output", required=True,
                       metavar="DIR",
                       help="directory for the report files (created; "
                       "existing report files are replaced)")
@@ -869,14 +875,22 @@ def build_parser() -> argparse.ArgumentParser:
                       "de,en); default: all 36, in the official order")
   parser.add_argument("--vocab", metavar="PATH",
                       help="the vocabulary: a directory with vocab.json or "
-                      "a SentencePiece .model file; default: found by name "
+                      "a SentencePiece .model file (a release's c4_en or "
+                      "mc4 model); default: found by name "
                       "and sha256 from the training dataset manifest near "
                       "the dataset and the workdir")
-  parser.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
-                      default=None,
-                      help="lowercase captions before tokenising (Unicode-"
-                      "aware); default: if the config or the vocabulary "
-                      "says so")
+  parser.add_argument("--lowercase", nargs="?", metavar="MODE",
+                      const=vocabulary_lib.LOWERCASE_UNICODE,
+                      choices=vocabulary_lib.LOWERCASE_MODES,
+                      help="lowercase captions before tokenising: none, "
+                      "ascii (A-Z only, as big_vision's tokenize) or "
+                      "unicode (the default MODE); default: "
+                      "config.data.lowercase if set, else as the "
+                      "vocabulary's card says")
+  parser.add_argument("--no-lowercase", dest="lowercase",
+                      action="store_const",
+                      const=vocabulary_lib.LOWERCASE_NONE,
+                      help="same as --lowercase none")
   parser.add_argument("--batch_size", type=_positive_int,
                       default=DEFAULT_BATCH_SIZE,
                       metavar="N",
@@ -966,15 +980,13 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
                               batch_size=args.batch_size, progress=progress)
   results = evaluator.evaluate(checkpoint.params)
   output = _report_json(results, checkpoint, choice, evaluator, data, args)
-  args.output.mkdir(parents=True, exist_ok=True)
-  (args.output / RESULTS_FILE).write_text(
-      json.dumps(output, indent=2, ensure_ascii=False) + "\n",
-      encoding="utf-8")
+  results_path = files.join(args.output, RESULTS_FILE)
+  files.write_json(results_path, output)
   table = report.markdown_table(output)
-  (args.output / TABLE_FILE).write_text(table, encoding="utf-8")
-  report.write_recall_chart(output, args.output / CHART_FILE)
+  files.write_text(files.join(args.output, TABLE_FILE), table)
+  report.write_recall_chart(output, files.join(args.output, CHART_FILE))
   print(table, end="")
-  progress(f"wrote {args.output / RESULTS_FILE}, {TABLE_FILE}, {CHART_FILE}")
+  progress(f"wrote {results_path}, {TABLE_FILE}, {CHART_FILE}")
   return output
 
 

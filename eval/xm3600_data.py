@@ -15,12 +15,15 @@ listed otherwise, as are images without a caption in a language.
 
 from collections.abc import Sequence
 import dataclasses
+import io
 import json
-import pathlib
+import os
 from typing import Any
 
 import numpy as np
 
+from dataformat import files
+from pipelines import lang_codes
 from pipelines import langid
 
 # The official layout's names.
@@ -66,20 +69,20 @@ class Xm3600Data:
     missing_images: keys whose image file is missing (skipped).
   """
 
-  data_dir: pathlib.Path
+  data_dir: str
   image_keys: tuple[str, ...]
   languages: dict[str, LanguageCaptions]
   languages_without_captions: tuple[str, ...]
   other_languages: tuple[str, ...]
   missing_images: tuple[str, ...]
 
-  def image_path(self, key: str) -> pathlib.Path:
+  def image_path(self, key: str) -> str:
     return image_path(self.data_dir, key)
 
 
-def image_path(data_dir: pathlib.Path, key: str) -> pathlib.Path:
+def image_path(data_dir: str | os.PathLike[str], key: str) -> str:
   """Where the official layout keeps the image of `key`."""
-  return data_dir / IMAGES_DIR / f"{key}{IMAGE_SUFFIX}"
+  return files.join(data_dir, IMAGES_DIR, f"{key}{IMAGE_SUFFIX}")
 
 
 def _check_key(key: Any, where: str) -> str:
@@ -104,7 +107,8 @@ def _check_captions(lang: str, value: Any, where: str) -> list[str]:
   return captions
 
 
-def read_captions(path: pathlib.Path) -> list[tuple[str, dict[str, list[str]]]]:
+def read_captions(path: str | os.PathLike[str]
+                  ) -> list[tuple[str, dict[str, list[str]]]]:
   """(image key, {lang: captions}) of each line of `captions.jsonl`.
 
   Blank lines are allowed; any other line must be a JSON object with a
@@ -113,39 +117,54 @@ def read_captions(path: pathlib.Path) -> list[tuple[str, dict[str, list[str]]]]:
   Raises:
     ValueError: naming the file and line of the first malformed line.
   """
+  path = os.fspath(path)
   entries, line_of_key = [], {}
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, start=1):
-      if not line.strip():
-        continue
-      where = f"{path}:{line_number}"
-      try:
-        obj = json.loads(line)
-      except json.JSONDecodeError as e:
-        # json's message for a control character ends in "at", meant to
-        # be followed by the position.
-        raise ValueError(f"{where}: not valid JSON at column {e.colno}: "
-                         f"{e.msg.removesuffix(' at')}") from None
-      if not isinstance(obj, dict):
-        raise ValueError(f"{where}: expected a JSON object, got "
-                         f"{type(obj).__name__}")
-      key = _check_key(obj.get(IMAGE_KEY), where)
-      if key in line_of_key:
-        raise ValueError(f"{where}: image {key!r} is already on line "
-                         f"{line_of_key[key]}")
-      line_of_key[key] = line_number
-      entries.append((key, {lang: _check_captions(lang, value, where)
-                            for lang, value in obj.items()
-                            if lang != IMAGE_KEY}))
+  # Lines as a text file reads them: universal newlines (str.splitlines
+  # would also split at \u2028 and others that JSON strings may hold).
+  lines = io.StringIO(files.read_text(path), newline=None)
+  for line_number, line in enumerate(lines, start=1):
+    if not line.strip():
+      continue
+    where = f"{path}:{line_number}"
+    try:
+      obj = json.loads(line)
+    except json.JSONDecodeError as e:
+      # json's message for a control character ends in "at", meant to
+      # be followed by the position.
+      raise ValueError(f"{where}: not valid JSON at column {e.colno}: "
+                       f"{e.msg.removesuffix(' at')}") from None
+    if not isinstance(obj, dict):
+      raise ValueError(f"{where}: expected a JSON object, got "
+                       f"{type(obj).__name__}")
+    key = _check_key(obj.get(IMAGE_KEY), where)
+    if key in line_of_key:
+      raise ValueError(f"{where}: image {key!r} is already on line "
+                       f"{line_of_key[key]}")
+    line_of_key[key] = line_number
+    entries.append((key, {lang: _check_captions(lang, value, where)
+                          for lang, value in obj.items()
+                          if lang != IMAGE_KEY}))
   return entries
 
 
-def _missing_images(data_dir: pathlib.Path, keys: Sequence[str]) -> list[str]:
-  return [key for key in keys if not image_path(data_dir, key).is_file()]
+def _missing_images(data_dir: str, keys: Sequence[str]) -> list[str]:
+  # One listing, not one request per image (GCS answers each separately).
+  present = set(files.glob(files.join(data_dir, IMAGES_DIR,
+                                      f"*{IMAGE_SUFFIX}")))
+  return [key for key in keys if image_path(data_dir, key) not in present]
+
+
+def _is_xm3600_dir(data_dir: str) -> bool:
+  if not files.isfile(files.join(data_dir, CAPTIONS_FILE)):
+    return False
+  # Object stores have no directories: there, missing images are named.
+  return files.is_uri(data_dir) or os.path.isdir(
+      files.join(data_dir, IMAGES_DIR))
 
 
 def check_languages(langs: Sequence[str]) -> list[str]:
-  """`langs` as a list; each must be an XM3600 language, none twice."""
+  """`langs` as a list of XM3600 codes (nb -> no, ...), none twice."""
+  langs = [lang_codes.canonical(lang) for lang in langs]
   unknown = [lang for lang in langs if lang not in langid.XM3600_LANGUAGES]
   if unknown:
     raise ValueError(f"not XM3600 languages: {unknown}; the 36 are "
@@ -156,7 +175,7 @@ def check_languages(langs: Sequence[str]) -> list[str]:
   return list(langs)
 
 
-def load_xm3600(data_dir: str | pathlib.Path,
+def load_xm3600(data_dir: str | os.PathLike[str],
                 langs: Sequence[str] | None = None, *,
                 skip_missing_images: bool = False) -> Xm3600Data:
   """Reads and validates an XM3600 directory.
@@ -173,10 +192,10 @@ def load_xm3600(data_dir: str | pathlib.Path,
       (unless skipped), an unknown or repeated language, or a requested
       language without captions.
   """
-  data_dir = pathlib.Path(data_dir)
-  captions_path = data_dir / CAPTIONS_FILE
-  if not captions_path.is_file() or not (data_dir / IMAGES_DIR).is_dir():
-    raise ValueError(f"{str(data_dir)!r} is not an XM3600 directory (no "
+  data_dir = os.fspath(data_dir)
+  captions_path = files.join(data_dir, CAPTIONS_FILE)
+  if not _is_xm3600_dir(data_dir):
+    raise ValueError(f"{data_dir!r} is not an XM3600 directory (no "
                      f"{CAPTIONS_FILE} and {IMAGES_DIR}/)")
   named = bool(langs)
   langs = check_languages(langs) if named else list(langid.XM3600_LANGUAGES)
@@ -192,7 +211,7 @@ def load_xm3600(data_dir: str | pathlib.Path,
             if len(missing) > _MISSING_SHOWN else "")
     raise ValueError(
         f"{len(missing)} of {len(entries)} images are missing from "
-        f"{data_dir / IMAGES_DIR}: {shown}{more} (skip them with "
+        f"{files.join(data_dir, IMAGES_DIR)}: {shown}{more} (skip them with "
         f"--skip_missing_images)")
   missing_set = set(missing)
   entries = [(key, captions) for key, captions in entries

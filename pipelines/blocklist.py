@@ -32,9 +32,9 @@ import json
 import os
 import sys
 
-from apache_beam.io.filesystems import FileSystems
 import numpy as np
 
+from dataformat import files
 from pipelines import image_signature
 from pipelines import images
 from pipelines.image_signature import Signatures
@@ -47,28 +47,24 @@ VERSION = 2
 
 
 def _is_directory(path: str) -> bool:
-  if FileSystems.get_scheme(path) is None:
-    if not os.path.exists(path):
+  if not files.is_uri(path):
+    if not files.exists(path):
       raise ValueError(f"block-list {path} does not exist")
     return os.path.isdir(path)
   # Object stores have no directories: a path there is one if it ends in "/"
   # or names no object.
-  return path.endswith("/") or not FileSystems.exists(path)
+  return path.endswith("/") or not files.isfile(path)
 
 
 def image_paths(directory: str) -> list[str]:
   """The image files under `directory`, recursively, sorted."""
-  pattern = FileSystems.join(directory.rstrip("/"), "**")
-  matched = FileSystems.match([pattern])[0].metadata_list
-  return sorted(m.path for m in matched
-                if m.path.lower().endswith(IMAGE_EXTENSIONS))
+  return [path for path in files.find(directory)
+          if path.lower().endswith(IMAGE_EXTENSIONS)]
 
 
 def _decoded(path: str, max_pixels: int) -> images.DecodedImage:
-  with FileSystems.open(path) as f:
-    data = f.read()
   try:
-    return images.decode_image(data, max_pixels=max_pixels)
+    return images.decode_image(files.read_bytes(path), max_pixels=max_pixels)
   except Rejection as e:
     # A block-list that silently skipped an eval image would leak it into
     # training data.
@@ -178,8 +174,7 @@ def load_blocklist(path: str,
   """
   if _is_directory(path):
     return list(eval_images(path, max_pixels))
-  with FileSystems.open(path) as f:
-    text = f.read().decode("utf-8", errors="replace")
+  text = files.read_bytes(path).decode("utf-8", errors="replace")
   return parse_file(text.splitlines(), path)
 
 
@@ -221,8 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         done = len(lines) - 1
         if done % 500 == 0 or done == total:
           print(f"signed {done}/{total} images", file=sys.stderr)
-    with FileSystems.create(args.output) as f:
-      f.write("".join(lines).encode())
+    files.write_text(args.output, "".join(lines))
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

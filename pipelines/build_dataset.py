@@ -27,17 +27,17 @@ passes through, e.g. to run on Dataflow (see README.md).
 import argparse
 import collections
 from collections.abc import Iterable, Sequence
-import dataclasses
 import logging
 import sys
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import WorkerOptions
 
 from dataformat import files
+from dataformat import manifest as manifest_lib
 from dataformat import records
+from dataformat import shards as shards_lib
 from pipelines import beam_options
 from pipelines import blocklist
 from pipelines import filters
@@ -83,7 +83,7 @@ class ShardResult(NamedTuple):
   """What writing one shard produced."""
 
   index: int
-  info: sinks.ShardInfo
+  info: shards_lib.ShardInfo
   rejected: dict[str, int]
   stats: sinks.DatasetStats
 
@@ -119,9 +119,9 @@ def set_level_rejections(image_sha256: str, keys: Iterable[str],
 
 
 def split_shard(
-    kept: Iterable[KeptExample], rejected: Iterable[sinks.RejectedExample],
+    kept: Iterable[KeptExample], rejected: Iterable[shards_lib.RejectedExample],
     dropped: Iterable[tuple[str, str, str]],
-) -> tuple[list[KeptExample], list[sinks.RejectedExample]]:
+) -> tuple[list[KeptExample], list[shards_lib.RejectedExample]]:
   """Applies set-level drops to one shard's examples.
 
   Args:
@@ -138,7 +138,7 @@ def split_shard(
   for example in kept:
     if example.key in dropped:
       reason, detail = dropped[example.key]
-      rejected.append(sinks.RejectedExample(example.key, example.source,
+      rejected.append(shards_lib.RejectedExample(example.key, example.source,
                                             str(reason), detail))
     else:
       written.append(example)
@@ -179,8 +179,8 @@ class _ProcessFn(beam.DoFn):
       if isinstance(result, Rejection):
         self._rejected[result.reason].inc()
         yield beam.pvalue.TaggedOutput(_REJECTED_TAG, (
-            sinks.shard_index(raw.key, self._num_shards),
-            sinks.RejectedExample(raw.key, raw.source, str(result.reason),
+            shards_lib.shard_index(raw.key, self._num_shards),
+            shards_lib.RejectedExample(raw.key, raw.source, str(result.reason),
                                   result.detail)))
       else:
         self._passed.inc()
@@ -208,7 +208,7 @@ class _SetLevelRejectionsFn(beam.DoFn):
     for key, reason, detail in set_level_rejections(
         image_sha256, keys, bool(list(grouped["blocked"]))):
       self._rejected[reason].inc()
-      yield sinks.shard_index(key, self._num_shards), (key, reason, detail)
+      yield shards_lib.shard_index(key, self._num_shards), (key, reason, detail)
 
 
 class WriteShardFn(beam.DoFn):
@@ -226,13 +226,13 @@ class WriteShardFn(beam.DoFn):
     index, grouped = element
     written, rejected = split_shard(grouped["kept"], grouped["rejected"],
                                     grouped["dropped"])
-    info = sinks.write_array_record(
-        FileSystems.join(self._output_dir, sinks.shard_name(
+    info = shards_lib.write_array_record(
+        files.join(self._output_dir, shards_lib.shard_name(
             self._split, index, self._num_shards)),
         (e.record for e in written))
-    sinks.write_rejected_part(
-        FileSystems.join(self._output_dir,
-                         sinks.rejected_part_name(index, self._num_shards)),
+    shards_lib.write_rejected_part(
+        files.join(self._output_dir,
+                   shards_lib.rejected_part_name(index, self._num_shards)),
         rejected)
     stats = sinks.DatasetStats()
     for e in written:
@@ -245,7 +245,11 @@ class WriteShardFn(beam.DoFn):
 
 
 class FinalizeFn(beam.DoFn):
-  """Checks the counts and writes rejected.jsonl, stats, manifest, COMPLETED."""
+  """Checks the counts and writes rejected.jsonl, stats, manifest, COMPLETED.
+
+  `manifest_fields` are the `Manifest` fields the pipeline adds: its
+  vocabularies and options (and a LiT dataset's tower and source dataset).
+  """
 
   def __init__(self, output_dir: str, split: str, num_shards: int,
                input_file_count: int, manifest_fields: dict[str, Any]):
@@ -270,33 +274,31 @@ class FinalizeFn(beam.DoFn):
       raise RuntimeError(
           f"examples lost: read {read} != kept {kept} + rejected "
           f"{sum(rejected.values())} ({dict(rejected)})")
-    join = lambda name: FileSystems.join(self._output_dir, name)
-    sinks.concatenate(
-        [join(sinks.rejected_part_name(i, self._num_shards))
-         for i in range(self._num_shards)], join(sinks.REJECTED))
-    sinks.remove_rejected_parts(self._output_dir)
-    sinks.plot_stats(stats, join(sinks.STATS_PLOT),
+    join = lambda name: files.join(self._output_dir, name)
+    rejected_sha256 = files.concatenate(
+        [join(shards_lib.rejected_part_name(i, self._num_shards))
+         for i in range(self._num_shards)], join(shards_lib.REJECTED))
+    shards_lib.remove_rejected_parts(self._output_dir)
+    sinks.plot_stats(stats, join(shards_lib.STATS_PLOT),
                      f"{self._split}: {kept} examples")
-    manifest = {
-        "schema_version": records.SCHEMA_VERSION,
-        "split": self._split,
-        "counts": {"read": read, "kept": kept,
-                   "rejected": sinks.rejected_counts(rejected)},
-        "shards": [dataclasses.asdict(s.info) for s in shards],
-        "rejected_file": {"file": sinks.REJECTED,
-                          "count": sum(rejected.values()),
-                          "sha256": sinks.file_sha256(join(sinks.REJECTED))},
-        "stats_plot": sinks.STATS_PLOT,
-        "languages": stats.language_histogram(),
-        **self._manifest_fields,
-        "input_files": {
-            "count": self._input_file_count,
-            "corrupt": [{"file": e.source, "error": e.message}
-                        for e in sorted(file_errors)],
-        },
-    }
-    sinks.write_json(join(sinks.MANIFEST), manifest)
-    sinks.write_completed(self._output_dir)
+    manifest = manifest_lib.Manifest(
+        schema_version=records.SCHEMA_VERSION,
+        split=self._split,
+        counts=manifest_lib.Counts(
+            read=read, kept=kept, rejected=sinks.rejected_counts(rejected)),
+        shards=[s.info for s in shards],
+        rejected_file=manifest_lib.RejectedFile(
+            file=shards_lib.REJECTED, count=sum(rejected.values()),
+            sha256=rejected_sha256),
+        stats_plot=shards_lib.STATS_PLOT,
+        languages=stats.language_histogram(),
+        input_files=manifest_lib.InputFiles(
+            count=self._input_file_count,
+            corrupt=[manifest_lib.CorruptInput(file=e.source, error=e.message)
+                     for e in sorted(file_errors)]),
+        **self._manifest_fields)
+    manifest_lib.write(join(shards_lib.MANIFEST), manifest)
+    shards_lib.write_completed(self._output_dir)
     yield manifest
 
 
@@ -348,7 +350,7 @@ class BuildDataset(beam.PTransform):
     shards = (
         {
             "kept": kept | "KeyByShard" >> beam.Map(
-                lambda e: (sinks.shard_index(e.key, n), e)),
+                lambda e: (shards_lib.shard_index(e.key, n), e)),
             "rejected": processed[_REJECTED_TAG],
             "dropped": dropped,
             "all": (pbegin
@@ -465,11 +467,14 @@ def _parser() -> argparse.ArgumentParser:
                     "last")
   text.add_argument("--languages", default="all", metavar="CODES",
                     help="comma-separated language codes to keep (e.g. "
-                    "en,de,und); 'all' keeps every language")
+                    "en,de,mi,und; nb, tl, iw are read as no, fil, he); "
+                    "'all' keeps every language")
   text.add_argument("--langid_backend", choices=langid.BACKENDS,
-                    default=langid.FAST_BACKEND,
-                    help="language identifier: 'fast' (deterministic) or "
-                    "'langdetect' (seeded reference)")
+                    default=langid.DEFAULT_BACKEND,
+                    help="language identifier: 'cascade' (default: a fast "
+                    "pass, then lingua within groups of look-alike "
+                    "languages), 'fast' (the fast pass alone) or "
+                    "'langdetect' (seeded reference); all deterministic")
   text.add_argument("--langid_min_score", type=float,
                     default=langid.DEFAULT_MIN_SCORE, metavar="S",
                     help="language predictions scoring lower become 'und'")
@@ -515,34 +520,34 @@ def _plural(n: int, noun: str) -> str:
   return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def summary(manifest: dict[str, Any], output_dir: str,
+def summary(manifest: manifest_lib.Manifest, output_dir: str,
             seconds: float) -> str:
   """The human-readable report printed at the end of a build."""
-  counts = manifest["counts"]
-  read = counts["read"]
-  inputs = _plural(manifest["input_files"]["count"], "input file")
+  counts = manifest.counts
+  read = counts.read
+  inputs = _plural(manifest.input_files.count, "input file")
   lines = [
       f"read {read} examples from {inputs} in {seconds:.1f} s "
       f"({read / max(seconds, 1e-9):.1f} examples/s)",
-      f"kept {counts['kept']}, rejected "
-      f"{sum(counts['rejected'].values())}:",
+      f"kept {counts.kept}, rejected {counts.rejected_total}:",
   ]
   lines += [f"  {reason:<22} {n}"
-            for reason, n in counts["rejected"].items() if n]
-  for corrupt in manifest["input_files"]["corrupt"]:
-    lines.append(f"damaged input file {corrupt['file']}: {corrupt['error']}")
+            for reason, n in counts.rejected.items() if n]
+  for corrupt in manifest.input_files.corrupt:
+    lines.append(f"damaged input file {corrupt.file}: {corrupt.error}")
   languages = ", ".join(f"{lang} {n}"
-                        for lang, n in manifest["languages"].items())
+                        for lang, n in manifest.languages.items())
   lines.append(f"languages: {languages or '-'}")
-  lines.append(f"wrote {len(manifest['shards'])} shards, manifest, "
-               f"{sinks.REJECTED} and {sinks.STATS_PLOT} to {output_dir}")
+  lines.append(f"wrote {len(manifest.shards)} shards, manifest, "
+               f"{shards_lib.REJECTED} and {shards_lib.STATS_PLOT} to "
+               f"{output_dir}")
   return "\n".join(lines)
 
 
 class BuildResult(NamedTuple):
   """A finished build: its manifest, and the Beam counters of this module."""
 
-  manifest: dict[str, Any]
+  manifest: manifest_lib.Manifest
   counters: dict[str, int]
 
 
@@ -589,6 +594,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   config = _config_from_args(args)
   identifier = langid.LanguageIdentifier(args.langid_backend,
                                          args.langid_min_score)
+  identifier.check_outputs(config.thresholds.languages)
   # Records and the manifest name their inputs usable from anywhere.
   inputs = [files.resolve(p) for p in args.input]
   input_files = dispatch.match_input_files(inputs)  # Fails early.
@@ -602,11 +608,11 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
     near_duplicate_options = {**match.to_json(),
                               "eval_images": len(entries),
                               "signatures": eval_filter.num_signatures}
-  sinks.prepare_output_dir(args.output, args.overwrite)
+  shards_lib.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("building %s from %s", args.output,
             _plural(len(input_files), "input file"))
   manifest_fields = {
-      "vocabularies": [{"name": v.name, "size": v.size, "sha256": v.sha256}
+      "vocabularies": [manifest_lib.VocabularyEntry(v.name, v.size, v.sha256)
                        for v in vocabularies],
       "options": {
           "inputs": inputs,
@@ -634,7 +640,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   if isinstance(result, pipeline_command.Launched):
     return result
   return BuildResult(
-      sinks.read_json(FileSystems.join(args.output, sinks.MANIFEST)),
+      manifest_lib.read(files.join(args.output, shards_lib.MANIFEST)),
       _counters(result))
 
 

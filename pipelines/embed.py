@@ -4,6 +4,10 @@
       --output lit_data/ [--batch_size N] [Beam options]
   python -m pipelines.embed --dataset data/ --checkpoint siglip.npz \\
       --model_config trainer/configs/siglip_b16.py --output lit_data/
+  python -m pipelines.embed --dataset data/ \\
+      --checkpoint webli_en_so400m_384_58765454.npz \\
+      --model_config trainer/configs/released.py:so400m14_384 \\
+      --output lit_data/
 
 LiT-style training (SigLiT) locks the image tower, so running it at every
 step would waste most of the compute; its outputs are computed once here. The
@@ -35,15 +39,13 @@ passes through (DataflowRunner with GPU workers: README.md).
 """
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 import dataclasses
-import json
 import logging
 import sys
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import StandardOptions
@@ -51,12 +53,13 @@ from apache_beam.options.pipeline_options import WorkerOptions
 import numpy as np
 
 from dataformat import files
+from dataformat import manifest as manifest_lib
 from dataformat import records
+from dataformat import shards
 from pipelines import beam_options
 from pipelines import build_dataset
 from pipelines import frozen_tower
 from pipelines import pipeline_command
-from pipelines import sinks
 from trainer import input_pipeline
 
 METRICS_NAMESPACE = "embed"
@@ -65,11 +68,6 @@ PROGRESS_EVERY = 1000
 # Crops must be the same at every run: no random crop.
 IMAGE_MODES = (input_pipeline.RESIZE, input_pipeline.CENTER_CROP)
 DEFAULT_IMAGE_MODE = input_pipeline.RESIZE
-TOWER = "tower"
-# In the "tower" section, beside the `TowerSpec` fields.
-IMAGE_MODE = "image_mode"
-SOURCE_DATASET = "source_dataset"
-
 _LOG = logging.getLogger(__name__)
 
 
@@ -81,12 +79,14 @@ class SourceDataset:
   split: str
   shard_paths: list[str]
   num_records: int
-  vocabularies: list[dict[str, Any]]
+  vocabularies: list[manifest_lib.VocabularyEntry]
   manifest_sha256: str
 
-  def to_json(self) -> dict[str, Any]:
-    return {"path": self.path, "manifest_sha256": self.manifest_sha256,
-            "records": self.num_records}
+  def manifest_entry(self) -> manifest_lib.SourceDataset:
+    """The LiT manifest's record of this dataset."""
+    return manifest_lib.SourceDataset(
+        path=self.path, manifest_sha256=self.manifest_sha256,
+        records=self.num_records)
 
 
 def open_source_dataset(path: str) -> SourceDataset:
@@ -96,46 +96,34 @@ def open_source_dataset(path: str) -> SourceDataset:
     ValueError: if `path` is missing, incomplete, not a dataset, or already
       a LiT dataset.
   """
-  manifest_path = FileSystems.join(path, sinks.MANIFEST)
-  if not sinks.is_completed(path):
-    if not sinks.directory_exists(path):
-      raise ValueError(f"dataset directory {path} does not exist")
-    raise ValueError(f"dataset {path} is incomplete (no {sinks.COMPLETED} "
-                     "marker)")
-  if not FileSystems.exists(manifest_path):
-    raise ValueError(f"dataset {path} has no {sinks.MANIFEST}")
-  try:
-    manifest = sinks.read_json(manifest_path)
-    if TOWER in manifest:
-      raise ValueError(f"dataset {path} is already a LiT dataset (image "
-                       "embeddings, no images)")
-    return SourceDataset(
-        path=path, split=manifest["split"],
-        shard_paths=[FileSystems.join(path, s["file"])
-                     for s in manifest["shards"]],
-        num_records=int(manifest["counts"]["kept"]),
-        vocabularies=manifest.get("vocabularies", []),
-        manifest_sha256=sinks.file_sha256(manifest_path))
-  except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise ValueError(f"{manifest_path} is not a dataset manifest: {e!r}"
-                     ) from e
+  shards.check_complete(path)
+  manifest_path = files.join(path, shards.MANIFEST)
+  if not files.exists(manifest_path):
+    raise ValueError(f"dataset {path} has no {shards.MANIFEST}")
+  manifest = manifest_lib.read(manifest_path)
+  if manifest.tower is not None:
+    raise ValueError(f"dataset {path} is already a LiT dataset (image "
+                     "embeddings, no images)")
+  return SourceDataset(
+      path=path, split=manifest.split,
+      shard_paths=[files.join(path, s.file) for s in manifest.shards],
+      num_records=manifest.counts.kept,
+      vocabularies=manifest.vocabularies,
+      manifest_sha256=files.sha256(manifest_path))
 
 
-def manifest_tower(
-    manifest: Mapping[str, Any]) -> tuple[frozen_tower.TowerSpec, str]:
+def manifest_tower(manifest: manifest_lib.Manifest
+                   ) -> tuple[frozen_tower.TowerSpec, str]:
   """(tower, image mode) that made a LiT dataset, from its manifest.
 
   Raises:
-    ValueError: if the manifest names no tower or a malformed one.
+    ValueError: if the manifest names no tower.
   """
-  if TOWER not in manifest:
-    raise ValueError(f"the manifest has no {TOWER!r} section: not a LiT "
+  if manifest.tower is None:
+    raise ValueError("the manifest has no 'tower' section: not a LiT "
                      "dataset")
-  tower = manifest[TOWER]
-  if not isinstance(tower, Mapping) or IMAGE_MODE not in tower:
-    raise ValueError(f"the manifest's {TOWER!r} section gives no "
-                     f"{IMAGE_MODE}")
-  return frozen_tower.TowerSpec.from_json(tower), tower[IMAGE_MODE]
+  tower = dataclasses.asdict(manifest.tower)
+  return frozen_tower.TowerSpec.from_json(tower), manifest.tower.image_mode
 
 
 def strip_image(record: records.Record) -> records.Record:
@@ -181,7 +169,7 @@ class _ToKeptFn(beam.DoFn):
     self._count += 1
     if self._count % PROGRESS_EVERY == 0:
       _LOG.info("embedded %d images in this worker", self._count)
-    yield (sinks.shard_index(record.key, self._num_shards),
+    yield (shards.shard_index(record.key, self._num_shards),
            build_dataset.kept_example(lit))
 
 
@@ -216,14 +204,14 @@ class EmbedDataset(beam.PTransform):
         pbegin
         | "ListShards" >> beam.Create(self._source.shard_paths)
         | "SpreadShards" >> beam.Reshuffle()
-        | "ReadShards" >> beam.FlatMap(sinks.iter_array_record))
+        | "ReadShards" >> beam.FlatMap(shards.iter_array_record))
     kept = (
         serialized
         | "Preprocess" >> beam.ParDo(_PreprocessFn(self._spec.image_size,
                                                    self._image_mode))
         | "Embed" >> RunInference(handler)
         | "ToLitRecords" >> beam.ParDo(_ToKeptFn(n)))
-    shards = (
+    written = (
         {
             "kept": kept,
             "rejected": pbegin | "NoRejected" >> beam.Create([]),
@@ -247,7 +235,7 @@ class EmbedDataset(beam.PTransform):
             build_dataset.FinalizeFn(
                 self._output_dir, self._split, n,
                 len(self._source.shard_paths), self._manifest_fields),
-            shards=beam.pvalue.AsList(shards),
+            shards=beam.pvalue.AsList(written),
             read=beam.pvalue.AsSingleton(read),
             file_errors=beam.pvalue.AsList(
                 pbegin | "NoFileErrors" >> beam.Create([]))))
@@ -278,9 +266,11 @@ def _parser() -> argparse.ArgumentParser:
                       "gs://)")
   parser.add_argument("--model_config", metavar="PATH",
                       help="for an .npz checkpoint: a training config file "
-                      "(e.g. trainer/configs/siglip_b16.py) or a run's "
-                      "config.json, whose model.image, model.out_dim and "
-                      "data.image_size describe the tower")
+                      "(e.g. trainer/configs/siglip_b16.py; a released "
+                      "checkpoint's preset: trainer/configs/released.py:"
+                      "NAME) or a run's config.json, whose model.image, "
+                      "model.out_dim and data.image_size describe the "
+                      "tower")
   parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                       help="images per tower call; every call has this "
                       "shape (the last batch of a bundle is padded), so the "
@@ -316,7 +306,7 @@ def parse_args(
 
 
 def embed(args: argparse.Namespace, beam_argv: Sequence[str]
-          ) -> dict[str, Any] | pipeline_command.Launched:
+          ) -> manifest_lib.Manifest | pipeline_command.Launched:
   """Runs the embedding described by parsed flags.
 
   Returns:
@@ -338,7 +328,7 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
   options = beam_options.from_flags(beam_argv)
   runner = options.view_as(StandardOptions).runner
   if (runner == beam_options.DATAFLOW_RUNNER and
-      FileSystems.get_scheme(args.checkpoint) is None):
+      not files.is_uri(args.checkpoint)):
     raise ValueError(
         f"Dataflow workers cannot read the local checkpoint "
         f"{args.checkpoint}: give a gs:// .npz (export a training run with "
@@ -360,7 +350,7 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
   # before any worker starts.
   frozen_tower.load_tower_params(spec)
   num_shards = args.num_shards or len(source.shard_paths)
-  sinks.prepare_output_dir(args.output, args.overwrite)
+  shards.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("embedding %d images of %s with the %s tower %s",
             source.num_records, dataset, spec.kind, checkpoint)
   manifest_fields = {
@@ -372,8 +362,9 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
           "batch_size": args.batch_size,
           "num_shards": num_shards,
       },
-      TOWER: {**spec.to_json(), IMAGE_MODE: args.image_mode},
-      SOURCE_DATASET: source.to_json(),
+      "tower": manifest_lib.Tower(**spec.to_json(),
+                                  image_mode=args.image_mode),
+      "source_dataset": source.manifest_entry(),
   }
   pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
                            options=options)
@@ -386,22 +377,23 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
                                         wait=not args.no_wait)
   if isinstance(result, pipeline_command.Launched):
     return result
-  return sinks.read_json(FileSystems.join(args.output, sinks.MANIFEST))
+  return manifest_lib.read(files.join(args.output, shards.MANIFEST))
 
 
-def summary(manifest: dict[str, Any], output_dir: str, seconds: float) -> str:
+def summary(manifest: manifest_lib.Manifest, output_dir: str,
+            seconds: float) -> str:
   """The human-readable report printed at the end of a run."""
-  tower = manifest[TOWER]
-  kept = manifest["counts"]["kept"]
-  step = f"step {tower['step']}, " if tower["step"] is not None else ""
+  tower = manifest.tower
+  kept = manifest.counts.kept
+  step = f"step {tower.step}, " if tower.step is not None else ""
   return "\n".join([
-      f"embedded {kept} images of {manifest[SOURCE_DATASET]['path']} in "
+      f"embedded {kept} images of {manifest.source_dataset.path} in "
       f"{seconds:.1f} s ({kept / max(seconds, 1e-9):.1f} images/s)",
-      f"tower: {tower['kind']} checkpoint {tower['checkpoint']} ({step}"
-      f"sha256 {tower['sha256'][:12]}...), {tower['image_size']} px "
-      f"{tower[IMAGE_MODE]}, {tower['embedding_dim']}-d {tower['dtype']} "
-      f"{'L2-normalised' if tower['normalized'] else 'raw'} features",
-      f"wrote {len(manifest['shards'])} shards and the manifest to "
+      f"tower: {tower.kind} checkpoint {tower.checkpoint} ({step}"
+      f"sha256 {tower.sha256[:12]}...), {tower.image_size} px "
+      f"{tower.image_mode}, {tower.embedding_dim}-d {tower.dtype} "
+      f"{'L2-normalised' if tower.normalized else 'raw'} features",
+      f"wrote {len(manifest.shards)} shards and the manifest to "
       f"{output_dir}",
   ])
 

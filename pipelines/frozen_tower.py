@@ -24,8 +24,6 @@ worker by `JaxImageTowerHandler.load_model`.
 from collections.abc import Mapping, Sequence
 import dataclasses
 import hashlib
-import importlib.util
-import os
 import pathlib
 from typing import Any
 
@@ -38,7 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from pipelines import sinks
+from dataformat import files
 from trainer import checkpoints
 from trainer import configs
 from trainer.models import load_big_vision
@@ -113,44 +111,34 @@ def checkpoint_kind(path: str) -> str:
 def load_config_file(path: str) -> ml_collections.ConfigDict:
   """A training config: a config file's `get_config()`, or a run's JSON.
 
-  `path` is a Python config file (`trainer/configs/*.py`), or the
-  `config.json` a training run saved (local or any FileSystems path).
+  `path` is a Python config file (`trainer/configs/*.py`, or `FILE.py:ARG`
+  such as `trainer/configs/released.py:so400m14_384`), or the `config.json`
+  a training run saved (local or any FileSystems path).
 
   Raises:
     ValueError: if the file is missing or does not give a config.
   """
   if path.endswith(CONFIG_JSON_SUFFIX):
     try:
-      return configs.with_defaults(sinks.read_json(path))
+      return configs.with_defaults(files.read_json(path))
     except (OSError, ValueError) as e:
       raise ValueError(f"cannot load config file {path}: {e}") from e
   if FileSystems.get_scheme(path) is not None:
     raise ValueError(f"config file {path}: a Python config file must be "
                      "local; a run's config.json may be anywhere")
-  if not os.path.isfile(path):
-    raise ValueError(f"config file {path} does not exist")
-  spec = importlib.util.spec_from_file_location(
-      f"model_config_{pathlib.Path(path).stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  try:
-    spec.loader.exec_module(module)
-    return module.get_config()
-  except Exception as e:  # pylint: disable=broad-except
-    # Any error of the user's file, shown as one line.
-    raise ValueError(f"cannot load config file {path}: "
-                     f"{type(e).__name__}: {e}") from e
+  return configs.load_python_config(path)
 
 
-def files_sha256(root: pathlib.Path, files: Sequence[pathlib.Path]) -> str:
+def files_sha256(root: pathlib.Path, paths: Sequence[pathlib.Path]) -> str:
   """A hash over files: their paths relative to `root` and their contents.
 
   The files are taken in sorted order, so the hash depends only on the
   names and bytes, not on how they were listed.
   """
   digest = hashlib.sha256()
-  for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+  for path in sorted(paths, key=lambda p: p.relative_to(root).as_posix()):
     digest.update(f"{path.relative_to(root).as_posix()}\0"
-                  f"{sinks.file_sha256(str(path))}\n".encode())
+                  f"{files.sha256(str(path))}\n".encode())
   return digest.hexdigest()
 
 
@@ -161,10 +149,11 @@ def checkpoint_sha256(path: str) -> str:
   run's config.json, not the workdir's other steps or logs.
   """
   if checkpoint_kind(path) == BIG_VISION:
-    return sinks.file_sha256(path)
+    return files.sha256(path)
   workdir, step_dir = checkpoints.find_checkpoint(path)
-  files = [p for p in step_dir.rglob("*") if p.is_file()]
-  return files_sha256(workdir, files + [workdir / checkpoints.CONFIG_FILE])
+  step_files = [p for p in step_dir.rglob("*") if p.is_file()]
+  return files_sha256(workdir,
+                      step_files + [workdir / checkpoints.CONFIG_FILE])
 
 
 def _tower_module(image_tower: dict[str, Any], head_dim: int | None

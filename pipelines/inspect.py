@@ -12,13 +12,12 @@ import argparse
 from collections.abc import Iterator, Sequence
 import itertools
 import sys
-from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
-
+from dataformat import files
+from dataformat import manifest as manifest_lib
 from dataformat import records
+from dataformat import shards
 from pipelines import images
-from pipelines import sinks
 from pipelines.reasons import Rejection
 from tokenizers.vocabulary import Vocabulary
 
@@ -26,42 +25,41 @@ DEFAULT_NUM_RECORDS = 3
 _SHOWN_IDS = 16
 
 
-def manifest_summary(manifest: dict[str, Any]) -> str:
+def manifest_summary(manifest: manifest_lib.Manifest) -> str:
   """The manifest's counts, reasons, languages, shards and vocabularies."""
-  counts = manifest["counts"]
-  rejected = sum(counts["rejected"].values())
+  counts = manifest.counts
   lines = [
-      f"split {manifest['split']}: {counts['kept']} records in "
-      f"{len(manifest['shards'])} shards (read {counts['read']}, rejected "
-      f"{rejected})",
+      f"split {manifest.split}: {counts.kept} records in "
+      f"{len(manifest.shards)} shards (read {counts.read}, rejected "
+      f"{counts.rejected_total})",
   ]
   lines += [f"  rejected {reason:<22} {n}"
-            for reason, n in counts["rejected"].items() if n]
-  languages = manifest["languages"]
+            for reason, n in counts.rejected.items() if n]
+  languages = manifest.languages
   lines.append(f"languages ({len(languages)}): " + ", ".join(
       f"{lang} {n}" for lang, n in languages.items()))
-  shard_counts = [s["count"] for s in manifest["shards"]]
+  shard_counts = [s.count for s in manifest.shards]
   if shard_counts:
-    lines.append(f"shards: {manifest['shards'][0]['file']} ... "
-                 f"{manifest['shards'][-1]['file']}, {min(shard_counts)} to "
+    lines.append(f"shards: {manifest.shards[0].file} ... "
+                 f"{manifest.shards[-1].file}, {min(shard_counts)} to "
                  f"{max(shard_counts)} records each")
-  for vocab in manifest.get("vocabularies", []):
-    lines.append(f"vocabulary {vocab['name']}: {vocab['size']} pieces, "
-                 f"sha256 {vocab['sha256'][:12]}...")
-  inputs = manifest["input_files"]
-  files = "file" if inputs["count"] == 1 else "files"
-  lines.append(f"input: {inputs['count']} {files}, {len(inputs['corrupt'])} "
+  for vocab in manifest.vocabularies:
+    lines.append(f"vocabulary {vocab.name}: {vocab.size} pieces, "
+                 f"sha256 {vocab.sha256[:12]}...")
+  inputs = manifest.input_files
+  noun = "file" if inputs.count == 1 else "files"
+  lines.append(f"input: {inputs.count} {noun}, {len(inputs.corrupt)} "
                "damaged")
-  lines += [f"  damaged {c['file']}: {c['error']}" for c in inputs["corrupt"]]
+  lines += [f"  damaged {c.file}: {c.error}" for c in inputs.corrupt]
   return "\n".join(lines)
 
 
 def iter_records(output_dir: str,
-                 manifest: dict[str, Any]) -> Iterator[records.Record]:
+                 manifest: manifest_lib.Manifest) -> Iterator[records.Record]:
   """The dataset's records, shard by shard, in stored order."""
-  for shard in manifest["shards"]:
-    path = FileSystems.join(output_dir, shard["file"])
-    for data in sinks.iter_array_record(path):
+  for shard in manifest.shards:
+    path = files.join(output_dir, shard.file)
+    for data in shards.iter_array_record(path):
       yield records.parse_record(data)
 
 
@@ -112,15 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.num_records < 0:
       raise ValueError(
           f"--num_records must be >= 0, got {args.num_records}")
-    manifest_path = FileSystems.join(args.dataset, sinks.MANIFEST)
-    if not FileSystems.exists(manifest_path):
-      raise ValueError(f"{args.dataset} holds no {sinks.MANIFEST}: not a "
+    manifest_path = files.join(args.dataset, shards.MANIFEST)
+    if not files.exists(manifest_path):
+      raise ValueError(f"{args.dataset} holds no {shards.MANIFEST}: not a "
                        "dataset directory")
-    manifest = sinks.read_json(manifest_path)
+    manifest = manifest_lib.read(manifest_path)
     vocabularies = {v.name: v for v in map(Vocabulary.load, args.vocab)}
     print(manifest_summary(manifest))
-    if not sinks.is_completed(args.dataset):
-      print(f"warning: no {sinks.COMPLETED} marker: the build did not finish")
+    if not shards.is_completed(args.dataset):
+      print(f"warning: no {shards.COMPLETED} marker: the build did not finish")
     for record in itertools.islice(iter_records(args.dataset, manifest),
                                    args.num_records):
       print()

@@ -1,210 +1,22 @@
-"""Writing a dataset directory: shards, rejected examples, manifest, marker.
+"""What a dataset build writes beside its shards: statistics and counts.
 
-A dataset directory holds
-
-  <split>-XXXXX-of-YYYYY.array_record  the records; shard = stable hash of the
-                                       key, records sorted by key inside
-  rejected.jsonl                       {key, source, reason, detail} per line,
-                                       ordered by shard (of the key), then key
-  stats.png                            languages, caption lengths, image sizes
-  manifest.json                        counts, shards, options (deterministic)
-  COMPLETED                            written last
-
-Everything written depends only on the input and the options, so two builds
-of the same input give byte-identical directories. ArrayRecord needs a local
-file, so shards are written to a local temporary file and then copied with
-Beam's FileSystems, which also serves gs:// outputs.
+The dataset directory's file names, shards and rejected file are the data
+format's (`dataformat.shards`); this module adds what only a build knows:
+the histograms over kept examples (`stats.png`) and the rejection counts
+in the order of the pipeline's checks.
 """
 
 import collections
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-import contextlib
+from collections.abc import Mapping
 import dataclasses
-import hashlib
 import io
-import json
-import os
-import shutil
-import tempfile
-from typing import Any, BinaryIO
 
-from apache_beam.io.filesystems import FileSystems
-from array_record.python import array_record_module
-
+from dataformat import files
 from pipelines.reasons import REASONS
 
-WRITER_OPTIONS = "group_size:1"
-MANIFEST = "manifest.json"
-REJECTED = "rejected.jsonl"
-STATS_PLOT = "stats.png"
-COMPLETED = "COMPLETED"
-REJECTED_PARTS_DIR = "rejected.parts"
-SHARD_SUFFIX = ".array_record"
-_COPY_CHUNK_BYTES = 8 << 20
-_READ_BATCH = 256
 # Image size histogram cells are this many pixels wide, up to the limit.
 IMAGE_SIZE_BIN = 32
 IMAGE_SIZE_LIMIT = 2048
-
-
-def shard_index(key: str, num_shards: int) -> int:
-  """The shard of `key`: a stable hash (SHA-256, not Python's `hash`)."""
-  digest = hashlib.sha256(key.encode("utf-8")).digest()
-  return int.from_bytes(digest[:8], "big") % num_shards
-
-
-def shard_name(split: str, index: int, num_shards: int) -> str:
-  """'train', 3, 16 -> 'train-00003-of-00016.array_record'."""
-  return f"{split}-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardInfo:
-  """A written shard: its file name (in the dataset directory), count, hash."""
-
-  file: str
-  count: int
-  sha256: str
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class RejectedExample:
-  """One line of the rejected-examples file."""
-
-  key: str
-  source: str
-  reason: str
-  detail: str
-
-  def to_json_line(self) -> str:
-    return json.dumps(dataclasses.asdict(self), ensure_ascii=False) + "\n"
-
-
-@contextlib.contextmanager
-def _create(destination: str) -> Iterator[BinaryIO]:
-  """`FileSystems.create`, whose write errors (a full disk) name the file."""
-  try:
-    with FileSystems.create(destination) as f:
-      yield f
-  except OSError as e:
-    raise OSError(f"writing {destination} failed: {e}") from e
-
-
-def copy_local_file(local_path: str, destination: str) -> str:
-  """Copies a local file to any FileSystems path; returns its SHA-256."""
-  sha = hashlib.sha256()
-  with open(local_path, "rb") as src, _create(destination) as dst:
-    while chunk := src.read(_COPY_CHUNK_BYTES):
-      sha.update(chunk)
-      dst.write(chunk)
-  return sha.hexdigest()
-
-
-def write_array_record(destination: str, records: Iterable[bytes]) -> ShardInfo:
-  """Writes records, in the order given, as an ArrayRecord file.
-
-  The file is written locally with `group_size:1` (one record per chunk, so
-  readers have random access) and then copied to `destination`.
-  """
-  fd, local_path = tempfile.mkstemp(suffix=SHARD_SUFFIX)
-  os.close(fd)
-  try:
-    writer = array_record_module.ArrayRecordWriter(local_path, WRITER_OPTIONS)
-    count = 0
-    for record in records:
-      writer.write(record)
-      count += 1
-    writer.close()
-    sha = copy_local_file(local_path, destination)
-  except RuntimeError as e:  # ArrayRecord's I/O errors, e.g. a full disk.
-    raise OSError(f"writing {destination} failed: {e}") from e
-  finally:
-    os.remove(local_path)
-  return ShardInfo(file=FileSystems.split(destination)[1], count=count,
-                   sha256=sha)
-
-
-def _local_records(path: str) -> Iterator[bytes]:
-  reader = array_record_module.ArrayRecordReader(path)
-  if not reader.ok():  # It opens files it cannot parse, e.g. truncated ones.
-    raise RuntimeError("not a readable ArrayRecord file (truncated?)")
-  try:
-    total = reader.num_records()
-    for start in range(0, total, _READ_BATCH):
-      yield from reader.read(start, min(start + _READ_BATCH, total))
-  finally:
-    reader.close()
-
-
-def iter_array_record(path: str) -> Iterator[bytes]:
-  """Yields the records of an ArrayRecord file, in order.
-
-  Files that are not local are copied to a local temporary file first.
-
-  Raises:
-    RuntimeError: if the file is damaged (ArrayRecord checks its hashes).
-  """
-  if FileSystems.get_scheme(path) is None:
-    yield from _local_records(path)
-    return
-  with tempfile.TemporaryDirectory() as tmp:
-    local_path = os.path.join(tmp, "shard" + SHARD_SUFFIX)
-    with FileSystems.open(path) as src, open(local_path, "wb") as dst:
-      shutil.copyfileobj(src, dst, _COPY_CHUNK_BYTES)
-    yield from _local_records(local_path)
-
-
-def read_array_record(path: str) -> list[bytes]:
-  """All records of an ArrayRecord file, in order."""
-  return list(iter_array_record(path))
-
-
-def file_sha256(path: str) -> str:
-  """The SHA-256 of any FileSystems file."""
-  sha = hashlib.sha256()
-  with FileSystems.open(path) as f:
-    while chunk := f.read(_COPY_CHUNK_BYTES):
-      sha.update(chunk)
-  return sha.hexdigest()
-
-
-def rejected_part_name(index: int, num_shards: int) -> str:
-  return f"{REJECTED_PARTS_DIR}/{index:05d}-of-{num_shards:05d}.jsonl"
-
-
-def write_rejected_part(destination: str,
-                        rejected: Iterable[RejectedExample]) -> None:
-  """Writes rejected examples as JSON lines, sorted."""
-  text = "".join(r.to_json_line() for r in sorted(rejected))
-  with _create(destination) as f:
-    f.write(text.encode("utf-8"))
-
-
-def concatenate(parts: Sequence[str], destination: str) -> None:
-  """Writes the files `parts`, in order, into one file."""
-  with _create(destination) as dst:
-    for part in parts:
-      with FileSystems.open(part) as src:
-        while chunk := src.read(_COPY_CHUNK_BYTES):
-          dst.write(chunk)
-
-
-def remove_rejected_parts(output_dir: str) -> None:
-  """Deletes the per-shard rejected files once they are concatenated."""
-  parts_dir = FileSystems.join(output_dir, REJECTED_PARTS_DIR)
-  if FileSystems.get_scheme(parts_dir) is None:
-    shutil.rmtree(parts_dir, ignore_errors=True)
-    return
-  parts = FileSystems.match([FileSystems.join(parts_dir, "*")])[0]
-  if parts.metadata_list:
-    FileSystems.delete([m.path for m in parts.metadata_list])
-
-
-def read_rejected(path: str) -> list[RejectedExample]:
-  """Reads a rejected-examples file."""
-  with FileSystems.open(path) as f:
-    lines = f.read().decode("utf-8").splitlines()
-  return [RejectedExample(**json.loads(line)) for line in lines]
 
 
 @dataclasses.dataclass
@@ -281,8 +93,7 @@ def plot_stats(stats: DatasetStats, destination: str, title: str) -> None:
   fig.suptitle(title)
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png")
-  with _create(destination) as f:
-    f.write(buffer.getvalue())
+  files.write_bytes(destination, buffer.getvalue())
 
 
 def rejected_counts(counts: Mapping[str, int]) -> dict[str, int]:
@@ -291,86 +102,3 @@ def rejected_counts(counts: Mapping[str, int]) -> dict[str, int]:
   if unknown:
     raise ValueError(f"unknown rejection reasons: {sorted(unknown)}")
   return {str(r): int(counts.get(r, 0)) for r in REASONS}
-
-
-def write_json(destination: str, value: Any) -> None:
-  """Writes `value` as indented JSON with keys in their given order."""
-  text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-  with _create(destination) as f:
-    f.write(text.encode("utf-8"))
-
-
-def read_json(path: str) -> Any:
-  with FileSystems.open(path) as f:
-    return json.loads(f.read().decode("utf-8"))
-
-
-def write_completed(output_dir: str) -> None:
-  """Writes the COMPLETED marker; call it after everything else is written."""
-  with _create(FileSystems.join(output_dir, COMPLETED)) as f:
-    f.write(b"")
-
-
-def is_completed(output_dir: str) -> bool:
-  return FileSystems.exists(FileSystems.join(output_dir, COMPLETED))
-
-
-def directory_exists(path: str) -> bool:
-  """Whether `path` is a local directory, or a prefix of remote files.
-
-  Object stores such as GCS have no directory objects: `FileSystems.exists`
-  is False for every "directory" there, so a remote one exists when some
-  file lies under it.
-  """
-  if FileSystems.get_scheme(path) is None:
-    return os.path.isdir(path)
-  matched = FileSystems.match([FileSystems.join(path.rstrip("/"), "**")],
-                              limits=[1])
-  return bool(matched[0].metadata_list)
-
-
-def dataset_files(output_dir: str) -> list[str]:
-  """The files of a (possibly partial) dataset build in `output_dir`."""
-  patterns = [FileSystems.join(output_dir, f"*-?????-of-?????{SHARD_SUFFIX}")]
-  patterns += [FileSystems.join(output_dir, name)
-               for name in (MANIFEST, REJECTED, STATS_PLOT, COMPLETED)]
-  return sorted(m.path for result in FileSystems.match(patterns)
-                for m in result.metadata_list)
-
-
-def _has_rejected_parts(output_dir: str) -> bool:
-  parts = FileSystems.match(
-      [FileSystems.join(output_dir, REJECTED_PARTS_DIR, "*")])[0]
-  return bool(parts.metadata_list)
-
-
-def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
-  """Makes `output_dir` ready for a build.
-
-  The files of an earlier build, completed or not (a build that was killed
-  leaves shards without the COMPLETED marker), are only replaced when
-  `overwrite` is set. The COMPLETED marker goes first, then the other files
-  (so no stale shard of a build with more shards survives).
-
-  Raises:
-    FileExistsError: if `output_dir` holds files of an earlier build and not
-      `overwrite`.
-  """
-  if not overwrite:
-    if is_completed(output_dir):
-      raise FileExistsError(
-          f"{output_dir} already holds a completed dataset; "
-          "pass --overwrite to replace it")
-    if dataset_files(output_dir) or _has_rejected_parts(output_dir):
-      raise FileExistsError(
-          f"{output_dir} holds an incomplete dataset (no {COMPLETED} marker: "
-          "an earlier build did not finish); pass --overwrite to replace it")
-  marker = FileSystems.join(output_dir, COMPLETED)
-  if FileSystems.exists(marker):
-    FileSystems.delete([marker])
-  stale = dataset_files(output_dir)
-  if stale:
-    FileSystems.delete(stale)
-  remove_rejected_parts(output_dir)
-  if FileSystems.get_scheme(output_dir) is None:
-    os.makedirs(output_dir, exist_ok=True)

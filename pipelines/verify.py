@@ -15,11 +15,11 @@ import dataclasses
 import json
 import sys
 
-from apache_beam.io.filesystems import FileSystems
-
+from dataformat import files
+from dataformat import manifest as manifest_lib
 from dataformat import records
+from dataformat import shards
 from pipelines import images
-from pipelines import sinks
 from pipelines.reasons import Rejection
 
 
@@ -47,7 +47,7 @@ def _check_record(data: bytes, file: str, shard: int, position: int,
   except ValueError as e:
     return None, [f"{where}: {e}"]
   problems = []
-  expected_shard = sinks.shard_index(record.key, num_shards)
+  expected_shard = shards.shard_index(record.key, num_shards)
   if expected_shard != shard:
     problems.append(f"{where}: key {record.key!r} belongs in shard "
                     f"{expected_shard}")
@@ -70,115 +70,115 @@ def _check_record(data: bytes, file: str, shard: int, position: int,
   return record.key, problems
 
 
-def _verify_shards(output_dir: str, manifest: dict, check_images: bool,
-                   report: Report) -> None:
-  shards = manifest["shards"]
-  num_shards = len(shards)
-  split = manifest["split"]
-  vocabularies = [v["name"] for v in manifest.get("vocabularies", [])]
-  expected = [sinks.shard_name(split, i, num_shards) for i in range(num_shards)]
-  listed = [s["file"] for s in shards]
+def _verify_shards(output_dir: str, manifest: manifest_lib.Manifest,
+                   check_images: bool, report: Report) -> None:
+  num_shards = len(manifest.shards)
+  vocabularies = [v.name for v in manifest.vocabularies]
+  expected = [shards.shard_name(manifest.split, i, num_shards)
+              for i in range(num_shards)]
+  listed = [s.file for s in manifest.shards]
   if listed != expected:
     report.problems.append(f"manifest lists shards {listed}, expected "
                            f"{expected}")
-  on_disk = {p.rsplit("/", 1)[-1] for p in sinks.dataset_files(output_dir)
-             if p.endswith(sinks.SHARD_SUFFIX)}
+  on_disk = {files.basename(p) for p in shards.dataset_files(output_dir)
+             if p.endswith(shards.SHARD_SUFFIX)}
   for extra in sorted(on_disk - set(listed)):
     report.problems.append(f"{extra}: shard file not in the manifest")
   keys = collections.Counter()
-  for index, shard in enumerate(shards):
-    path = FileSystems.join(output_dir, shard["file"])
-    if shard["file"] not in on_disk:
-      report.problems.append(f"{shard['file']}: missing")
+  for index, shard in enumerate(manifest.shards):
+    path = files.join(output_dir, shard.file)
+    if shard.file not in on_disk:
+      report.problems.append(f"{shard.file}: missing")
       continue
     report.shards += 1
-    sha = sinks.file_sha256(path)
-    if sha != shard["sha256"]:
-      report.problems.append(f"{shard['file']}: sha256 {sha} != manifest "
-                             f"{shard['sha256']}")
+    sha = files.sha256(path)
+    if sha != shard.sha256:
+      report.problems.append(f"{shard.file}: sha256 {sha} != manifest "
+                             f"{shard.sha256}")
     count, previous = 0, None
     try:
-      for data in sinks.iter_array_record(path):
-        key, problems = _check_record(data, shard["file"], index, count,
+      for data in shards.iter_array_record(path):
+        key, problems = _check_record(data, shard.file, index, count,
                                       num_shards, vocabularies, check_images)
         report.problems.extend(problems)
         if key is not None:
           if previous is not None and key < previous:
-            report.problems.append(f"{shard['file']} record {count}: key "
+            report.problems.append(f"{shard.file} record {count}: key "
                                    f"{key!r} after {previous!r}")
           keys[key] += 1
           previous = key
         count += 1
     except RuntimeError as e:
-      report.problems.append(f"{shard['file']}: unreadable after {count} "
+      report.problems.append(f"{shard.file}: unreadable after {count} "
                              f"records: {e}")
     report.records += count
-    if count != shard["count"]:
-      report.problems.append(f"{shard['file']}: {count} records, manifest "
-                             f"says {shard['count']}")
+    if count != shard.count:
+      report.problems.append(f"{shard.file}: {count} records, manifest "
+                             f"says {shard.count}")
   repeated = sorted(k for k, n in keys.items() if n > 1)
   if repeated:
     report.problems.append(f"keys in more than one record: {repeated[:10]}")
 
 
-def _verify_rejected(output_dir: str, manifest: dict, report: Report) -> None:
-  entry = manifest["rejected_file"]
-  path = FileSystems.join(output_dir, entry["file"])
-  if not FileSystems.exists(path):
-    report.problems.append(f"{entry['file']}: missing")
+def _verify_rejected(output_dir: str, manifest: manifest_lib.Manifest,
+                     report: Report) -> None:
+  entry = manifest.rejected_file
+  path = files.join(output_dir, entry.file)
+  if not files.exists(path):
+    report.problems.append(f"{entry.file}: missing")
     return
-  sha = sinks.file_sha256(path)
-  if sha != entry["sha256"]:
-    report.problems.append(f"{entry['file']}: sha256 {sha} != manifest "
-                           f"{entry['sha256']}")
+  sha = files.sha256(path)
+  if sha != entry.sha256:
+    report.problems.append(f"{entry.file}: sha256 {sha} != manifest "
+                           f"{entry.sha256}")
   try:
-    rejected = sinks.read_rejected(path)
+    rejected = shards.read_rejected(path)
   except (ValueError, TypeError) as e:
-    report.problems.append(f"{entry['file']}: unparsable: {e}")
+    report.problems.append(f"{entry.file}: unparsable: {e}")
     return
   report.rejected = len(rejected)
   by_reason = collections.Counter(r.reason for r in rejected)
-  expected = {r: n for r, n in manifest["counts"]["rejected"].items() if n}
+  expected = {r: n for r, n in manifest.counts.rejected.items() if n}
   if dict(by_reason) != expected:
-    report.problems.append(f"{entry['file']}: reasons {dict(by_reason)} != "
+    report.problems.append(f"{entry.file}: reasons {dict(by_reason)} != "
                            f"manifest {expected}")
-  if len(rejected) != entry["count"]:
-    report.problems.append(f"{entry['file']}: {len(rejected)} lines, "
-                           f"manifest says {entry['count']}")
+  if len(rejected) != entry.count:
+    report.problems.append(f"{entry.file}: {len(rejected)} lines, "
+                           f"manifest says {entry.count}")
 
 
 def verify_dataset(output_dir: str, check_images: bool = False) -> Report:
   """Checks a dataset directory; the report lists every mismatch found."""
   report = Report()
-  if not sinks.is_completed(output_dir):
-    report.problems.append(f"{sinks.COMPLETED} marker missing: the build did "
-                           "not finish")
-  manifest_path = FileSystems.join(output_dir, sinks.MANIFEST)
-  if not FileSystems.exists(manifest_path):
-    report.problems.append(f"{sinks.MANIFEST}: missing")
+  if not shards.is_completed(output_dir):
+    report.problems.append(f"{shards.COMPLETED} marker missing: the build "
+                           "did not finish")
+  manifest_path = files.join(output_dir, shards.MANIFEST)
+  if not files.exists(manifest_path):
+    report.problems.append(f"{shards.MANIFEST}: missing")
     return report
   try:
-    manifest = sinks.read_json(manifest_path)
-  except (ValueError, UnicodeDecodeError) as e:
-    report.problems.append(f"{sinks.MANIFEST}: not JSON: {e}")
+    manifest = manifest_lib.read(manifest_path)
+  except manifest_lib.ManifestError as e:  # It names the file.
+    report.problems.append(str(e))
     return report
-  if manifest.get("schema_version") != records.SCHEMA_VERSION:
+  if manifest.schema_version != records.SCHEMA_VERSION:
     report.problems.append(
-        f"{sinks.MANIFEST}: schema_version {manifest.get('schema_version')} "
+        f"{shards.MANIFEST}: schema_version {manifest.schema_version} "
         f"!= {records.SCHEMA_VERSION}")
   try:
-    counts = manifest["counts"]
-    if counts["read"] != counts["kept"] + sum(counts["rejected"].values()):
+    counts = manifest.counts
+    if counts.read != counts.kept + counts.rejected_total:
       report.problems.append(
-          f"{sinks.MANIFEST}: read {counts['read']} != kept {counts['kept']} "
-          f"+ rejected {sum(counts['rejected'].values())}")
+          f"{shards.MANIFEST}: read {counts.read} != kept {counts.kept} "
+          f"+ rejected {counts.rejected_total}")
     _verify_shards(output_dir, manifest, check_images, report)
-    if report.records != counts["kept"]:
+    if report.records != counts.kept:
       report.problems.append(f"{report.records} records in the shards, "
-                             f"manifest says kept {counts['kept']}")
+                             f"manifest says kept {counts.kept}")
     _verify_rejected(output_dir, manifest, report)
-  except (KeyError, TypeError) as e:
-    report.problems.append(f"{sinks.MANIFEST}: malformed: {e!r}")
+  except (AttributeError, TypeError) as e:
+    report.problems.append(f"{shards.MANIFEST}: malformed: {e!r}")
   return report
 
 
@@ -197,8 +197,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--json", action="store_true",
                       help="print the report as JSON")
   args = parser.parse_args(argv)
-  if FileSystems.get_scheme(args.dataset) is None and not FileSystems.exists(
-      args.dataset):
+  if not files.is_uri(args.dataset) and not files.exists(args.dataset):
     print(f"error: {args.dataset} does not exist", file=sys.stderr)
     return 1
   report = verify_dataset(args.dataset, args.check_images)

@@ -15,18 +15,19 @@ import sys
 from PIL import Image
 import pytest
 
+from dataformat import files
 from dataformat import records
+from dataformat import shards
 from demo import corpus as demo_corpus_lib
 from pipelines import build_dataset
 from pipelines import images
-from pipelines import sinks
 from pipelines import verify
 from pipelines.readers import dispatch
 from pipelines.reasons import REASONS
 from pipelines.reasons import Reason
 from tests.fixtures import dataset as dataset_fixture
-from tests.fixtures.corpus import XM3600_NUM_IMAGES as XM3600_IMAGES
 from tests.fixtures import faults
+from tests.fixtures.corpus import XM3600_NUM_IMAGES as XM3600_IMAGES
 from tokenizers.vocabulary import Vocabulary
 from trainer import input_pipeline
 
@@ -36,9 +37,9 @@ def _files(directory: pathlib.Path) -> dict[str, bytes]:
 
 
 def _records(directory: pathlib.Path) -> list[records.Record]:
-  manifest = json.loads((directory / sinks.MANIFEST).read_text())
+  manifest = json.loads((directory / shards.MANIFEST).read_text())
   return [records.parse_record(data) for shard in manifest["shards"]
-          for data in sinks.read_array_record(str(directory / shard["file"]))]
+          for data in shards.read_array_record(str(directory / shard["file"]))]
 
 
 def _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output_dir):
@@ -48,7 +49,7 @@ def _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output_dir):
 
 
 def test_counts_and_reasons_match_the_corpus_truth(built_dataset, demo_corpus):
-  manifest = json.loads((built_dataset / sinks.MANIFEST).read_text())
+  manifest = json.loads((built_dataset / shards.MANIFEST).read_text())
   counts = manifest["counts"]
   assert counts["read"] == demo_corpus.num_examples == 400
   assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
@@ -56,7 +57,7 @@ def test_counts_and_reasons_match_the_corpus_truth(built_dataset, demo_corpus):
   assert list(counts["rejected"]) == [str(r) for r in REASONS]
   assert {r: n for r, n in counts["rejected"].items() if n} == (
       demo_corpus.reason_counts)
-  rejected = sinks.read_rejected(str(built_dataset / sinks.REJECTED))
+  rejected = shards.read_rejected(str(built_dataset / shards.REJECTED))
   assert {r.key: r.reason for r in rejected} == demo_corpus.expected_rejections
   # Every set-level kind is there: the fixture block-lists XM3600's images.
   assert counts["rejected"][Reason.BLOCKLISTED_IMAGE] > 0
@@ -101,7 +102,7 @@ def test_every_kept_record_is_valid(built_dataset, en_vocab_dir,
 
 
 def test_manifest(built_dataset, demo_corpus, en_vocab_dir, multi_vocab_dir):
-  manifest = json.loads((built_dataset / sinks.MANIFEST).read_text())
+  manifest = json.loads((built_dataset / shards.MANIFEST).read_text())
   num_shards = dataset_fixture.BUILT_DATASET_NUM_SHARDS
   assert [s["file"] for s in manifest["shards"]] == [
       f"train-{i:05d}-of-{num_shards:05d}.array_record"
@@ -109,7 +110,7 @@ def test_manifest(built_dataset, demo_corpus, en_vocab_dir, multi_vocab_dir):
   assert sum(s["count"] for s in manifest["shards"]) == (
       manifest["counts"]["kept"])
   for shard in manifest["shards"]:
-    assert shard["sha256"] == sinks.file_sha256(
+    assert shard["sha256"] == files.sha256(
         str(built_dataset / shard["file"]))
   assert [v["name"] for v in manifest["vocabularies"]] == [
       Vocabulary.load(str(en_vocab_dir)).name,
@@ -127,20 +128,20 @@ def test_manifest(built_dataset, demo_corpus, en_vocab_dir, multi_vocab_dir):
   assert manifest["rejected_file"]["count"] == len(
       demo_corpus.expected_rejections)
   assert manifest["schema_version"] == records.SCHEMA_VERSION
-  files = set(os.listdir(built_dataset))
-  assert {sinks.MANIFEST, sinks.REJECTED, sinks.STATS_PLOT,
-          sinks.COMPLETED} <= files
-  assert sinks.REJECTED_PARTS_DIR not in files
-  assert (built_dataset / sinks.STATS_PLOT).read_bytes().startswith(b"\x89PNG")
+  names = set(os.listdir(built_dataset))
+  assert {shards.MANIFEST, shards.REJECTED, shards.STATS_PLOT,
+          shards.COMPLETED} <= names
+  assert shards.REJECTED_PARTS_DIR not in names
+  assert (built_dataset / shards.STATS_PLOT).read_bytes().startswith(b"\x89PNG")
 
 
 def test_records_are_sorted_by_key_in_their_hash_shard(built_dataset):
-  manifest = json.loads((built_dataset / sinks.MANIFEST).read_text())
+  manifest = json.loads((built_dataset / shards.MANIFEST).read_text())
   for index, shard in enumerate(manifest["shards"]):
     keys = [records.parse_record(d).key for d in
-            sinks.read_array_record(str(built_dataset / shard["file"]))]
+            shards.read_array_record(str(built_dataset / shard["file"]))]
     assert keys == sorted(keys)
-    assert {sinks.shard_index(k, len(manifest["shards"])) for k in keys} <= {
+    assert {shards.shard_index(k, len(manifest["shards"])) for k in keys} <= {
         index}
 
 
@@ -168,6 +169,10 @@ def test_rerun_into_a_completed_dataset_is_refused(built_dataset, demo_corpus,
     (["--blocklist", "/nonexistent/list"],
      "error: block-list /nonexistent/list does not exist"),
     (["--langid_min_score", "2"], "error: min_score must be in [0, 1]"),
+    (["--languages", "mi,quz"], "error: the cascade language identifier "
+     "never outputs quz; it outputs und and af "),
+    (["--languages", "mi", "--langid_backend", "fast"],
+     "error: the fast language identifier never outputs mi;"),
 ])
 def test_bad_arguments_give_one_line_errors(extra, message, demo_corpus,
                                             tmp_path, capsys):
@@ -203,13 +208,13 @@ def _kept(key, record=b"r"):
 
 
 def test_split_shard_applies_drops_and_sorts():
-  earlier = sinks.RejectedExample("z", "s.tar", "empty_caption", "")
+  earlier = shards.RejectedExample("z", "s.tar", "empty_caption", "")
   written, rejected = build_dataset.split_shard(
       [_kept("c"), _kept("a", b"2"), _kept("b"), _kept("a", b"1")], [earlier],
       [("b", Reason.DUPLICATE_IMAGE, "duplicate of a")])
   assert [(e.key, e.record) for e in written] == [
       ("a", b"1"), ("a", b"2"), ("c", b"r")]
-  assert rejected == [earlier, sinks.RejectedExample(
+  assert rejected == [earlier, shards.RejectedExample(
       "b", "s.tar", "duplicate_image", "duplicate of a")]
 
 
@@ -237,17 +242,17 @@ def test_rebuild_is_byte_identical_and_overwrite_replaces(
   args, beam_argv = build_dataset.parse_args(argv)
   result = build_dataset.build(args, beam_argv)
   assert _files(output) == _files(built_dataset)
-  counts = result.manifest["counts"]
+  counts = result.manifest.counts
   # Every decision was counted by a Beam counter too.
-  assert result.counters["processed"] == counts["read"]
-  assert result.counters["kept"] == counts["kept"]
+  assert result.counters["processed"] == counts.read
+  assert result.counters["kept"] == counts.kept
   assert {r: result.counters.get(f"rejected_{r}", 0)
-          for r in counts["rejected"]} == counts["rejected"]
+          for r in counts.rejected} == counts.rejected
   (output / "stale-00009-of-00010.array_record").write_bytes(b"old")
   assert build_dataset.main(argv + ["--overwrite"]) == 0
   summary = capsys.readouterr().out
   assert "read 400 examples from 2 input files" in summary
-  assert f"kept {counts['kept']}, rejected" in summary
+  assert f"kept {counts.kept}, rejected" in summary
   assert _files(output) == _files(built_dataset)
 
 
@@ -272,7 +277,7 @@ def test_inputs_given_relative_are_stored_resolved(tmp_path, xm3600_dir,
   assert build_dataset.main(["--input", "corpus/*.tar", "--output", "out",
                              "--blocklist", blocklist,
                              "--num_shards", "1"]) == 0
-  options = json.loads((tmp_path / "out" / sinks.MANIFEST).read_text())[
+  options = json.loads((tmp_path / "out" / shards.MANIFEST).read_text())[
       "options"]
   assert options["inputs"] == [str(tmp_path / "corpus" / "*.tar")]
   assert options["blocklist"]["sources"] == [str(xm3600_dir / "images")]
@@ -294,7 +299,7 @@ def test_damaged_input_file_is_listed_and_counts_add_up(tmp_path, capsys):
   argv = ["--input", str(corpus.output_dir / "*.tar"), "--output",
           str(output), "--num_shards", "2", "--languages", "en"]
   assert build_dataset.main(argv) == 0
-  manifest = json.loads((output / sinks.MANIFEST).read_text())
+  manifest = json.loads((output / shards.MANIFEST).read_text())
   [corrupt] = manifest["input_files"]["corrupt"]
   assert corrupt["file"] == str(damaged)
   assert manifest["counts"]["read"] == 15 + readable
@@ -306,18 +311,35 @@ def test_damaged_input_file_is_listed_and_counts_add_up(tmp_path, capsys):
   shutil.rmtree(output)
 
 
+@pytest.mark.slow
+def test_languages_allow_list_selects_maori(tmp_path):
+  corpus = demo_corpus_lib.generate_corpus(
+      tmp_path / "corpus", num_examples=40, seed=5, bad_fraction=0.0,
+      lang_mix="mi=0.5,en=0.25,quz=0.25")
+  output = tmp_path / "out"
+  argv = ["--input", str(corpus.output_dir / "*.tar"), "--output",
+          str(output), "--num_shards", "1", "--languages", "mi"]
+  assert build_dataset.main(argv) == 0
+  manifest = json.loads((output / shards.MANIFEST).read_text())
+  assert manifest["languages"] == {"mi": corpus.language_counts["mi"]}
+  rejected = manifest["counts"]["rejected"]
+  assert rejected["language_not_allowed"] == sum(rejected.values()) == (
+      40 - corpus.language_counts["mi"])
+
+
 # Runs the command and SIGKILLs it (no cleanup runs) at a fixed point: when
 # the second shard is about to be written, or just before COMPLETED, when
 # every other file of the dataset is in place.
 _KILLED_BUILD = """
 import os, signal, sys
-from pipelines import build_dataset, sinks
+from dataformat import shards
+from pipelines import build_dataset
 
 def kill(*args, **kwargs):
   os.kill(os.getpid(), signal.SIGKILL)
 
 written = []
-write_array_record = sinks.write_array_record
+write_array_record = shards.write_array_record
 
 def write_one_shard(*args, **kwargs):
   if written:
@@ -326,9 +348,9 @@ def write_one_shard(*args, **kwargs):
   return written[-1]
 
 if sys.argv[1] == "second_shard":
-  sinks.write_array_record = write_one_shard
+  shards.write_array_record = write_one_shard
 else:
-  sinks.write_completed = kill
+  shards.write_completed = kill
 sys.exit(build_dataset.main(sys.argv[2:]))
 """
 
@@ -348,19 +370,20 @@ def test_a_killed_build_is_refused_until_overwritten_and_rebuilt_exactly(
   assert killed.returncode == -signal.SIGKILL, killed.stderr
   left = {p.relative_to(output).as_posix() for p in output.rglob("*")
           if p.is_file()}
-  shards = {name for name in left if name.endswith(sinks.SHARD_SUFFIX)}
+  shard_files = {name for name in left
+                 if name.endswith(shards.SHARD_SUFFIX)}
   if kill_at == "second_shard":
-    assert len(shards) == 1 and sinks.MANIFEST not in left
+    assert len(shard_files) == 1 and shards.MANIFEST not in left
   else:
-    assert len(shards) == dataset_fixture.BUILT_DATASET_NUM_SHARDS
-    assert {sinks.MANIFEST, sinks.REJECTED, sinks.STATS_PLOT} <= left
-  assert sinks.COMPLETED not in left
+    assert len(shard_files) == dataset_fixture.BUILT_DATASET_NUM_SHARDS
+    assert {shards.MANIFEST, shards.REJECTED, shards.STATS_PLOT} <= left
+  assert shards.COMPLETED not in left
   # Nothing takes the half dataset for a dataset.
   assert verify.main([str(output)]) == 1
   assert capsys.readouterr().err.startswith(
       "COMPLETED marker missing: the build did not finish\n")
   with pytest.raises(ValueError, match="incomplete"):
-    input_pipeline.dataset_shards(output, "train")
+    shards.dataset_shards(output, "train")
 
   before = {p: p.read_bytes() for p in output.rglob("*") if p.is_file()}
   assert build_dataset.main(argv) == 1
@@ -397,7 +420,7 @@ def test_a_full_disk_fails_the_build_with_one_line_and_no_marker(
         r"\[while running 'BuildDataset/WriteShards'\]",
         captured.err.splitlines()[-1])
     left = {p.name for p in output.iterdir()}
-    assert not left & {sinks.COMPLETED, sinks.MANIFEST, sinks.REJECTED}
+    assert not left & {shards.COMPLETED, shards.MANIFEST, shards.REJECTED}
     assert verify.main([str(output)]) == 1
 
 
@@ -445,13 +468,13 @@ def test_near_duplicates_of_eval_images_are_rejected_with_their_key(
     outputs[workers] = _files(output)
   # The same output whatever the number of workers.
   assert outputs["1"] == outputs["2"]
-  manifest = json.loads((tmp_path / "out1" / sinks.MANIFEST).read_text())
+  manifest = json.loads((tmp_path / "out1" / shards.MANIFEST).read_text())
   counts = manifest["counts"]
   assert counts["read"] == 15
   assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
   assert counts["rejected"][Reason.NEAR_DUPLICATE_OF_EVAL] == 3
-  rejected = {r.key: r for r in sinks.read_rejected(
-      str(tmp_path / "out1" / sinks.REJECTED))}
+  rejected = {r.key: r for r in shards.read_rejected(
+      str(tmp_path / "out1" / shards.REJECTED))}
   for key, eval_name in copies.items():
     assert rejected[key].reason == Reason.NEAR_DUPLICATE_OF_EVAL
     assert re.fullmatch(rf"near {re.escape(eval_name)} \(distance \d+ <= "
@@ -473,7 +496,7 @@ def test_near_duplicate_flags_are_checked_and_can_turn_matching_off(
           "got 32") in capsys.readouterr().err
   assert build_dataset.main(argv + ["--output", str(tmp_path / "off"),
                                     "--near_duplicate_radius", "-1"]) == 0
-  manifest = json.loads((tmp_path / "off" / sinks.MANIFEST).read_text())
+  manifest = json.loads((tmp_path / "off" / shards.MANIFEST).read_text())
   assert manifest["counts"]["rejected"][Reason.NEAR_DUPLICATE_OF_EVAL] == 0
   assert manifest["options"]["blocklist"]["near_duplicates"] is None
   kept = {r.key for r in _records(tmp_path / "off")}

@@ -12,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dataformat import files
 from dataformat import records
+from dataformat import shards
 from pipelines import embed
 from pipelines import frozen_tower
-from pipelines import sinks
 from pipelines import verify
 from tests.fixtures import dataflow as dataflow_fixture
 from tests.fixtures import faults
@@ -107,14 +108,14 @@ def lit_dataset(tmp_path_factory, built_dataset, tower_workdir) -> pathlib.Path:
 def read_records(dataset: pathlib.Path) -> dict[str, records.Record]:
   by_key = {}
   for shard in sorted(dataset.glob("*.array_record")):
-    for data in sinks.read_array_record(str(shard)):
+    for data in shards.read_array_record(str(shard)):
       record = records.parse_record(data)
       by_key[record.key] = record
   return by_key
 
 
 def manifest(dataset: pathlib.Path) -> dict:
-  return json.loads((dataset / sinks.MANIFEST).read_text())
+  return json.loads((dataset / shards.MANIFEST).read_text())
 
 
 def shard_hashes(dataset: pathlib.Path) -> list[str]:
@@ -147,7 +148,7 @@ def test_lit_dataset_holds_every_record_with_text_tokens_and_embedding(
 
 def test_manifest_names_the_tower_and_the_source(lit_dataset, built_dataset,
                                                  tower_workdir):
-  tower = manifest(lit_dataset)[embed.TOWER]
+  tower = manifest(lit_dataset)["tower"]
   assert tower["kind"] == frozen_tower.OURS
   assert tower["step"] == STEP
   assert tower["sha256"] == frozen_tower.checkpoint_sha256(str(tower_workdir))
@@ -155,9 +156,9 @@ def test_manifest_names_the_tower_and_the_source(lit_dataset, built_dataset,
       HEAD_DIM, "float32", False)
   assert (tower["image_size"], tower["image_mode"]) == (IMAGE_SIZE, "resize")
   assert tower["image_tower"]["patch_size"] == 8
-  source = manifest(lit_dataset)[embed.SOURCE_DATASET]
-  assert source["manifest_sha256"] == sinks.file_sha256(
-      str(built_dataset / sinks.MANIFEST))
+  source = manifest(lit_dataset)["source_dataset"]
+  assert source["manifest_sha256"] == files.sha256(
+      str(built_dataset / shards.MANIFEST))
   assert source["records"] == manifest(built_dataset)["counts"]["kept"]
 
 
@@ -169,7 +170,7 @@ def test_embedding_equals_the_trainer_tower_output(lit_dataset, built_dataset,
       image_field=records.IMAGE_ENCODED, image_size=config.data.image_size,
       image_mode=input_pipeline.RESIZE, vocab_name="en32k", text_len=16)
   shard = sorted(built_dataset.glob("*.array_record"))[1]
-  data = sinks.read_array_record(str(shard))[:6]
+  data = shards.read_array_record(str(shard))[:6]
   examples = [to_example.random_map(d, np.random.default_rng(0))
               for d in data]
   batch = {name: np.stack([e[name] for e in examples])
@@ -214,9 +215,9 @@ def test_exported_npz_tower_writes_the_same_records(
                    "--model_config", tower_workdir / checkpoints.CONFIG_FILE,
                    "--output", output, "--batch_size", 16) == 0
   assert shard_hashes(output) == shard_hashes(lit_dataset)
-  tower = manifest(output)[embed.TOWER]
+  tower = manifest(output)["tower"]
   assert (tower["kind"], tower["step"]) == (frozen_tower.BIG_VISION, None)
-  assert tower["sha256"] == sinks.file_sha256(str(npz))
+  assert tower["sha256"] == files.sha256(str(npz))
   assert tower["embedding_dim"] == HEAD_DIM
 
 
@@ -345,8 +346,8 @@ def test_manifest_stores_the_paths_given_resolved(
   lit = manifest(tmp_path / "lit")
   assert (lit["options"]["dataset"], lit["options"]["checkpoint"]) == (
       str(built_dataset), str(tower_workdir))
-  assert lit[embed.SOURCE_DATASET]["path"] == str(built_dataset)
-  assert lit[embed.TOWER]["checkpoint"] == str(tower_workdir)
+  assert lit["source_dataset"]["path"] == str(built_dataset)
+  assert lit["tower"]["checkpoint"] == str(tower_workdir)
 
 
 def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
@@ -399,16 +400,16 @@ def test_gcs_dataset_and_output_give_the_local_shards(
   output = f"{gcs_dir}/lit"
   assert run_embed("--dataset", gcs_source_dataset, "--checkpoint",
                    tower_workdir, "--output", output, "--batch_size", 16) == 0
-  remote, local = json.loads(gcs.read(f"{output}/{sinks.MANIFEST}")), (
+  remote, local = json.loads(gcs.read(f"{output}/{shards.MANIFEST}")), (
       manifest(lit_dataset))
   for shard in local["shards"]:
     assert gcs.read(f"{output}/{shard['file']}") == (
         lit_dataset / shard["file"]).read_bytes()
-  assert remote[embed.SOURCE_DATASET] == {
-      **local[embed.SOURCE_DATASET], "path": gcs_source_dataset}
+  assert remote["source_dataset"] == {
+      **local["source_dataset"], "path": gcs_source_dataset}
   assert remote["options"] == {**local["options"],
                                "dataset": gcs_source_dataset}
-  paths = ("options", embed.SOURCE_DATASET)
+  paths = ("options", "source_dataset")
   assert ({k: v for k, v in remote.items() if k not in paths} ==
           {k: v for k, v in local.items() if k not in paths})
   assert verify.verify_dataset(output).ok
@@ -417,8 +418,8 @@ def test_gcs_dataset_and_output_give_the_local_shards(
 def test_gcs_paths_that_cannot_work_are_named(
     gcs, gcs_dir, gcs_source_dataset, built_dataset, tower_workdir, capsys):
   partial = f"{gcs_dir}/partial"
-  gcs.write(f"{partial}/{sinks.MANIFEST}",
-            (built_dataset / sinks.MANIFEST).read_bytes())
+  gcs.write(f"{partial}/{shards.MANIFEST}",
+            (built_dataset / shards.MANIFEST).read_bytes())
   for dataset, message in [
       (f"{gcs_dir}/missing", f"dataset directory {gcs_dir}/missing does not "
        "exist"),

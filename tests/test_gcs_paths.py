@@ -12,9 +12,9 @@ import json
 import pytest
 
 from dataformat import records
+from dataformat import shards
 from pipelines import build_dataset
 from pipelines import inspect
-from pipelines import sinks
 from pipelines import verify
 from tests.fixtures import dataset as dataset_fixture
 from tests.fixtures import vocab as vocab_fixture
@@ -50,7 +50,7 @@ def _without_paths(manifest: dict) -> dict:
                       for c in manifest["input_files"]["corrupt"]]}
 
 
-def _rejected_without_sources(lines: list[sinks.RejectedExample]):
+def _rejected_without_sources(lines: list[shards.RejectedExample]):
   return [dataclasses.replace(r, source=r.source.rsplit("/", 1)[-1])
           for r in lines]
 
@@ -85,26 +85,26 @@ def test_build_dataset_on_gcs_writes_the_local_records(gcs, gcs_dataset,
   remote = gcs.read_dir(gcs_dataset)
   local = {p.name: p.read_bytes() for p in built_dataset.iterdir()}
   assert sorted(remote) == sorted(local)
-  remote_manifest = json.loads(remote[sinks.MANIFEST])
-  local_manifest = json.loads(local[sinks.MANIFEST])
+  remote_manifest = json.loads(remote[shards.MANIFEST])
+  local_manifest = json.loads(local[shards.MANIFEST])
   assert _without_paths(remote_manifest) == _without_paths(local_manifest)
   assert remote_manifest["options"]["inputs"] == [
       f"{gcs.uri('in/corpus')}/*.tar"]
   remote_records = _shard_records(
-      lambda name: sinks.read_array_record(f"{gcs_dataset}/{name}"),
+      lambda name: shards.read_array_record(f"{gcs_dataset}/{name}"),
       remote_manifest)
   assert remote_records == _shard_records(
-      lambda name: sinks.read_array_record(str(built_dataset / name)),
+      lambda name: shards.read_array_record(str(built_dataset / name)),
       local_manifest)
   first_shard = f"{gcs_dataset}/{remote_manifest['shards'][0]['file']}"
   assert all(records.parse_record(data).source.startswith(
-      gcs.uri("in/corpus/")) for data in sinks.read_array_record(first_shard))
+      gcs.uri("in/corpus/")) for data in shards.read_array_record(first_shard))
   assert _rejected_without_sources(
-      sinks.read_rejected(f"{gcs_dataset}/{sinks.REJECTED}")) == (
+      shards.read_rejected(f"{gcs_dataset}/{shards.REJECTED}")) == (
           _rejected_without_sources(
-              sinks.read_rejected(str(built_dataset / sinks.REJECTED))))
-  assert remote[sinks.STATS_PLOT] == local[sinks.STATS_PLOT]
-  assert remote[sinks.COMPLETED] == b""
+              shards.read_rejected(str(built_dataset / shards.REJECTED))))
+  assert remote[shards.STATS_PLOT] == local[shards.STATS_PLOT]
+  assert remote[shards.COMPLETED] == b""
 
 
 def test_verify_on_gcs(gcs_dataset, built_dataset, capsys):
@@ -116,7 +116,7 @@ def test_verify_on_gcs(gcs_dataset, built_dataset, capsys):
 
 
 def test_verify_on_gcs_finds_a_damaged_shard(gcs, gcs_dataset, capsys):
-  manifest = json.loads(gcs.read(f"{gcs_dataset}/{sinks.MANIFEST}"))
+  manifest = json.loads(gcs.read(f"{gcs_dataset}/{shards.MANIFEST}"))
   damaged = gcs.uri("damaged_dataset")
   for name, data in gcs.read_dir(gcs_dataset).items():
     if name == manifest["shards"][1]["file"]:

@@ -12,6 +12,7 @@ from PIL import Image
 import pytest
 
 from dataformat import records
+from dataformat import shards
 from tests.fixtures import faults
 from tests.fixtures import records as synthetic
 from tokenizers import vocabulary
@@ -210,14 +211,14 @@ def test_bad_data_configs_fail_with_a_clear_message(records_dataset, override,
 def test_incomplete_or_missing_datasets_are_refused(records_dataset,
                                                     tmp_path):
   with pytest.raises(ValueError, match="does not exist"):
-    input_pipeline.dataset_shards(tmp_path / "nothing", "train")
+    shards.dataset_shards(tmp_path / "nothing", "train")
   incomplete = tmp_path / "incomplete"
   shutil.copytree(records_dataset, incomplete)
   (incomplete / "COMPLETED").unlink()
   with pytest.raises(ValueError, match="COMPLETED"):
-    input_pipeline.dataset_shards(incomplete, "train")
+    shards.dataset_shards(incomplete, "train")
   with pytest.raises(ValueError, match="no 'validation' shards"):
-    input_pipeline.dataset_shards(records_dataset, "validation")
+    shards.dataset_shards(records_dataset, "validation")
 
 
 @pytest.mark.parametrize("num_workers", [

@@ -5,8 +5,10 @@ import shutil
 
 import pytest
 
+from dataformat import files
+from dataformat import manifest as manifest_lib
+from dataformat import shards
 from pipelines import inspect
-from pipelines import sinks
 from pipelines import verify
 from tests.fixtures import faults
 from tokenizers.vocabulary import Vocabulary
@@ -19,7 +21,7 @@ def dataset_copy(built_dataset, tmp_path):
 
 
 def _manifest(directory):
-  return json.loads((directory / sinks.MANIFEST).read_text())
+  return json.loads((directory / shards.MANIFEST).read_text())
 
 
 def test_verify_accepts_the_built_dataset(built_dataset, capsys):
@@ -43,7 +45,7 @@ def test_verify_detects_a_flipped_byte(dataset_copy, capsys):
   path.write_bytes(bytes(data))
   report = verify.verify_dataset(str(dataset_copy))
   assert report.problems[0].startswith(
-      f"{shard['file']}: sha256 {sinks.file_sha256(str(path))} != manifest "
+      f"{shard['file']}: sha256 {files.sha256(str(path))} != manifest "
       f"{shard['sha256']}")
   assert verify.main([str(dataset_copy)]) == 1
   err = capsys.readouterr().err
@@ -102,9 +104,9 @@ def test_verify_detects_a_missing_shard(dataset_copy):
 def test_verify_detects_extra_files_missing_marker_and_bad_rejected(
     dataset_copy):
   (dataset_copy / "train-00004-of-00004.array_record").write_bytes(b"")
-  (dataset_copy / sinks.COMPLETED).unlink()
-  with open(dataset_copy / sinks.REJECTED, "a", encoding="utf-8") as f:
-    f.write(sinks.RejectedExample("k", "s", "empty_caption", "").to_json_line())
+  (dataset_copy / shards.COMPLETED).unlink()
+  with open(dataset_copy / shards.REJECTED, "a", encoding="utf-8") as f:
+    f.write(shards.RejectedExample("k", "s", "empty_caption", "").to_json_line())
   problems = verify.verify_dataset(str(dataset_copy)).problems
   assert problems[0] == "COMPLETED marker missing: the build did not finish"
   assert ("train-00004-of-00004.array_record: shard file not in the manifest"
@@ -117,7 +119,7 @@ def test_verify_detects_counts_that_do_not_add_up(dataset_copy):
   manifest = _manifest(dataset_copy)
   manifest["counts"]["read"] += 1
   manifest["shards"][0]["count"] += 1
-  sinks.write_json(str(dataset_copy / sinks.MANIFEST), manifest)
+  files.write_json(str(dataset_copy / shards.MANIFEST), manifest)
   problems = verify.verify_dataset(str(dataset_copy)).problems
   counts = manifest["counts"]
   assert problems[0] == (
@@ -147,7 +149,9 @@ def test_inspect_prints_summary_and_decoded_records(built_dataset,
       f"split train: {counts['kept']} records in 4 shards (read "
       f"{counts['read']}, rejected {sum(counts['rejected'].values())})\n")
   assert "  rejected duplicate_image" in out
-  first = next(inspect.iter_records(str(built_dataset), manifest))
+  first = next(inspect.iter_records(
+      str(built_dataset),
+      manifest_lib.read(str(built_dataset / shards.MANIFEST))))
   assert f"key {first.key}  lang {first.lang}" in out
   assert f"  text   {first.text!r}" in out
   assert f"  image  {first.image_width}x{first.image_height} JPEG of " in out
@@ -164,3 +168,16 @@ def test_inspect_errors(tmp_path, built_dataset, capsys):
   assert inspect.main([str(built_dataset), "--num_records", "-1"]) == 1
   assert capsys.readouterr().err == (
       "error: --num_records must be >= 0, got -1\n")
+
+
+def test_a_manifest_missing_a_key_is_one_line_naming_file_and_key(
+    dataset_copy, capsys):
+  manifest = _manifest(dataset_copy)
+  del manifest["rejected_file"]
+  path = dataset_copy / shards.MANIFEST
+  files.write_json(str(path), manifest)
+  assert verify.verify_dataset(str(dataset_copy)).problems == [
+      f"{path} has no key 'rejected_file'"]
+  assert inspect.main([str(dataset_copy)]) == 1
+  assert capsys.readouterr().err == (
+      f"error: {path} has no key 'rejected_file'\n")

@@ -9,6 +9,7 @@ vocabulary sits beside it, where the search rule finds it.
 import contextlib
 import io
 import json
+import os
 import pathlib
 import shutil
 
@@ -19,12 +20,15 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from dataformat import files
+from dataformat import manifest as manifest_lib
+from dataformat import records
+from dataformat import shards
 from eval import report
 from eval import retrieval_metrics
 from eval import xm3600
 from eval import xm3600_data
 from pipelines import langid
-from pipelines import sinks
 from tests.fixtures import corpus
 from tests.fixtures import faults
 from tests.fixtures import records as synthetic
@@ -68,9 +72,14 @@ def init_params(config: ml_collections.ConfigDict):
 
 
 def write_manifest(dataset_dir: pathlib.Path, sha256: str) -> None:
-  dataset_dir.mkdir(parents=True)
-  sinks.write_json(str(dataset_dir / sinks.MANIFEST), {
-      "vocabularies": [{"name": VOCAB_NAME, "size": 1000, "sha256": sha256}]})
+  """An empty dataset's manifest naming vocabulary VOCAB_NAME."""
+  manifest_lib.write(str(dataset_dir / shards.MANIFEST), manifest_lib.Manifest(
+      schema_version=records.SCHEMA_VERSION, split="train",
+      counts=manifest_lib.Counts(read=0, kept=0, rejected={}), shards=[],
+      rejected_file=manifest_lib.RejectedFile(shards.REJECTED, 0, ""),
+      stats_plot=shards.STATS_PLOT, languages={},
+      vocabularies=[manifest_lib.VocabularyEntry(VOCAB_NAME, 1000, sha256)],
+      options={}, input_files=manifest_lib.InputFiles(0, [])))
 
 
 def save_run(workdir: pathlib.Path, config: ml_collections.ConfigDict,
@@ -188,7 +197,7 @@ def test_batched_encoding_matches_one_pass(run, xm3600_dir, multi_vocab_dir):
   # swap, and recalls from the two may differ.
   model = two_towers.build_model(config.model)
   images = np.stack([
-      input_pipeline.decode_image(data.image_path(key).read_bytes(), 32)
+      input_pipeline.decode_image(files.read_bytes(data.image_path(key)), 32)
       for key in data.image_keys])
   np.testing.assert_allclose(
       image_embeddings, two_towers.encode_images(model, params, images),
@@ -255,7 +264,7 @@ def test_missing_images_are_skipped_and_listed(run, xm3600_dir, tmp_path,
   workdir, _, _ = run
   data_dir = shutil.copytree(xm3600_dir, tmp_path / "xm3600")
   key = xm3600_data.load_xm3600(data_dir).image_keys[3]
-  xm3600_data.image_path(data_dir, key).unlink()
+  os.remove(xm3600_data.image_path(data_dir, key))
   argv = ["--data_dir", str(data_dir), "--checkpoint",
           str(workdir / "checkpoints" / str(STEP)), "--output",
           str(tmp_path / "out"), "--lang", "en"]
@@ -277,7 +286,7 @@ def test_a_non_image_file_is_named_with_what_is_wrong(run, xm3600_dir,
   data_dir = shutil.copytree(xm3600_dir, tmp_path / "xm3600")
   path = xm3600_data.image_path(
       data_dir, xm3600_data.load_xm3600(data_dir).image_keys[5])
-  path.write_bytes(b"<html>404 Not Found</html>")
+  files.write_bytes(path, b"<html>404 Not Found</html>")
   assert xm3600.main(["--data_dir", str(data_dir), "--checkpoint",
                       str(workdir), "--output", str(tmp_path / "out"),
                       "--lang", "en"]) == 1
@@ -314,7 +323,7 @@ def test_a_run_saved_elsewhere_finds_its_dataset_and_vocabulary(
   saved["data"]["train_dir"] = "dataset"
   (relative_run / checkpoints.CONFIG_FILE).write_text(json.dumps(saved))
   assert xm3600.main(argv) == 1
-  manifest = f"dataset/{sinks.MANIFEST}"
+  manifest = f"dataset/{shards.MANIFEST}"
   missing = (f"the training dataset manifest {manifest} (config.data."
              f"train_dir, a relative path looked up from {tmp_path}) does "
              "not exist")
@@ -412,9 +421,29 @@ def test_lowercasing_follows_flag_then_config_then_vocabulary(
 
   assert lowercase() is True
   assert lowercase(lowercase=False) is False
-  config.data.lowercase = True
-  assert lowercase(lowercase=False) is False
-  assert lowercase() is True
+  assert lowercase(lowercase="none") is False
+  config.data.lowercase = "ascii"
+  assert lowercase() == "ascii"
+  assert lowercase(lowercase="unicode") is True
+  config.data.lowercase = "none"
+  assert lowercase() is False
+  # Runs saved before the modes existed: True is "unicode", False the card's.
+  saved = configs.with_defaults(config.to_dict())
+  for old, expected in ((True, True), (False, True)):
+    saved.data = ml_collections.ConfigDict({**saved.data.to_dict(),
+                                            "lowercase": old})
+    assert xm3600.choose_vocabulary(
+        saved, vocab_path=multi_vocab_dir).vocabulary.lowercase is expected
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], None), (["--lowercase"], "unicode"), (["--lowercase", "ascii"],
+                                               "ascii"),
+    (["--no-lowercase"], "none")])
+def test_lowercase_flag_takes_a_mode(flags, expected):
+  args = xm3600.build_parser().parse_args(
+      ["--data_dir", "d", "--checkpoint", "c", "--output", "o", *flags])
+  assert args.lowercase == expected
 
 
 def test_eval_image_mode_is_deterministic():
@@ -477,3 +506,44 @@ def test_training_logs_periodic_evaluation(records_dataset, xm3600_dir,
   assert [e.step for e in events.Scalars("xm3600/i2t_r1_mean")] == [2, 4]
   for event in events.Scalars("xm3600/t2i_r10_mean"):
     assert 0 <= event.value <= 1
+
+
+def test_gcs_data_vocabulary_search_and_report_match_local(
+    gcs, gcs_dir, run, cli_report, xm3600_dir, capsys):
+  workdir, _, params = run
+  root = workdir.parent
+  remote_xm3600 = gcs.upload_dir(xm3600_dir, f"{gcs_dir}/xm3600")
+  local_data = xm3600_data.load_xm3600(xm3600_dir)
+  remote_data = xm3600_data.load_xm3600(remote_xm3600)
+  assert remote_data.image_path("k") == f"{remote_xm3600}/images/k.jpg"
+  assert remote_data.image_keys == local_data.image_keys
+  assert {lang: c.texts for lang, c in remote_data.languages.items()} == {
+      lang: c.texts for lang, c in local_data.languages.items()}
+
+  # The training manifest and the vocabulary it names, both in the bucket:
+  # the search follows the manifest there.
+  gcs.upload_dir(root / "dataset", f"{gcs_dir}/run/dataset")
+  gcs.upload_dir(root / "vocabs", f"{gcs_dir}/run/vocabs")
+  remote_run = save_run(root / "gcs_run",
+                        tiny_config(f"{gcs_dir}/run/dataset"), params, STEP)
+  found = xm3600.choose_vocabulary(tiny_config(f"{gcs_dir}/run/dataset"))
+  assert found.path == f"{gcs_dir}/run/vocabs/{VOCAB_NAME}"
+  assert found.source == "manifest search"
+  assert found.vocabulary.sha256 == xm3600.choose_vocabulary(
+      tiny_config(root / "dataset"), workdir=workdir).vocabulary.sha256
+
+  output = f"{gcs_dir}/report"
+  assert xm3600.main(["--data_dir", remote_xm3600, "--checkpoint",
+                      str(remote_run), "--output", output]) == 0
+  local_output, local_stdout = cli_report
+  assert capsys.readouterr().out == local_stdout
+  for name in (xm3600.TABLE_FILE, xm3600.CHART_FILE):
+    assert gcs.read(f"{output}/{name}") == (local_output / name).read_bytes()
+  remote = json.loads(gcs.read(f"{output}/{xm3600.RESULTS_FILE}"))
+  local = json.loads((local_output / xm3600.RESULTS_FILE).read_text())
+  assert remote["options"]["data_dir"] == remote_xm3600
+  assert remote["vocabulary"]["path"] == found.path
+  for report_json in (remote, local):
+    del report_json["options"]["data_dir"], report_json["vocabulary"]["path"]
+    del report_json["checkpoint"]["path"]
+  assert remote == local

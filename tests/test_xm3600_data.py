@@ -1,11 +1,13 @@
 """Tests for eval.xm3600_data."""
 
 import json
+import os
 import shutil
 
 import numpy as np
 import pytest
 
+from dataformat import files
 from eval import xm3600_data
 from pipelines import langid
 from tests.fixtures import corpus
@@ -25,7 +27,7 @@ def write_set(root, lines, images=None):
     images = [line[xm3600_data.IMAGE_KEY] for line in lines
               if isinstance(line, dict)]
   for key in images:
-    xm3600_data.image_path(root, key).write_bytes(b"")
+    files.write_bytes(xm3600_data.image_path(root, key), b"")
   return root
 
 
@@ -154,7 +156,7 @@ def test_not_an_xm3600_directory(tmp_path):
 def test_fixture_copy_with_a_removed_image(xm3600_dir, tmp_path):
   root = shutil.copytree(xm3600_dir, tmp_path / "xm3600")
   data = xm3600_data.load_xm3600(root)
-  data.image_path(data.image_keys[5]).unlink()
+  os.remove(data.image_path(data.image_keys[5]))
   skipped = xm3600_data.load_xm3600(root, ["en"], skip_missing_images=True)
   assert skipped.missing_images == (data.image_keys[5],)
   assert len(skipped.languages["en"].texts) == 2 * (

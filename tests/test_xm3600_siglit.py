@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from dataformat import files
 from dataformat import records
+from dataformat import shards
 from eval import xm3600
 from eval import xm3600_data
 from pipelines import embed
 from pipelines import frozen_tower
-from pipelines import sinks
 from tests import test_embed
 from tests import test_xm3600
 # Fixtures: the tower's config file and run, and the LiT dataset made with it.
@@ -71,15 +72,15 @@ def siglit_params(config: ml_collections.ConfigDict, seed: int = 4):
 def lit_manifest_copy(lit_dir: pathlib.Path, directory: pathlib.Path,
                       **tower_fields) -> pathlib.Path:
   """A dataset directory holding `lit_dir`'s manifest, its tower changed."""
-  manifest = json.loads((lit_dir / sinks.MANIFEST).read_text())
-  manifest[embed.TOWER].update(tower_fields)
+  manifest = json.loads((lit_dir / shards.MANIFEST).read_text())
+  manifest["tower"].update(tower_fields)
   directory.mkdir(parents=True)
-  sinks.write_json(str(directory / sinks.MANIFEST), manifest)
+  files.write_json(str(directory / shards.MANIFEST), manifest)
   return directory
 
 
 def tower_manifest(lit_dir: pathlib.Path) -> dict:
-  return json.loads((lit_dir / sinks.MANIFEST).read_text())[embed.TOWER]
+  return json.loads((lit_dir / shards.MANIFEST).read_text())["tower"]
 
 
 def run_cli(*argv) -> tuple[int, str]:
@@ -117,7 +118,7 @@ def expected_image_embeddings(tower_dir: pathlib.Path, data, params):
   """l2_normalize(head(tower(image))), without the evaluator's code."""
   tower_config, tower_params = checkpoints.restore_for_inference(tower_dir)
   images = np.stack([
-      input_pipeline.decode_image(data.image_path(key).read_bytes(),
+      input_pipeline.decode_image(files.read_bytes(data.image_path(key)),
                                   test_embed.IMAGE_SIZE)
       for key in data.image_keys])
   _, _, extras = jax.jit(two_towers.build_model(tower_config.model).apply)(
@@ -165,7 +166,7 @@ def test_default_tower_is_the_one_the_manifest_names(
   assert tower.spec.sha256 == recorded["sha256"] == (
       frozen_tower.checkpoint_sha256(str(tower_workdir)))
   assert (tower.spec.image_size, tower.image_mode) == (
-      recorded["image_size"], recorded[embed.IMAGE_MODE])
+      recorded["image_size"], recorded["image_mode"])
   assert tower.to_json()["verified_against_manifest"] is True
   _, restored = checkpoints.restore_for_inference(tower_workdir)
   jax.tree.map(np.testing.assert_array_equal, tower.params, restored["img"])
@@ -201,7 +202,7 @@ def test_tower_of_other_embeddings_is_refused(lit_dataset, tmp_path):
 
 def test_a_missing_lit_manifest_is_named(tower_workdir, tmp_path):
   config = siglit_config(tmp_path / "moved")
-  manifest = tmp_path / "moved" / sinks.MANIFEST
+  manifest = tmp_path / "moved" / shards.MANIFEST
   missing = (f"the training dataset manifest {manifest} "
              "(config.data.train_dir) does not exist")
   with pytest.raises(ValueError) as raised:
@@ -265,7 +266,7 @@ def test_npz_tower_and_npz_checkpoint_give_the_same_numbers(
   tower = results["image_tower"]
   assert (tower["kind"], tower["checkpoint"], tower["step"]) == (
       frozen_tower.BIG_VISION, str(tower_npz), None)
-  assert tower["sha256"] == sinks.file_sha256(str(tower_npz))
+  assert tower["sha256"] == files.sha256(str(tower_npz))
   assert (tower["source"], tower["verified_against_manifest"]) == (
       xm3600.TOWER_FROM_FLAG, False)
   assert results["checkpoint"]["kind"] == frozen_tower.BIG_VISION

@@ -11,8 +11,8 @@ identifies their language (`pipelines.langid`), keeps English only for
 sample to a sample directory (`--sample_dir`, or a temporary one under Beam's
 `--temp_location` or on local disk). SentencePiece then trains in this
 process on the sorted sample, and `OUTPUT/<name>.model` and
-`OUTPUT/vocab.json` are written through Beam's FileSystems (so gs:// outputs
-work).
+`OUTPUT/vocab.json` are written through the file layer (`dataformat.files`,
+so gs:// outputs work).
 
 The model is a function of the corpus and the options: the sample is chosen
 by hashes, sorted before training, and SentencePiece runs with a fixed number
@@ -172,7 +172,7 @@ class _IdentifyLanguages(beam.DoFn):
   """A batch of captions -> (lang, caption) pairs."""
 
   def __init__(self):
-    self._identifier = langid.LanguageIdentifier(backend=langid.FAST_BACKEND)
+    self._identifier = langid.LanguageIdentifier()
 
   def process(self, texts: list[str]):
     predictions = self._identifier.identify_batch(texts)
@@ -284,20 +284,13 @@ def write_sample(options: TrainingOptions, sample_dir: str,
   return result if isinstance(result, pipeline_command.Launched) else None
 
 
-def _read_text(path: str) -> str:
-  with FileSystems.open(path) as f:
-    return f.read().decode("utf-8")
-
-
 def read_sample(sample_dir: str) -> tuple[list[str], dict]:
   """The sample's sentences, sorted, and the pipeline's summary."""
-  summary = json.loads(_read_text(FileSystems.join(sample_dir, SUMMARY_FILE)))
-  pattern = FileSystems.join(sample_dir, f"{SAMPLE_PREFIX}*.txt")
+  summary = files.read_json(files.join(sample_dir, SUMMARY_FILE))
   sentences = []
-  for result in FileSystems.match([pattern]):
-    for metadata in result.metadata_list:
-      sentences.extend(
-          line for line in _read_text(metadata.path).split("\n") if line)
+  for path in files.glob(files.join(sample_dir, f"{SAMPLE_PREFIX}*.txt")):
+    sentences.extend(
+        line for line in files.read_text(path).split("\n") if line)
   sentences.sort()
   return sentences, summary
 
@@ -407,11 +400,6 @@ def make_card(options: TrainingOptions, model_proto: bytes,
   )
 
 
-def _write_bytes(path: str, data: bytes) -> None:
-  with FileSystems.create(path) as f:
-    f.write(data)
-
-
 def _check_sample(sentences: Sequence[str], summary: Mapping,
                   options: TrainingOptions) -> None:
   if sentences:
@@ -471,10 +459,10 @@ def train_vocabulary(
               f"pieces ({options.num_threads} threads)")
     model_proto = train_sentencepiece(sentences, options)
   card = make_card(options, model_proto, summary)
-  _write_bytes(FileSystems.join(options.output_dir, card.model_file),
-               model_proto)
-  _write_bytes(FileSystems.join(options.output_dir, vocabulary.VOCAB_JSON),
-               card.to_json().encode("utf-8"))
+  files.write_bytes(files.join(options.output_dir, card.model_file),
+                    model_proto)
+  files.write_text(files.join(options.output_dir, vocabulary.VOCAB_JSON),
+                   card.to_json())
   _progress(f"wrote {options.output_dir}: {card.model_file} "
             f"({card.size} pieces, sha256 {card.sha256[:16]}...)")
   return card
@@ -511,6 +499,11 @@ def _parser() -> argparse.ArgumentParser:
       help="en32k: English captions only, 32,000 pieces, character coverage "
            "0.9995; multi250k: all languages sampled with p(L) ~ n_L^alpha, "
            "250,000 pieces, character coverage 0.99999, byte fallback")
+  parser.add_argument(
+      "--languages", metavar="CODES",
+      help="comma-separated language codes whose captions it trains on "
+           "(e.g. en,mi; nb, tl, iw are read as no, fil, he), or 'all' "
+           "(default: the preset's: en for en32k, all for multi250k)")
   parser.add_argument(
       "--vocab_size", type=int, metavar="N",
       help="number of pieces, overriding the preset's (for small corpora)")
@@ -556,6 +549,11 @@ def parse_args(
   """
   args, beam_args = _parser().parse_known_args(argv)
   preset = PRESETS[args.preset]
+  if args.languages is not None:
+    languages = filters.parse_languages(args.languages)
+    langid.LanguageIdentifier().check_outputs(languages)
+    preset = dataclasses.replace(preset, languages=(
+        None if languages is None else tuple(sorted(languages))))
   options = TrainingOptions(
       input_patterns=tuple(args.input),
       output_dir=args.output,

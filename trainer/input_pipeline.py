@@ -18,7 +18,6 @@ import concurrent.futures
 import dataclasses
 import io
 import itertools
-import pathlib
 import signal
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from dataformat import records
+from dataformat import shards
 from tokenizers import vocabulary
 
 IMAGE = "image"
@@ -48,30 +48,12 @@ _PREFETCH_BATCHES = 2
 _OPEN_THREADS = 16
 
 
-def dataset_shards(data_dir: str | pathlib.Path, split: str) -> list[str]:
-  """The sorted ArrayRecord shard paths of `split` in a complete dataset.
-
-  Raises:
-    ValueError: if `data_dir` is not a complete dataset or has no such split.
-  """
-  data_dir = pathlib.Path(data_dir)
-  if not data_dir.is_dir():
-    raise ValueError(f"dataset directory {str(data_dir)!r} does not exist")
-  if not (data_dir / "COMPLETED").exists():
-    raise ValueError(f"dataset {str(data_dir)!r} is incomplete "
-                     "(no COMPLETED marker)")
-  shards = sorted(data_dir.glob(f"{split}-*-of-*.array_record"))
-  if not shards:
-    raise ValueError(f"dataset {str(data_dir)!r} has no {split!r} shards")
-  return [str(path) for path in shards]
-
-
 def _train_shards(data_config: ml_collections.ConfigDict) -> list[str]:
-  """`dataset_shards` of the configured training dataset and split."""
+  """`shards.dataset_shards` of the configured training dataset and split."""
   if not data_config.train_dir:
     raise ValueError("no training dataset: set data.train_dir "
                      "(--config.data.train_dir=DIR)")
-  return dataset_shards(data_config.train_dir, data_config.split)
+  return shards.dataset_shards(data_config.train_dir, data_config.split)
 
 
 def _damaged_shard_error(path: str, error: Exception) -> ValueError:
