@@ -42,6 +42,9 @@ from dataformat import files
 from demo import captions
 from demo import scenes
 from eval import xm3600_data
+from pipelines import image_signature
+from pipelines import images
+from pipelines import near_duplicates
 from pipelines.filters import FilterConfig
 from pipelines.reasons import Reason
 
@@ -117,10 +120,12 @@ class CorpusSummary:
     output_dir: the corpus directory.
     shards: the tar shards, in order.
     num_examples: examples written (clean and bad).
-    num_clean: examples without a defect.
+    num_clean: examples without a planted defect.
     language_counts: examples per caption language (all examples).
     defect_counts: bad examples per `Defect` value.
-    reason_counts: bad examples per expected rejection `Reason` value.
+    reason_counts: examples per expected rejection `Reason` value: the
+      planted defects' and, with a block-list source, the clean scenes
+      that happen to be near-duplicates of its images.
     expected_rejections: key -> the `Reason` value the pipeline must give.
     mismatched: keys of the clean examples whose caption describes another
       scene, sorted.
@@ -142,8 +147,13 @@ class CorpusSummary:
 
   @property
   def num_bad(self) -> int:
-    """Examples with a defect."""
+    """Examples with a planted defect."""
     return self.num_examples - self.num_clean
+
+  @property
+  def num_kept(self) -> int:
+    """Examples the dataset build keeps."""
+    return self.num_examples - len(self.expected_rejections)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -653,6 +663,7 @@ def generate_corpus(
   plans = plan_corpus(num_examples, seed, bad_fraction, mix,
                       blocklist_images, mismatch_fraction)
   mismatched = tuple(example_key(p.index) for p in plans if p.mismatched)
+  eval_filter = _eval_filter(blocklist_images) if blocklist_images else None
   shards, rejections = [], {}
   defect_counts = collections.Counter()
   for start in range(0, num_examples, examples_per_shard):
@@ -664,6 +675,11 @@ def generate_corpus(
     for plan, example in zip(plans[start:], examples):
       if plan.defect is not None:
         defect_counts[str(plan.defect)] += 1
+      if plan.defect in (None, Defect.DUPLICATE_IMAGE) and eval_filter and (
+          _is_near_duplicate(example.image, eval_filter)):
+        # The build's near-duplicate check runs before its duplicate check.
+        rejections[example.key] = str(Reason.NEAR_DUPLICATE_OF_EVAL)
+      elif plan.defect is not None:
         rejections[example.key] = str(EXPECTED_REASONS[plan.defect])
     if progress:
       progress(min(start + examples_per_shard, num_examples), num_examples)
@@ -688,7 +704,7 @@ def generate_corpus(
       output_dir=output_dir,
       shards=tuple(shards),
       num_examples=num_examples,
-      num_clean=num_examples - len(rejections),
+      num_clean=num_examples - sum(defect_counts.values()),
       language_counts=dict(sorted(collections.Counter(
           p.lang for p in plans).items())),
       defect_counts=dict(sorted(defect_counts.items())),
@@ -713,6 +729,28 @@ def generate_corpus(
       "lang_mix": mix,
   })
   return summary
+
+
+def _eval_filter(paths: Sequence[pathlib.Path]
+                 ) -> near_duplicates.EvalImageFilter:
+  """The build's near-duplicate filter for these block-listed images."""
+  entries = []
+  for path in paths:
+    pixels = images.decode_image(path.read_bytes()).pixels
+    entries.append(near_duplicates.EvalImage(
+        path.name, images.pixel_sha256(pixels),
+        image_signature.eval_signatures(pixels)))
+  return near_duplicates.EvalImageFilter(entries,
+                                         image_signature.MatchConfig())
+
+
+def _is_near_duplicate(image: bytes,
+                       eval_filter: near_duplicates.EvalImageFilter) -> bool:
+  """Whether the build rejects a clean image as NEAR_DUPLICATE_OF_EVAL."""
+  pixels = images.decode_image(image).pixels
+  stored = images.resize_shorter_side(pixels, images.DEFAULT_SHORTER_SIDE)
+  return eval_filter.reject_reason(
+      stored, images.pixel_sha256(pixels)) is not None
 
 
 def _write_json(path: pathlib.Path, value: Any) -> None:
@@ -968,6 +1006,10 @@ def _print_summary(summary: CorpusSummary, seconds: float) -> None:
   for kind, count in summary.defect_counts.items():
     reason = EXPECTED_REASONS[Defect(kind)]
     print(f"  defect {kind:<22} {count:>5}  -> {reason}")
+  near = summary.reason_counts.get(str(Reason.NEAR_DUPLICATE_OF_EVAL), 0)
+  if near:
+    print(f"  near-copies of XM3600 images {near:>5}  -> "
+          f"{Reason.NEAR_DUPLICATE_OF_EVAL}")
   print("  languages: " + " ".join(
       f"{lang}={count}" for lang, count in summary.language_counts.items()))
 

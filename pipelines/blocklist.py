@@ -1,48 +1,49 @@
-"""Block-lists of images to keep out of a dataset, by decoded-pixel hash.
+"""Block-lists of images to keep out of a dataset: exact and near copies.
 
-A block-list is either a text file with one hex SHA-256 per line (as
-`images.pixel_sha256` computes it; blank lines and `#` comments are ignored)
-or a directory of images (searched recursively, e.g. the XM3600 `images/`
-folder), which are decoded and hashed. Hashing decoded pixels, not file bytes,
-catches an eval image that was re-saved with different metadata.
+A block-list names eval images by key (their path under the directory they
+came from) with, for each, the SHA-256 of its decoded pixels (as
+`images.pixel_sha256` computes it) and its perceptual signatures
+(`image_signature.eval_signatures`). A training image with the same pixels is
+BLOCKLISTED_IMAGE; one whose signature lies within the match radius of an eval
+image's is NEAR_DUPLICATE_OF_EVAL (`near_duplicates.EvalImageFilter`). Hashing decoded pixels,
+not file bytes, catches an eval image re-saved with other metadata; the
+signatures catch it resized, re-encoded, cropped, mirrored or recoloured.
 
-Hashing a directory of thousands of images takes a while; to do it once:
+A block-list is either a directory of images (searched recursively, e.g. the
+XM3600 `images/` folder), which are decoded and signed when the build starts,
+or a file that `python -m pipelines.blocklist` wrote from such directories
+once:
 
-  python -m pipelines.blocklist --output xm3600.sha256 /data/xm3600/images
+  python -m pipelines.blocklist --output xm3600.blocklist /data/xm3600/images
+
+The file is JSON lines: a header `{"format": "blocklist", "version": 2,
+"signature": ..., "signature_version": ...}`, then one line per image
+`{"key": ..., "sha256": ..., "hashes": ..., "colour": ...}` (hashes: base64 of
+little-endian uint64s; colour: base64 of int8 rows of
+`image_signature.COLOUR_VALUES`). Version 1 files (one hex SHA-256 per line)
+hold no signatures and are refused.
 """
 
 import argparse
-from collections.abc import Iterable, Iterator
+import base64
+from collections.abc import Iterable, Iterator, Sequence
 import hashlib
+import json
 import os
-import re
 import sys
 
+import numpy as np
+
 from dataformat import files
+from pipelines import image_signature
 from pipelines import images
+from pipelines.image_signature import Signatures
+from pipelines.near_duplicates import EvalImage
 from pipelines.reasons import Rejection
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
-
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
-
-
-def parse_hashes(lines: Iterable[str], source: str = "<lines>") -> set[str]:
-  """Parses block-list lines into hashes.
-
-  Raises:
-    ValueError: if a line is neither blank, a `#` comment nor a hex SHA-256.
-  """
-  hashes = set()
-  for number, line in enumerate(lines, start=1):
-    line = line.split("#", 1)[0].strip().lower()
-    if not line:
-      continue
-    if not _HASH_RE.fullmatch(line):
-      raise ValueError(
-          f"{source}:{number}: not a hex SHA-256: {line[:80]!r}")
-    hashes.add(line)
-  return hashes
+FORMAT = "blocklist"
+VERSION = 2
 
 
 def _is_directory(path: str) -> bool:
@@ -61,85 +62,165 @@ def image_paths(directory: str) -> list[str]:
           if path.lower().endswith(IMAGE_EXTENSIONS)]
 
 
-def hash_images(paths: Iterable[str],
+def _decoded(path: str, max_pixels: int) -> images.DecodedImage:
+  try:
+    return images.decode_image(files.read_bytes(path), max_pixels=max_pixels)
+  except Rejection as e:
+    # A block-list that silently skipped an eval image would leak it into
+    # training data.
+    raise ValueError(f"block-list image {path} is unusable: {e}") from None
+
+
+def eval_images(directory: str,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS
-                ) -> Iterator[tuple[str, str]]:
-  """Yields (path, pixel SHA-256) for each image file.
+                ) -> Iterator[EvalImage]:
+  """Yields the block-list entry of each image under `directory`.
+
+  Keys are the paths relative to `directory` (e.g. XM3600's file names).
 
   Raises:
-    ValueError: if an image cannot be decoded: a block-list that silently
-      skipped an eval image would leak it into training data.
+    ValueError: if the directory holds no images, or one cannot be decoded.
   """
+  paths = image_paths(directory)
+  if not paths:
+    raise ValueError(f"block-list {directory} holds no image files "
+                     f"({', '.join(IMAGE_EXTENSIONS)})")
+  prefix = directory.rstrip("/") + "/"
   for path in paths:
+    pixels = _decoded(path, max_pixels).pixels
+    key = path[len(prefix):] if path.startswith(prefix) else path
+    yield EvalImage(key, images.pixel_sha256(pixels),
+                    image_signature.eval_signatures(pixels))
+
+
+def _b64(array: np.ndarray) -> str:
+  return base64.b64encode(array.tobytes()).decode("ascii")
+
+
+def header() -> dict:
+  """The first line of a block-list file."""
+  return {"format": FORMAT, "version": VERSION,
+          "signature": image_signature.SIGNATURE_NAME,
+          "signature_version": image_signature.SIGNATURE_VERSION}
+
+
+def entry_line(image: EvalImage) -> str:
+  """One image's line of a block-list file (with its newline)."""
+  return json.dumps({
+      "key": image.key, "sha256": image.sha256,
+      "hashes": _b64(image.signatures.hashes.astype("<u8")),
+      "colour": _b64(image.signatures.colour)}) + "\n"
+
+
+def _check_header(line: str, source: str) -> None:
+  try:
+    found = json.loads(line)
+  except json.JSONDecodeError:
+    found = None
+  if not isinstance(found, dict) or found.get("format") != FORMAT:
+    raise ValueError(
+        f"{source} is not a version {VERSION} block-list file (an older one "
+        f"holds only hex SHA-256 lines, no perceptual signatures): rebuild it "
+        f"with python -m pipelines.blocklist --output {source} IMAGE_DIR, or "
+        f"pass the image directory itself")
+  if found != header():
+    raise ValueError(
+        f"{source} is block-list version {found.get('version')} with "
+        f"signature {found.get('signature')} v"
+        f"{found.get('signature_version')}; this build reads version "
+        f"{VERSION} with {image_signature.SIGNATURE_NAME} v"
+        f"{image_signature.SIGNATURE_VERSION}: rebuild it with python -m "
+        f"pipelines.blocklist")
+
+
+def parse_file(lines: Sequence[str], source: str = "<lines>"
+               ) -> list[EvalImage]:
+  """Parses the lines of a block-list file.
+
+  Raises:
+    ValueError: for an older or foreign format, or a bad line.
+  """
+  if not lines:
+    raise ValueError(f"{source} is empty")
+  _check_header(lines[0], source)
+  entries = []
+  for number, line in enumerate(lines[1:], start=2):
+    if not line.strip():
+      continue
     try:
-      decoded = images.decode_image(files.read_bytes(path),
-                                    max_pixels=max_pixels)
-    except Rejection as e:
-      raise ValueError(f"block-list image {path} is unusable: {e}") from None
-    yield path, images.pixel_sha256(decoded.pixels)
+      value = json.loads(line)
+      hashes = np.frombuffer(base64.b64decode(value["hashes"], validate=True),
+                             "<u8").astype(np.uint64)
+      colour = np.frombuffer(base64.b64decode(value["colour"], validate=True),
+                             np.int8).reshape(len(hashes),
+                                              image_signature.COLOUR_VALUES)
+      entry = EvalImage(str(value["key"]), str(value["sha256"]),
+                        Signatures(hashes, colour))
+    except (ValueError, KeyError, TypeError) as e:
+      raise ValueError(f"{source}:{number}: not a block-list entry: "
+                       f"{type(e).__name__}: {e}") from None
+    entries.append(entry)
+  return entries
 
 
 def load_blocklist(path: str,
                    max_pixels: int = images.DEFAULT_MAX_PIXELS
-                   ) -> frozenset[str]:
-  """Loads one block-list: a hash file or a directory of images.
+                   ) -> list[EvalImage]:
+  """Loads one block-list: a block-list file or a directory of images.
 
   Raises:
-    ValueError: if the path holds no hashes or images, or a bad line or image.
+    ValueError: if the path holds no images, an old or bad file, or a bad
+      image.
   """
   if _is_directory(path):
-    paths = image_paths(path)
-    if not paths:
-      raise ValueError(f"block-list {path} holds no image files "
-                       f"({', '.join(IMAGE_EXTENSIONS)})")
-    return frozenset(h for _, h in hash_images(paths, max_pixels))
+    return list(eval_images(path, max_pixels))
   text = files.read_bytes(path).decode("utf-8", errors="replace")
-  return frozenset(parse_hashes(text.splitlines(), path))
+  return parse_file(text.splitlines(), path)
 
 
 def load_blocklists(paths: Iterable[str],
                     max_pixels: int = images.DEFAULT_MAX_PIXELS
-                    ) -> frozenset[str]:
-  """The union of several block-lists."""
-  hashes = set()
-  for path in paths:
-    hashes |= load_blocklist(path, max_pixels)
-  return frozenset(hashes)
+                    ) -> list[EvalImage]:
+  """The entries of several block-lists, in order."""
+  return [e for path in paths for e in load_blocklist(path, max_pixels)]
 
 
 def blocklist_sha256(hashes: Iterable[str]) -> str:
   """A digest of a set of hashes, independent of order and of its sources."""
   return hashlib.sha256(
-      "".join(f"{h}\n" for h in sorted(hashes)).encode()).hexdigest()
+      "".join(f"{h}\n" for h in sorted(set(hashes))).encode()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m pipelines.blocklist",
-      description="Hash the images of directories (e.g. XM3600's images/) "
-      "into a block-list file for `build_dataset --blocklist`.")
+      description="Hash and sign the images of directories (e.g. XM3600's "
+      "images/) into a block-list file for `build_dataset --blocklist`.")
   parser.add_argument("directories", nargs="+", metavar="DIR",
                       help="directories of images, searched recursively; "
                       "local paths or gs:// prefixes")
   parser.add_argument("--output", required=True,
-                      help="the block-list file to write: one hex SHA-256 of "
-                      "decoded pixels per line, sorted")
+                      help=f"the block-list file to write (version {VERSION}"
+                      f" JSON lines: a header, then per image its key, "
+                      f"pixel SHA-256 and perceptual signatures)")
   args = parser.parse_args(argv)
   try:
-    paths = [p for d in args.directories for p in image_paths(d)]
-    if not paths:
+    total = sum(len(image_paths(d)) for d in args.directories)
+    if not total:
       raise ValueError(
           f"no image files under {', '.join(args.directories)}")
-    hashes = set()
-    for done, (_, sha) in enumerate(hash_images(paths), start=1):
-      hashes.add(sha)
-      if done % 500 == 0 or done == len(paths):
-        print(f"hashed {done}/{len(paths)} images", file=sys.stderr)
-    files.write_text(args.output, "".join(f"{h}\n" for h in sorted(hashes)))
+    lines = [json.dumps(header()) + "\n"]
+    for directory in args.directories:
+      for image in eval_images(directory):
+        lines.append(entry_line(image))
+        done = len(lines) - 1
+        if done % 500 == 0 or done == total:
+          print(f"signed {done}/{total} images", file=sys.stderr)
+    files.write_text(args.output, "".join(lines))
   except (ValueError, OSError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(f"wrote {len(hashes)} hashes ({len(paths)} images) to {args.output}")
+  print(f"wrote {total} images to {args.output}")
   return 0
 
 

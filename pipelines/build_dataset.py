@@ -6,7 +6,8 @@
 The pipeline is a chain of named transforms:
 
   Read          input files -> raw examples (and damaged-file reports)
-  Process       decode and validate, filter, tag the language, tokenize,
+  Process       decode and validate, filter, tag the language, reject
+                near-duplicates of block-listed eval images, tokenize,
                 resize and re-encode (`process.process_batch`, in batches)
   Score         (with --score_model) score each pair with a frozen
                 two-tower model, store score/<name>, and reject pairs below
@@ -45,8 +46,9 @@ from dataformat import shards as shards_lib
 from pipelines import beam_options
 from pipelines import blocklist
 from pipelines import filters
+from pipelines import image_signature
 from pipelines import langid
-from pipelines import frozen_tower
+from pipelines import near_duplicates
 from pipelines import pair_scorer
 from pipelines import pipeline_command
 from pipelines import process
@@ -159,11 +161,13 @@ class _ProcessFn(beam.DoFn):
 
   def __init__(self, config: process.ProcessConfig,
                identifier: langid.LanguageIdentifier,
-               vocabularies: Sequence[Vocabulary], num_shards: int):
+               vocabularies: Sequence[Vocabulary], num_shards: int,
+               eval_filter: near_duplicates.EvalImageFilter | None):
     self._config = config
     self._identifier = identifier
     self._vocabularies = list(vocabularies)
     self._num_shards = num_shards
+    self._eval_filter = eval_filter
     self._processed = beam.metrics.Metrics.counter(METRICS_NAMESPACE,
                                                    "processed")
     self._passed = beam.metrics.Metrics.counter(METRICS_NAMESPACE,
@@ -179,7 +183,7 @@ class _ProcessFn(beam.DoFn):
 
   def process(self, batch: list[RawExample]):
     results = process.process_batch(batch, self._config, self._identifier,
-                                    self._vocabularies)
+                                    self._vocabularies, self._eval_filter)
     for raw, result in zip(batch, results):
       self._processed.inc()
       if isinstance(result, Rejection):
@@ -327,7 +331,9 @@ class BuildDataset(beam.PTransform):
                config: process.ProcessConfig,
                identifier: langid.LanguageIdentifier,
                vocabularies: Sequence[Vocabulary],
-               blocked_hashes: Iterable[str], num_shards: int, split: str,
+               blocked_hashes: Iterable[str],
+               eval_filter: near_duplicates.EvalImageFilter | None,
+               num_shards: int, split: str,
                manifest_fields: dict[str, Any],
                scoring: tuple[pair_scorer.ScorerSpec,
                               score_filter.ScoreFilterConfig] | None = None):
@@ -338,6 +344,7 @@ class BuildDataset(beam.PTransform):
     self._identifier = identifier
     self._vocabularies = list(vocabularies)
     self._blocked_hashes = sorted(blocked_hashes)
+    self._eval_filter = eval_filter
     self._num_shards = num_shards
     self._split = split
     self._manifest_fields = manifest_fields
@@ -352,8 +359,8 @@ class BuildDataset(beam.PTransform):
         | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE,
                                         max_batch_size=BATCH_SIZE)
         | "Process" >> beam.ParDo(_ProcessFn(
-            self._config, self._identifier, self._vocabularies,
-            n)).with_outputs(_REJECTED_TAG, main="kept"))
+            self._config, self._identifier, self._vocabularies, n,
+            self._eval_filter)).with_outputs(_REJECTED_TAG, main="kept"))
     kept = processed.kept
     rejected = processed[_REJECTED_TAG]
     score_side_inputs = {}
@@ -441,9 +448,22 @@ def _parser() -> argparse.ArgumentParser:
                   help="replace the dataset in --output, completed or left "
                   "incomplete by an interrupted build")
   io.add_argument("--blocklist", action="append", default=[], metavar="PATH",
-                  help="images to exclude, e.g. eval images: a file of hex "
-                  "pixel SHA-256 lines (python -m pipelines.blocklist) or a "
-                  "directory of images; repeatable")
+                  help="images to exclude with their near-duplicates, e.g. "
+                  "eval images: a block-list file (python -m "
+                  "pipelines.blocklist) or a directory of images; "
+                  "repeatable")
+  match = image_signature.MatchConfig()
+  io.add_argument("--near_duplicate_radius", type=int, default=match.radius,
+                  metavar="BITS",
+                  help="images whose 64-bit DCT hash is within this many bits "
+                  "of a block-listed image's (and whose colours agree) are "
+                  "rejected as near_duplicate_of_eval; -1 turns this off, "
+                  "keeping the exact check")
+  io.add_argument("--near_duplicate_max_colour_distance", type=int,
+                  default=match.max_colour_distance, metavar="D",
+                  help="the largest colour difference |dY|+|dCb|+|dCr| "
+                  "(8-bit units) of any cell of a 6x6 grid between a "
+                  "near-duplicate and its eval image")
   image = parser.add_argument_group("images")
   image.add_argument("--image_size", type=int, default=defaults.image_size,
                      metavar="PX",
@@ -692,6 +712,10 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   if not args.split or not args.split.replace("_", "").isalnum():
     raise ValueError(f"--split must be letters, digits and '_', got "
                      f"{args.split!r}")
+  match = None
+  if args.near_duplicate_radius != -1:
+    match = image_signature.MatchConfig(
+        args.near_duplicate_radius, args.near_duplicate_max_colour_distance)
   options = beam_options.from_flags(beam_argv)
   if not args.verbose:
     beam_options.quiet_workers(options.view_as(WorkerOptions))
@@ -705,7 +729,15 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   vocabularies = load_vocabularies(args.vocab)
   scoring = _scoring_from_args(args, vocabularies,
                                options.view_as(StandardOptions).runner)
-  blocked = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
+  entries = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
+  blocked = {e.sha256 for e in entries}
+  eval_filter = None
+  near_duplicate_options = None
+  if entries and match is not None:
+    eval_filter = near_duplicates.EvalImageFilter(entries, match)
+    near_duplicate_options = {**match.to_json(),
+                              "eval_images": len(entries),
+                              "signatures": eval_filter.num_signatures}
   shards_lib.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("building %s from %s", args.output,
             _plural(len(input_files), "input file"))
@@ -721,7 +753,8 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
           "blocklist": {"sources": [files.resolve(p)
                                     for p in args.blocklist],
                         "hashes": len(blocked),
-                        "sha256": blocklist.blocklist_sha256(blocked)},
+                        "sha256": blocklist.blocklist_sha256(blocked),
+                        "near_duplicates": near_duplicate_options},
       },
   }
   if scoring is not None:
@@ -733,7 +766,8 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   _ = pipeline | "BuildDataset" >> BuildDataset(
       inputs=inputs, output_dir=args.output, config=config,
       identifier=identifier, vocabularies=vocabularies,
-      blocked_hashes=blocked, num_shards=args.num_shards, split=args.split,
+      blocked_hashes=blocked, eval_filter=eval_filter,
+      num_shards=args.num_shards, split=args.split,
       manifest_fields=manifest_fields, scoring=scoring)
   result = pipeline_command.run_pipeline(pipeline, options, args.output,
                                         wait=not args.no_wait)

@@ -1,8 +1,9 @@
 """The per-example work of a dataset build, without Beam: raw pair -> Record.
 
 `process_batch` is the build's kernel: decode and validate the image, decode
-the caption, apply the filters, tag the language, tokenize with every
-vocabulary, and resize and re-encode the image. The Beam pipeline
+the caption, apply the filters, tag the language, reject near-duplicates of
+block-listed eval images, tokenize with every vocabulary, and resize and
+re-encode the image. The Beam pipeline
 (`pipelines.build_dataset`) and the kernel-limit benchmark both call it.
 
 Checks run in the order of `reasons.REASONS`, so an example with several
@@ -20,6 +21,7 @@ from pipelines import captions
 from pipelines import filters
 from pipelines import images
 from pipelines import langid
+from pipelines import near_duplicates
 from pipelines.readers import common
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Reason
@@ -113,7 +115,9 @@ def source_fields(raw: RawExample) -> dict[str, str | int]:
 
 def _untokenized_record(raw: RawExample, text: str | Rejection,
                         language: langid.LanguagePrediction | None,
-                        config: ProcessConfig) -> Record:
+                        config: ProcessConfig,
+                        eval_filter: near_duplicates.EvalImageFilter | None
+                        ) -> Record:
   """Validates, filters and re-encodes one example (tokens come later).
 
   Raises:
@@ -131,6 +135,11 @@ def _untokenized_record(raw: RawExample, text: str | Rejection,
   _raise_if(filters.language_reject_reason(language.lang, language.score,
                                            config.thresholds))
   pixels = images.resize_shorter_side(decoded.pixels, config.image_size)
+  sha256 = images.pixel_sha256(decoded.pixels)
+  if eval_filter is not None:
+    # The stored size is plenty for a 32x32 thumbnail, and far cheaper to
+    # sign than the original.
+    _raise_if(eval_filter.reject_reason(pixels, sha256))
   return Record(
       key=raw.key,
       text=text,
@@ -142,7 +151,7 @@ def _untokenized_record(raw: RawExample, text: str | Rejection,
       image_width=pixels.shape[1],
       image_original_height=height,
       image_original_width=width,
-      image_sha256=images.pixel_sha256(decoded.pixels),
+      image_sha256=sha256,
       **source_fields(raw),
   )
 
@@ -167,8 +176,16 @@ def process_batch(
     config: ProcessConfig,
     identifier: langid.LanguageIdentifier,
     vocabularies: Sequence[Vocabulary],
+    eval_filter: near_duplicates.EvalImageFilter | None = None,
 ) -> list[Record | Rejection]:
   """Processes examples: a Record for each kept one, a Rejection otherwise.
+
+  Args:
+    raws: the examples.
+    config: how to process them.
+    identifier: the language identifier.
+    vocabularies: the vocabularies to tokenize with.
+    eval_filter: if given, near-duplicates of its eval images are rejected.
 
   Returns:
     One result per example, in order.
@@ -180,7 +197,8 @@ def process_batch(
   for raw, text in zip(raws, texts):
     language = next(predictions) if isinstance(text, str) else None
     try:
-      results.append(_untokenized_record(raw, text, language, config))
+      results.append(_untokenized_record(raw, text, language, config,
+                                         eval_filter))
     except Rejection as e:
       results.append(_stable(e))
   kept = [r for r in results if isinstance(r, Record)]
@@ -197,13 +215,15 @@ def process_example(
     config: ProcessConfig,
     identifier: langid.LanguageIdentifier,
     vocabularies: Sequence[Vocabulary],
+    eval_filter: near_duplicates.EvalImageFilter | None = None,
 ) -> Record:
   """Processes one example.
 
   Raises:
     Rejection: if the example is rejected.
   """
-  [result] = process_batch([raw], config, identifier, vocabularies)
+  [result] = process_batch([raw], config, identifier, vocabularies,
+                           eval_filter)
   if isinstance(result, Rejection):
     raise result
   return result

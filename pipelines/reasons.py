@@ -28,6 +28,9 @@ class Reason(enum.StrEnum):
   CAPTION_TOO_SHORT = "caption_too_short"
   CAPTION_TOO_LONG = "caption_too_long"
   LANGUAGE_NOT_ALLOWED = "language_not_allowed"
+  # Perceptually near a block-listed eval image (exact copies are left to
+  # BLOCKLISTED_IMAGE).
+  NEAR_DUPLICATE_OF_EVAL = "near_duplicate_of_eval"
   # Image-text agreement below the cut-off (needs every example's score).
   LOW_IMAGE_TEXT_SCORE = "low_image_text_score"
   # Set-level decisions, made after all per-example checks passed.
@@ -38,7 +41,8 @@ class Reason(enum.StrEnum):
 REASONS: tuple[Reason, ...] = tuple(Reason)
 # Reasons that drop a copy of another image (a training or an eval image).
 DUPLICATE_REASONS: frozenset[Reason] = frozenset(
-    {Reason.BLOCKLISTED_IMAGE, Reason.DUPLICATE_IMAGE})
+    {Reason.NEAR_DUPLICATE_OF_EVAL, Reason.BLOCKLISTED_IMAGE,
+     Reason.DUPLICATE_IMAGE})
 
 
 class Rejection(Exception):

@@ -1,14 +1,20 @@
 """Tests for pipelines.blocklist."""
 
 import io
+import json
 import os
+import pickle
+import re
 
 import numpy as np
 from PIL import Image
 import pytest
 
 from pipelines import blocklist
+from pipelines import image_signature
 from pipelines import images
+from pipelines import near_duplicates
+from pipelines.reasons import Reason
 
 
 def _pixels(seed: int, size=(40, 48)) -> np.ndarray:
@@ -28,21 +34,64 @@ def _decoded_hash(path: str) -> str:
     return images.pixel_sha256(images.decode_image(f.read()).pixels)
 
 
-def test_parse_hashes_skips_comments_and_blank_lines():
-  a, b = "a" * 64, "0123456789abcdef" * 4
-  lines = ["# XM3600", "", f"  {a}  ", f"{b.upper()}  # upper case is fine", a]
-  assert blocklist.parse_hashes(lines) == {a, b}
+def _sha256s(entries) -> set[str]:
+  return {e.sha256 for e in entries}
 
 
-def test_parse_hashes_reports_the_bad_line():
-  with pytest.raises(ValueError, match=r"list.txt:2: not a hex SHA-256: 'abc'"):
-    blocklist.parse_hashes(["a" * 64, "abc"], "list.txt")
+def _write_v2(tmp_path, *images_) -> str:
+  for name, pixels in images_:
+    _save(pixels, str(tmp_path / "imgs" / name), "PNG")
+  output = str(tmp_path / "list.blocklist")
+  assert blocklist.main([str(tmp_path / "imgs"), "--output", output]) == 0
+  return output
 
 
-def test_load_hash_file(tmp_path):
+def test_an_old_hash_file_is_refused_with_what_to_do(tmp_path):
   path = tmp_path / "list.sha256"
   path.write_text("b" * 64 + "\n" + "a" * 64 + "\n")
-  assert blocklist.load_blocklist(str(path)) == {"a" * 64, "b" * 64}
+  with pytest.raises(ValueError) as raised:
+    blocklist.load_blocklist(str(path))
+  assert str(raised.value) == (
+      f"{path} is not a version 2 block-list file (an older one holds only "
+      f"hex SHA-256 lines, no perceptual signatures): rebuild it with python "
+      f"-m pipelines.blocklist --output {path} IMAGE_DIR, or pass the image "
+      f"directory itself")
+
+
+def test_file_round_trip_equals_the_directory(tmp_path, capsys):
+  output = _write_v2(tmp_path, ("a.png", _pixels(3)), ("b.png", _pixels(4)))
+  assert "wrote 2 images" in capsys.readouterr().out
+  from_file = blocklist.load_blocklist(output)
+  from_dir = blocklist.load_blocklist(str(tmp_path / "imgs"))
+  assert [e.key for e in from_file] == ["a.png", "b.png"]
+  for a, b in zip(from_file, from_dir, strict=True):
+    assert (a.key, a.sha256) == (b.key, b.sha256)
+    assert a.signatures.hashes.tolist() == b.signatures.hashes.tolist()
+    assert np.array_equal(a.signatures.colour, b.signatures.colour)
+  assert from_file[0].sha256 == images.pixel_sha256(_pixels(3))
+  assert len(from_file[0].signatures) == 81
+
+
+def test_a_file_of_another_signature_version_is_refused(tmp_path):
+  output = _write_v2(tmp_path, ("a.png", _pixels(3)))
+  lines = open(output).read().splitlines()
+  header = json.loads(lines[0])
+  header["signature_version"] += 1
+  (tmp_path / "future.blocklist").write_text(
+      "\n".join([json.dumps(header)] + lines[1:]))
+  with pytest.raises(ValueError, match=r"future.blocklist is block-list "
+                     r"version 2 with signature dct64-ycc6x6 v2; this build "
+                     r"reads version 2 with dct64-ycc6x6 v1"):
+    blocklist.load_blocklist(str(tmp_path / "future.blocklist"))
+
+
+def test_a_bad_entry_line_is_named(tmp_path):
+  output = _write_v2(tmp_path, ("a.png", _pixels(3)))
+  with open(output, "a") as f:
+    f.write('{"key": "x", "sha256": "y", "hashes": "!!"}\n')
+  with pytest.raises(ValueError, match=r"list.blocklist:3: not a block-list "
+                     r"entry"):
+    blocklist.load_blocklist(output)
 
 
 def test_load_directory_hashes_decoded_pixels_recursively(tmp_path):
@@ -51,19 +100,21 @@ def test_load_directory_hashes_decoded_pixels_recursively(tmp_path):
   _save(_pixels(0), png, "PNG")
   _save(_pixels(1), nested, "PNG")
   (tmp_path / "imgs" / "captions.jsonl").write_text("{}\n")
-  hashes = blocklist.load_blocklist(str(tmp_path / "imgs"))
-  assert hashes == {images.pixel_sha256(_pixels(0)),
-                    images.pixel_sha256(_pixels(1))}
+  entries = blocklist.load_blocklist(str(tmp_path / "imgs"))
+  assert [e.key for e in entries] == ["one.png", "sub/two.PNG"]
+  assert _sha256s(entries) == {images.pixel_sha256(_pixels(0)),
+                               images.pixel_sha256(_pixels(1))}
   # The same pixels re-saved in another format hash the same.
   _save(_pixels(0), str(tmp_path / "other" / "x.bmp"), "BMP")
-  assert (blocklist.load_blocklist(str(tmp_path / "other"))
+  assert (_sha256s(blocklist.load_blocklist(str(tmp_path / "other")))
           == {images.pixel_sha256(_pixels(0))})
 
 
 def test_load_directory_matches_the_pipeline_hash_of_a_jpeg(tmp_path):
   path = str(tmp_path / "d" / "a.jpg")
   _save(_pixels(2, (64, 80)), path, "JPEG")
-  assert blocklist.load_blocklist(str(tmp_path / "d")) == {_decoded_hash(path)}
+  assert (_sha256s(blocklist.load_blocklist(str(tmp_path / "d")))
+          == {_decoded_hash(path)})
 
 
 def test_load_errors(tmp_path):
@@ -81,32 +132,59 @@ def test_load_errors(tmp_path):
       f"corrupt_image: {images.NOT_AN_IMAGE}")
 
 
-def test_load_blocklists_unions(tmp_path):
-  (tmp_path / "a.txt").write_text("a" * 64 + "\n")
-  (tmp_path / "b.txt").write_text("b" * 64 + "\n" + "a" * 64 + "\n")
-  hashes = blocklist.load_blocklists([str(tmp_path / "a.txt"),
-                                      str(tmp_path / "b.txt")])
-  assert hashes == {"a" * 64, "b" * 64}
-  assert blocklist.load_blocklists([]) == frozenset()
+def test_load_blocklists_concatenates(tmp_path):
+  first = _write_v2(tmp_path / "1", ("a.png", _pixels(3)))
+  _save(_pixels(4), str(tmp_path / "2" / "b.png"), "PNG")
+  entries = blocklist.load_blocklists([first, str(tmp_path / "2")])
+  assert [e.key for e in entries] == ["a.png", "b.png"]
+  assert blocklist.load_blocklists([]) == []
 
 
-def test_blocklist_sha256_ignores_order():
-  assert (blocklist.blocklist_sha256(["b" * 64, "a" * 64])
+def test_blocklist_sha256_ignores_order_and_repeats():
+  assert (blocklist.blocklist_sha256(["b" * 64, "a" * 64, "a" * 64])
           == blocklist.blocklist_sha256({"a" * 64, "b" * 64}))
   assert (blocklist.blocklist_sha256([])
           != blocklist.blocklist_sha256(["a" * 64]))
 
 
-def test_cli_writes_a_loadable_sorted_file(tmp_path, capsys):
-  _save(_pixels(3), str(tmp_path / "imgs" / "a.png"), "PNG")
-  _save(_pixels(4), str(tmp_path / "imgs" / "b.png"), "PNG")
-  output = str(tmp_path / "list.sha256")
-  assert blocklist.main([str(tmp_path / "imgs"), "--output", output]) == 0
-  assert "wrote 2 hashes (2 images)" in capsys.readouterr().out
-  lines = open(output).read().splitlines()
-  assert lines == sorted(lines) and len(lines) == 2
-  assert blocklist.load_blocklist(output) == blocklist.load_blocklist(
-      str(tmp_path / "imgs"))
+def _scene(colour, centre_x: int) -> np.ndarray:
+  """A smooth picture: a gradient sky, a disc of `colour`, textured ground."""
+  rng = np.random.default_rng(7)
+  yy, xx = np.mgrid[:120, :160]
+  pixels = np.zeros((120, 160, 3), np.float32)
+  pixels[:] = np.stack([90 + yy * 0.5, 140 + yy * 0.4, 230 - yy * 0.3], -1)
+  pixels[80:] = (70, 120, 50)
+  pixels[80:] += rng.normal(0, 12, (40, 160, 1))
+  pixels[(yy - 45) ** 2 + (xx - centre_x) ** 2 < 22 ** 2] = colour
+  return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def test_eval_filter_rejects_near_copies_and_leaves_exact_ones(tmp_path):
+  eval_scene = _scene((230, 200, 40), 50)
+  _save(eval_scene, str(tmp_path / "xm" / "sun.png"), "PNG")
+  _save(_scene((230, 200, 40), 120), str(tmp_path / "xm" / "east.png"), "PNG")
+  config = image_signature.MatchConfig()
+  eval_filter = near_duplicates.EvalImageFilter(
+      blocklist.load_blocklist(str(tmp_path / "xm")), config)
+
+  def verdict(pixels):
+    return eval_filter.reject_reason(pixels, images.pixel_sha256(pixels))
+
+  assert verdict(eval_scene) is None  # Exact: BLOCKLISTED_IMAGE's job.
+  smaller = np.asarray(Image.fromarray(eval_scene).resize((96, 72)))
+  reason, detail = verdict(smaller)
+  assert reason == Reason.NEAR_DUPLICATE_OF_EVAL
+  assert re.fullmatch(r"near sun\.png \(distance \d+ <= radius 10\)", detail)
+  assert verdict(np.ascontiguousarray(eval_scene[6:, 8:150]))[0] == (
+      Reason.NEAR_DUPLICATE_OF_EVAL)
+  assert verdict(np.ascontiguousarray(eval_scene[:, ::-1]))[0] == (
+      Reason.NEAR_DUPLICATE_OF_EVAL)
+  # The same layout with a red disc: another picture.
+  assert verdict(_scene((200, 30, 30), 50)) is None
+  # The filter travels to Beam workers by pickle.
+  again = pickle.loads(pickle.dumps(eval_filter))
+  assert again.reject_reason(smaller, images.pixel_sha256(smaller)) == (
+      reason, detail)
 
 
 def test_cli_error_is_one_line(tmp_path, capsys):

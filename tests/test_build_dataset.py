@@ -32,6 +32,7 @@ from pipelines.reasons import REASONS
 from pipelines.reasons import Reason
 from tests.fixtures import dataset as dataset_fixture
 from tests.fixtures import faults
+from tests.fixtures.corpus import XM3600_NUM_IMAGES as XM3600_IMAGES
 from tokenizers.vocabulary import Vocabulary
 from trainer import input_pipeline
 
@@ -57,7 +58,7 @@ def test_counts_and_reasons_match_the_corpus_truth(built_dataset, demo_corpus):
   counts = manifest["counts"]
   assert counts["read"] == demo_corpus.num_examples == 400
   assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
-  assert counts["kept"] == demo_corpus.num_clean
+  assert counts["kept"] == demo_corpus.num_kept
   assert list(counts["rejected"]) == [str(r) for r in REASONS]
   assert {r: n for r, n in counts["rejected"].items() if n} == (
       demo_corpus.reason_counts)
@@ -502,3 +503,82 @@ def test_img2dataset_failed_rows_are_download_failed(tmp_path):
             record.source_width, record.source_height) == (
                 f"http://127.0.0.1:8000/photo{i}.jpg", key,
                 hashlib.sha256(_photo(i)).hexdigest(), 640, 480)
+
+
+def _near_copies_corpus(tmp_path: pathlib.Path, xm3600_dir: pathlib.Path
+                        ) -> tuple[pathlib.Path, dict[str, str]]:
+  """Clean demo scenes plus altered copies of XM3600 images.
+
+  Returns:
+    The corpus directory and, for each altered copy, the eval image it copies.
+  """
+  corpus = demo_corpus_lib.generate_corpus(
+      tmp_path / "corpus", num_examples=12, seed=5, bad_fraction=0.0)
+  eval_paths = sorted((xm3600_dir / "images").glob("*.jpg"))[:3]
+  copies = {}
+  examples = []
+  for index, (path, alter) in enumerate(zip(eval_paths, [
+      lambda im: im.resize((im.width * 3 // 5, im.height * 3 // 5)),
+      lambda im: im.crop((im.width // 16, im.height // 20,
+                          im.width - im.width // 14, im.height)),
+      lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])):
+    with Image.open(path) as image:
+      altered = alter(image.convert("RGB"))
+    buffer = io.BytesIO()
+    altered.save(buffer, format="JPEG", quality=80)
+    key = f"copy{index}"
+    copies[key] = path.name
+    examples.append(demo_corpus_lib.DemoExample(
+        key, buffer.getvalue(), b"a picture of a shape on a background", {}))
+  demo_corpus_lib.write_shard(corpus.output_dir / "copies.tar", examples)
+  return corpus.output_dir, copies
+
+
+@pytest.mark.slow
+def test_near_duplicates_of_eval_images_are_rejected_with_their_key(
+    tmp_path, xm3600_dir):
+  corpus_dir, copies = _near_copies_corpus(tmp_path, xm3600_dir)
+  outputs = {}
+  for workers in ("1", "2"):
+    output = tmp_path / f"out{workers}"
+    assert build_dataset.main([
+        "--input", f"{corpus_dir}/*.tar", "--output", str(output),
+        "--num_shards", "2", "--blocklist", str(xm3600_dir / "images"),
+        "--direct_num_workers", workers,
+        "--direct_running_mode", "multi_processing"]) == 0
+    outputs[workers] = _files(output)
+  # The same output whatever the number of workers.
+  assert outputs["1"] == outputs["2"]
+  manifest = json.loads((tmp_path / "out1" / shards.MANIFEST).read_text())
+  counts = manifest["counts"]
+  assert counts["read"] == 15
+  assert counts["read"] == counts["kept"] + sum(counts["rejected"].values())
+  assert counts["rejected"][Reason.NEAR_DUPLICATE_OF_EVAL] == 3
+  rejected = {r.key: r for r in shards.read_rejected(
+      str(tmp_path / "out1" / shards.REJECTED))}
+  for key, eval_name in copies.items():
+    assert rejected[key].reason == Reason.NEAR_DUPLICATE_OF_EVAL
+    assert re.fullmatch(rf"near {re.escape(eval_name)} \(distance \d+ <= "
+                        rf"radius 10\)", rejected[key].detail)
+  near = manifest["options"]["blocklist"]["near_duplicates"]
+  assert near == {"signature": "dct64-ycc6x6", "signature_version": 1,
+                  "radius": 10, "max_colour_distance": 35,
+                  "eval_images": XM3600_IMAGES, "signatures": 81 * XM3600_IMAGES}
+
+
+def test_near_duplicate_flags_are_checked_and_can_turn_matching_off(
+    tmp_path, xm3600_dir, capsys):
+  corpus_dir, copies = _near_copies_corpus(tmp_path, xm3600_dir)
+  argv = ["--input", f"{corpus_dir}/*.tar", "--num_shards", "1",
+          "--blocklist", str(xm3600_dir / "images")]
+  assert build_dataset.main(argv + ["--output", str(tmp_path / "x"),
+                                    "--near_duplicate_radius", "32"]) == 1
+  assert ("the near-duplicate radius must be in [0, 31] (or -1 for none), "
+          "got 32") in capsys.readouterr().err
+  assert build_dataset.main(argv + ["--output", str(tmp_path / "off"),
+                                    "--near_duplicate_radius", "-1"]) == 0
+  manifest = json.loads((tmp_path / "off" / shards.MANIFEST).read_text())
+  assert manifest["counts"]["rejected"][Reason.NEAR_DUPLICATE_OF_EVAL] == 0
+  assert manifest["options"]["blocklist"]["near_duplicates"] is None
+  kept = {r.key for r in _records(tmp_path / "off")}
+  assert set(copies) <= kept
