@@ -95,10 +95,29 @@ def _submitted(result: PipelineResult, options: PipelineOptions,
   return "\n".join(lines)
 
 
+class _StderrHandler(logging.StreamHandler):
+  """Writes to the `sys.stderr` of the moment, not the one at creation.
+
+  A command run again in one process (a notebook, a test capturing output)
+  may find `sys.stderr` replaced, and the old stream closed.
+  """
+
+  def __init__(self):
+    super().__init__(sys.stderr)
+
+  @property
+  def stream(self):
+    return sys.stderr
+
+  @stream.setter
+  def stream(self, _):
+    pass
+
+
 def _log_progress(logger: logging.Logger, name: str) -> None:
   if logger.handlers:
     return
-  handler = logging.StreamHandler(sys.stderr)
+  handler = _StderrHandler()
   handler.setFormatter(logging.Formatter(f"{name}: %(message)s"))
   logger.addHandler(handler)
   logger.setLevel(logging.INFO)
