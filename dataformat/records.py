@@ -42,8 +42,9 @@ class Record:
   """One training example as stored in a dataset.
 
   `image_encoded` is empty in LiT datasets, which carry `image_embedding`
-  instead. `image_sha256` is the hex SHA-256 of the decoded RGB pixels (the
-  key used for de-duplication and block-lists).
+  instead. `image_sha256` is the hex SHA-256 of the stored RGB pixels (decoded
+  and resized, before JPEG coding: `pipelines.images.pixel_sha256`), the key
+  used for de-duplication and block-lists.
   """
 
   key: str

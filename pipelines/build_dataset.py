@@ -8,7 +8,7 @@ The pipeline is a chain of named transforms:
   Read          input files -> raw examples (and damaged-file reports)
   Process       decode and validate, filter, tag the language, tokenize,
                 resize and re-encode (`process.process_batch`, in batches)
-  Deduplicate   group kept examples by decoded-pixel hash: block-listed
+  Deduplicate   group kept examples by stored-pixel hash: block-listed
                 images and all but the smallest key of each hash are dropped
   WriteShards   group by shard (stable hash of the key), sort by key, write
                 ArrayRecord shards and the rejected examples of each shard
@@ -401,9 +401,10 @@ def _parser() -> argparse.ArgumentParser:
                   help="replace the dataset in --output, completed or left "
                   "incomplete by an interrupted build")
   io.add_argument("--blocklist", action="append", default=[], metavar="PATH",
-                  help="images to exclude, e.g. eval images: a file of hex "
-                  "pixel SHA-256 lines (python -m pipelines.blocklist) or a "
-                  "directory of images; repeatable")
+                  help="images to exclude, e.g. eval images: a file of "
+                  "stored-pixel SHA-256 lines made at this --image_size "
+                  "(python -m pipelines.blocklist) or a directory of images; "
+                  "repeatable")
   image = parser.add_argument_group("images")
   image.add_argument("--image_size", type=int, default=defaults.image_size,
                      metavar="PX",
@@ -568,7 +569,9 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   inputs = [files.resolve(p) for p in args.input]
   input_files = dispatch.match_input_files(inputs)  # Fails early.
   vocabularies = load_vocabularies(args.vocab)
-  blocked = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
+  blocked = blocklist.load_blocklists(args.blocklist,
+                                      image_size=config.image_size,
+                                      max_pixels=config.max_image_pixels)
   sinks.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("building %s from %s", args.output,
             _plural(len(input_files), "input file"))

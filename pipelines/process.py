@@ -105,7 +105,7 @@ def _untokenized_record(raw: RawExample, text: str | Rejection,
       image_width=pixels.shape[1],
       image_original_height=height,
       image_original_width=width,
-      image_sha256=images.pixel_sha256(decoded.pixels),
+      image_sha256=images.pixel_sha256(pixels),
   )
 
 

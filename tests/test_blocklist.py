@@ -23,9 +23,15 @@ def _save(pixels: np.ndarray, path: str, fmt: str) -> None:
     f.write(buffer.getvalue())
 
 
-def _decoded_hash(path: str) -> str:
+def _decoded_hash(path: str, size: int = images.DEFAULT_SHORTER_SIDE) -> str:
   with open(path, "rb") as f:
-    return images.pixel_sha256(images.decode_image(f.read()).pixels)
+    return images.pixel_sha256(images.resize_shorter_side(
+        images.decode_image(f.read()).pixels, size))
+
+
+def _hash_file(path, hashes, size=images.DEFAULT_SHORTER_SIDE) -> None:
+  path.write_text("".join(f"{line}\n" for line in
+                          [blocklist.header(size), *hashes]))
 
 
 def test_parse_hashes_skips_comments_and_blank_lines():
@@ -41,8 +47,36 @@ def test_parse_hashes_reports_the_bad_line():
 
 def test_load_hash_file(tmp_path):
   path = tmp_path / "list.sha256"
-  path.write_text("b" * 64 + "\n" + "a" * 64 + "\n")
+  _hash_file(path, ["b" * 64, "a" * 64])
   assert blocklist.load_blocklist(str(path)) == {"a" * 64, "b" * 64}
+
+
+def test_hash_file_without_the_format_line_is_refused(tmp_path):
+  # Format 1: hashes of full-size pixels, which no build computes any more.
+  path = tmp_path / "old.sha256"
+  path.write_text("a" * 64 + "\n")
+  with pytest.raises(ValueError) as raised:
+    blocklist.load_blocklist(str(path))
+  assert str(raised.value) == (
+      f"block-list {path} has no '# pipelines.blocklist format 2' first "
+      f"line: an old file of full-size pixel hashes no longer matches; "
+      f"re-create it with python -m pipelines.blocklist")
+  path.write_text("# pipelines.blocklist format 3, image_size 256\n")
+  with pytest.raises(ValueError, match="is in format 3; this version reads "
+                     "format 2$"):
+    blocklist.load_blocklist(str(path))
+
+
+def test_hash_file_of_another_image_size_is_refused(tmp_path):
+  path = tmp_path / "list.sha256"
+  _hash_file(path, ["a" * 64], size=384)
+  assert blocklist.load_blocklist(str(path), image_size=384) == {"a" * 64}
+  with pytest.raises(ValueError) as raised:
+    blocklist.load_blocklist(str(path))
+  assert str(raised.value) == (
+      f"block-list {path} hashes images stored at a 384 px shorter side, "
+      f"this build stores 256 px; re-create it with python -m "
+      f"pipelines.blocklist --image_size 256")
 
 
 def test_load_directory_hashes_decoded_pixels_recursively(tmp_path):
@@ -66,6 +100,16 @@ def test_load_directory_matches_the_pipeline_hash_of_a_jpeg(tmp_path):
   assert blocklist.load_blocklist(str(tmp_path / "d")) == {_decoded_hash(path)}
 
 
+def test_directory_images_are_hashed_as_stored_at_the_image_size(tmp_path):
+  path = str(tmp_path / "d" / "a.png")
+  _save(_pixels(5, (60, 90)), path, "PNG")
+  hashes = blocklist.load_blocklist(str(tmp_path / "d"), image_size=30)
+  assert hashes == {_decoded_hash(path, 30)}
+  assert hashes == {images.pixel_sha256(images.resize_shorter_side(
+      _pixels(5, (60, 90)), 30))}
+  assert hashes != blocklist.load_blocklist(str(tmp_path / "d"))
+
+
 def test_load_errors(tmp_path):
   with pytest.raises(ValueError, match="does not exist"):
     blocklist.load_blocklist(str(tmp_path / "missing"))
@@ -82,8 +126,8 @@ def test_load_errors(tmp_path):
 
 
 def test_load_blocklists_unions(tmp_path):
-  (tmp_path / "a.txt").write_text("a" * 64 + "\n")
-  (tmp_path / "b.txt").write_text("b" * 64 + "\n" + "a" * 64 + "\n")
+  _hash_file(tmp_path / "a.txt", ["a" * 64])
+  _hash_file(tmp_path / "b.txt", ["b" * 64, "a" * 64])
   hashes = blocklist.load_blocklists([str(tmp_path / "a.txt"),
                                       str(tmp_path / "b.txt")])
   assert hashes == {"a" * 64, "b" * 64}
@@ -104,9 +148,14 @@ def test_cli_writes_a_loadable_sorted_file(tmp_path, capsys):
   assert blocklist.main([str(tmp_path / "imgs"), "--output", output]) == 0
   assert "wrote 2 hashes (2 images)" in capsys.readouterr().out
   lines = open(output).read().splitlines()
-  assert lines == sorted(lines) and len(lines) == 2
+  assert lines[0] == "# pipelines.blocklist format 2, image_size 256"
+  assert lines[1:] == sorted(lines[1:]) and len(lines) == 3
   assert blocklist.load_blocklist(output) == blocklist.load_blocklist(
       str(tmp_path / "imgs"))
+  assert blocklist.main([str(tmp_path / "imgs"), "--output", output,
+                         "--image_size", "20"]) == 0
+  assert (blocklist.load_blocklist(output, image_size=20)
+          == blocklist.load_blocklist(str(tmp_path / "imgs"), image_size=20))
 
 
 def test_cli_error_is_one_line(tmp_path, capsys):
