@@ -28,9 +28,11 @@ its sha256, and a vocabulary directory with that name and checksum is looked
 for at `*/vocab.json` and `*/*/vocab.json` under the dataset's parent and the
 workdir's parent directories. Whenever the manifest gives a checksum, the
 vocabulary used must have it, so a checkpoint is never scored with tokens it
-was not trained on. Captions are lowercased when `--lowercase` is
-given, or (without `--no-lowercase`) when the config or the vocabulary's
-card says so.
+was not trained on. Captions are lowercased as `--lowercase MODE` says
+("none", "ascii" or "unicode"; `--lowercase` alone: "unicode",
+`--no-lowercase`: "none"), else as config.data.lowercase says when set
+(the release presets say "ascii", as big_vision), else as the vocabulary's
+card says (a bare `.model`: "unicode").
 
 Images are preprocessed by `trainer.input_pipeline.decode_image` at
 config.data.image_size in the training image mode ("resize" or
@@ -296,7 +298,7 @@ def _find_vocabulary(name: str, sha256: str,
 def choose_vocabulary(config: ml_collections.ConfigDict, *,
                       vocab_path: str | os.PathLike[str] | None = None,
                       workdir: pathlib.Path | None = None,
-                      lowercase: bool | None = None,
+                      lowercase: vocabulary_lib.Lowercase | None = None,
                       progress: Callable[[str], None] | None = None
                       ) -> VocabularyChoice:
   """The vocabulary to tokenise captions with (the module's rule).
@@ -305,8 +307,8 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
     config: the training config (its `data` section).
     vocab_path: a vocabulary directory or `.model` file; None: search.
     workdir: the training workdir, a search root.
-    lowercase: force lowercasing on or off; None: on if config.data.lowercase
-      or the vocabulary's card says so.
+    lowercase: the lowercase mode to use (`tokenizers.vocabulary`); None:
+      config.data.lowercase if set, else the vocabulary card's.
     progress: warned when `vocab_path` cannot be checked because the
       training dataset's manifest is gone.
 
@@ -325,8 +327,9 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
       progress(f"warning: --vocab {os.fspath(vocab_path)} is not checked "
                f"against the training vocabulary: {e}")
   name = config.data.vocab_name
-  if lowercase is None and config.data.get("lowercase", False):
-    lowercase = True
+  if lowercase is None and config.data.get("lowercase"):
+    # Runs saved before the modes existed hold False (the card's) or True.
+    lowercase = config.data.lowercase
   if vocab_path is not None:
     vocabulary = vocabulary_lib.Vocabulary.load(vocab_path,
                                                 lowercase=lowercase)
@@ -838,9 +841,10 @@ def build_parser() -> argparse.ArgumentParser:
                       "--image_tower")
   parser.add_argument("--config", metavar="FILE",
                       help="with a big_vision .npz checkpoint: a training "
-                      "config file (e.g. trainer/configs/msiglip_b16.py) "
-                      "giving its architecture, image size, text length "
-                      "and vocabulary name")
+                      "config file giving its architecture, image size, "
+                      "text length and vocabulary name; a released "
+                      "checkpoint's preset is trainer/configs/released.py:"
+                      "NAME (e.g. released.py:so400m16_i18n_256)")
   parser.add_argument("--image_tower", metavar="PATH",
                       help="for a SigLiT checkpoint only: the frozen image "
                       "tower whose precomputed embeddings it was trained "
@@ -869,14 +873,22 @@ def build_parser() -> argparse.ArgumentParser:
                       "de,en); default: all 36, in the official order")
   parser.add_argument("--vocab", metavar="PATH",
                       help="the vocabulary: a directory with vocab.json or "
-                      "a SentencePiece .model file; default: found by name "
+                      "a SentencePiece .model file (a release's c4_en or "
+                      "mc4 model); default: found by name "
                       "and sha256 from the training dataset manifest near "
                       "the dataset and the workdir")
-  parser.add_argument("--lowercase", action=argparse.BooleanOptionalAction,
-                      default=None,
-                      help="lowercase captions before tokenising (Unicode-"
-                      "aware); default: if the config or the vocabulary "
-                      "says so")
+  parser.add_argument("--lowercase", nargs="?", metavar="MODE",
+                      const=vocabulary_lib.LOWERCASE_UNICODE,
+                      choices=vocabulary_lib.LOWERCASE_MODES,
+                      help="lowercase captions before tokenising: none, "
+                      "ascii (A-Z only, as big_vision's tokenize) or "
+                      "unicode (the default MODE); default: "
+                      "config.data.lowercase if set, else as the "
+                      "vocabulary's card says")
+  parser.add_argument("--no-lowercase", dest="lowercase",
+                      action="store_const",
+                      const=vocabulary_lib.LOWERCASE_NONE,
+                      help="same as --lowercase none")
   parser.add_argument("--batch_size", type=_positive_int,
                       default=DEFAULT_BATCH_SIZE,
                       metavar="N",

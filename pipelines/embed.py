@@ -4,6 +4,10 @@
       --output lit_data/ [--batch_size N] [Beam options]
   python -m pipelines.embed --dataset data/ --checkpoint siglip.npz \\
       --model_config trainer/configs/siglip_b16.py --output lit_data/
+  python -m pipelines.embed --dataset data/ \\
+      --checkpoint webli_en_so400m_384_58765454.npz \\
+      --model_config trainer/configs/released.py:so400m14_384 \\
+      --output lit_data/
 
 LiT-style training (SigLiT) locks the image tower, so running it at every
 step would waste most of the compute; its outputs are computed once here. The
@@ -278,9 +282,11 @@ def _parser() -> argparse.ArgumentParser:
                       "gs://)")
   parser.add_argument("--model_config", metavar="PATH",
                       help="for an .npz checkpoint: a training config file "
-                      "(e.g. trainer/configs/siglip_b16.py) or a run's "
-                      "config.json, whose model.image, model.out_dim and "
-                      "data.image_size describe the tower")
+                      "(e.g. trainer/configs/siglip_b16.py; a released "
+                      "checkpoint's preset: trainer/configs/released.py:"
+                      "NAME) or a run's config.json, whose model.image, "
+                      "model.out_dim and data.image_size describe the "
+                      "tower")
   parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                       help="images per tower call; every call has this "
                       "shape (the last batch of a bundle is padded), so the "

@@ -24,8 +24,6 @@ worker by `JaxImageTowerHandler.load_model`.
 from collections.abc import Mapping, Sequence
 import dataclasses
 import hashlib
-import importlib.util
-import os
 import pathlib
 from typing import Any
 
@@ -113,8 +111,9 @@ def checkpoint_kind(path: str) -> str:
 def load_config_file(path: str) -> ml_collections.ConfigDict:
   """A training config: a config file's `get_config()`, or a run's JSON.
 
-  `path` is a Python config file (`trainer/configs/*.py`), or the
-  `config.json` a training run saved (local or any FileSystems path).
+  `path` is a Python config file (`trainer/configs/*.py`, or `FILE.py:ARG`
+  such as `trainer/configs/released.py:so400m14_384`), or the `config.json`
+  a training run saved (local or any FileSystems path).
 
   Raises:
     ValueError: if the file is missing or does not give a config.
@@ -127,18 +126,7 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
   if FileSystems.get_scheme(path) is not None:
     raise ValueError(f"config file {path}: a Python config file must be "
                      "local; a run's config.json may be anywhere")
-  if not os.path.isfile(path):
-    raise ValueError(f"config file {path} does not exist")
-  spec = importlib.util.spec_from_file_location(
-      f"model_config_{pathlib.Path(path).stem}", path)
-  module = importlib.util.module_from_spec(spec)
-  try:
-    spec.loader.exec_module(module)
-    return module.get_config()
-  except Exception as e:  # pylint: disable=broad-except
-    # Any error of the user's file, shown as one line.
-    raise ValueError(f"cannot load config file {path}: "
-                     f"{type(e).__name__}: {e}") from e
+  return configs.load_python_config(path)
 
 
 def files_sha256(root: pathlib.Path, files: Sequence[pathlib.Path]) -> str:

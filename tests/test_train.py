@@ -326,6 +326,11 @@ def test_two_processes_train_like_one(straight_run, records_dataset,
     (["--config", "trainer/configs/demo_tiny.py"], "--workdir"),
     (["--config", "trainer/configs/demo_tiny.py", "--workdir", "w",
       "--config.data.train_dir=/no/such/dataset"], "/no/such/dataset"),
+    (["--config", "trainer/configs/released.py:so400m14_385", "--workdir",
+      "w"], "unknown release preset 'so400m14_385'; known presets: b16_224,"),
+    # A preset name is taken; the run then needs its dataset.
+    (["--config", "trainer/configs/released.py:so400m14_384", "--workdir",
+      "w"], "no training dataset"),
 ])
 def test_cli_errors_are_one_line(args, message, tmp_path):
   process = cli(*[a.replace("w", str(tmp_path / "w")) if a == "w" else a

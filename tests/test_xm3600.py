@@ -412,9 +412,29 @@ def test_lowercasing_follows_flag_then_config_then_vocabulary(
 
   assert lowercase() is True
   assert lowercase(lowercase=False) is False
-  config.data.lowercase = True
-  assert lowercase(lowercase=False) is False
-  assert lowercase() is True
+  assert lowercase(lowercase="none") is False
+  config.data.lowercase = "ascii"
+  assert lowercase() == "ascii"
+  assert lowercase(lowercase="unicode") is True
+  config.data.lowercase = "none"
+  assert lowercase() is False
+  # Runs saved before the modes existed: True is "unicode", False the card's.
+  saved = configs.with_defaults(config.to_dict())
+  for old, expected in ((True, True), (False, True)):
+    saved.data = ml_collections.ConfigDict({**saved.data.to_dict(),
+                                            "lowercase": old})
+    assert xm3600.choose_vocabulary(
+        saved, vocab_path=multi_vocab_dir).vocabulary.lowercase is expected
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], None), (["--lowercase"], "unicode"), (["--lowercase", "ascii"],
+                                               "ascii"),
+    (["--no-lowercase"], "none")])
+def test_lowercase_flag_takes_a_mode(flags, expected):
+  args = xm3600.build_parser().parse_args(
+      ["--data_dir", "d", "--checkpoint", "c", "--output", "o", *flags])
+  assert args.lowercase == expected
 
 
 def test_eval_image_mode_is_deterministic():

@@ -13,10 +13,13 @@ tokens as they were trained to:
   sticky EOS this puts EOS at the last position of every padded sequence,
   which is the token the SigLIP text tower pools. The model's own `<pad>`
   piece (id 0) is never produced.
-- Lowercasing (big_vision's default, `lower=True`) is applied before
-  encoding. It is Unicode-aware (`str.lower`); big_vision's
-  `tf.strings.lower` changes ASCII letters only, so the two differ only on
-  non-ASCII capitals.
+- Lowercasing is applied before encoding, in one of three modes: "none",
+  "unicode" (`str.lower`, this project's default) or "ascii" (A-Z only,
+  what big_vision's `tokenize` op does with `tf.strings.lower`, and so what
+  the released SigLIP checkpoints were trained on). The two lowercasings
+  differ only on non-ASCII capitals (Greek, Cyrillic, accented Latin, ...).
+  Settings are stored as before the modes existed: False ("none"), True
+  ("unicode"), or the string "ascii".
 
 Datasets store ids as `encode(text, max_len=64)` returns them (EOS-terminated,
 unpadded); the trainer applies `pad_or_truncate` to get its text length.
@@ -44,6 +47,16 @@ BOS_ID = -1
 # big_vision lowercases by default; a bare released model gets this unless the
 # caller says otherwise.
 DEFAULT_LOWERCASE = True
+LOWERCASE_NONE = "none"
+LOWERCASE_ASCII = "ascii"
+LOWERCASE_UNICODE = "unicode"
+LOWERCASE_MODES = (LOWERCASE_NONE, LOWERCASE_ASCII, LOWERCASE_UNICODE)
+# A lowercase setting: a mode name, or a bool (True: "unicode").
+Lowercase = bool | str
+_STORED_LOWERCASE = {LOWERCASE_NONE: False, LOWERCASE_UNICODE: True,
+                     LOWERCASE_ASCII: LOWERCASE_ASCII}
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                             "abcdefghijklmnopqrstuvwxyz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +68,8 @@ class VocabularyCard:
     model_file: the SentencePiece model's file name, in the same directory.
     size: the number of pieces.
     sha256: hex SHA-256 of the model file's bytes.
-    lowercase: whether captions are lowercased before encoding.
+    lowercase: how captions are lowercased before encoding (False, True for
+      "unicode", or "ascii").
     normalization: SentencePiece's normalisation rule (e.g. `nmt_nfkc`).
     preset: the training preset (`en32k`, `multi250k`), if trained here.
     special_ids: the ids of `pad`, `eos`, `unk` and `bos` (-1: none).
@@ -68,7 +82,7 @@ class VocabularyCard:
   model_file: str
   size: int = 0
   sha256: str = ""
-  lowercase: bool = DEFAULT_LOWERCASE
+  lowercase: Lowercase = DEFAULT_LOWERCASE
   normalization: str = ""
   preset: str = ""
   special_ids: Mapping[str, int] = dataclasses.field(default_factory=dict)
@@ -103,9 +117,31 @@ class VocabularyCard:
     return cls(**fields)
 
 
-def prepare_text(text: str, lowercase: bool) -> str:
-  """The text SentencePiece sees, in training and in encoding."""
-  return text.lower() if lowercase else text
+def lowercase_setting(value: Lowercase) -> Lowercase:
+  """A lowercase setting in its stored form: False, True or "ascii".
+
+  Accepts the mode names of LOWERCASE_MODES and bools (True: "unicode").
+
+  Raises:
+    ValueError: for anything else.
+  """
+  if isinstance(value, bool):
+    return value
+  if value not in _STORED_LOWERCASE:
+    raise ValueError(f"lowercase must be one of {', '.join(LOWERCASE_MODES)}, "
+                     f"got {value!r}")
+  return _STORED_LOWERCASE[value]
+
+
+def prepare_text(text: str, lowercase: Lowercase) -> str:
+  """The text SentencePiece sees, in training and in encoding.
+
+  `lowercase` is a setting as `lowercase_setting` takes it.
+  """
+  setting = lowercase_setting(lowercase)
+  if setting == LOWERCASE_ASCII:
+    return text.translate(_ASCII_LOWER)
+  return text.lower() if setting else text
 
 
 def sticky_truncate(ids: Sequence[int], max_len: int,
@@ -151,13 +187,14 @@ class Vocabulary:
     sha256: hex SHA-256 of the model bytes.
     eos_id: the EOS id, appended to every encoded caption.
     pad_id: the id `pad_or_truncate` pads with; equal to `eos_id`.
-    lowercase: whether captions are lowercased before encoding.
+    lowercase: how captions are lowercased before encoding, in the stored
+      form of `lowercase_setting`.
     num_threads: threads used by `encode_batch`.
     card: the parsed `vocab.json`, or None for a bare `.model` file.
   """
 
   def __init__(self, model_proto: bytes, name: str,
-               lowercase: bool = DEFAULT_LOWERCASE, num_threads: int = 1,
+               lowercase: Lowercase = DEFAULT_LOWERCASE, num_threads: int = 1,
                card: VocabularyCard | None = None):
     if num_threads < 1:
       raise ValueError(f"num_threads must be positive, got {num_threads}")
@@ -177,12 +214,13 @@ class Vocabulary:
     self.sha256 = hashlib.sha256(model_proto).hexdigest()
     self.eos_id = processor.eos_id()
     self.pad_id = self.eos_id
-    self.lowercase = lowercase
+    self.lowercase = lowercase_setting(lowercase)
     self.num_threads = num_threads
     self.card = card
 
   @classmethod
-  def load(cls, path: str | os.PathLike, *, lowercase: bool | None = None,
+  def load(cls, path: str | os.PathLike, *,
+           lowercase: Lowercase | None = None,
            name: str | None = None, num_threads: int = 1) -> "Vocabulary":
     """Loads a vocabulary directory or a bare SentencePiece `.model` file.
 
@@ -190,8 +228,8 @@ class Vocabulary:
       path: a directory with `vocab.json` and its model file, or a `.model`
         file (e.g. T5's c4_en or mc4 models); a local path or a URI
         (gs://...).
-      lowercase: overrides `vocab.json`'s setting; a bare model defaults to
-        `DEFAULT_LOWERCASE`.
+      lowercase: overrides `vocab.json`'s setting (a mode name or a bool);
+        a bare model defaults to `DEFAULT_LOWERCASE`.
       name: overrides the name.
       num_threads: threads used by `encode_batch`.
 

@@ -378,6 +378,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a training config file (trainer/configs/*.py); "
     "override any key with --config.KEY=VALUE.", lock_config=True)
+_CONFIG_PARSE_ERROR = "Error whilst parsing config file:"
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for config.json, checkpoints/ and tb/; a "
     "run resumes from the newest checkpoint found here.")
@@ -394,6 +395,16 @@ def _one_line(error: BaseException) -> str:
   text = (error.args[0] if len(error.args) == 1 and
           isinstance(error.args[0], str) else str(error))
   return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _flag_error_line(error: flags.Error) -> str:
+  """The one line of a flag error that says what is wrong."""
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+  # config_flags puts the traceback of an error raised by get_config() under
+  # this first line (e.g. an unknown preset name); its last line is the error.
+  if len(lines) > 1 and lines[0].endswith(_CONFIG_PARSE_ERROR):
+    return lines[0].removesuffix(_CONFIG_PARSE_ERROR) + lines[-1]
+  return lines[0]
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -422,7 +433,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
     if not _WORKDIR.value:
       raise flags.ValidationError("--workdir is required")
   except flags.Error as e:
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+    print(f"error: {_flag_error_line(e)}", file=sys.stderr)
     sys.exit(2)
   if len(remaining) > 1:
     print(f"error: unexpected arguments {remaining[1:]}", file=sys.stderr)

@@ -5,10 +5,18 @@ file starts from it and sets what differs. Any key can be overridden on the
 command line (`--config.model.text.vocab_size=1000`); keys that default to
 None are typed placeholders so that such overrides work. `with_defaults`
 gives a saved config the keys added since it was saved.
+
+A config path is a file, `trainer/configs/siglip_b16.py`, or a file and an
+argument for its `get_config`, `trainer/configs/released.py:so400m14_384`
+(ml_collections' `config_flags` convention, which the trainer uses);
+`load_python_config` reads both for the other commands.
 """
 
 from collections.abc import Mapping
 import copy
+import importlib.util
+import os
+import pathlib
 from typing import Any
 
 import ml_collections
@@ -65,7 +73,10 @@ def base_config() -> ml_collections.ConfigDict:
       shuffle_seed=0,
       num_workers=0,  # Grain prefetch processes; 0 reads in-process.
       lang_weights=config_dict.placeholder(dict),  # lang -> sampling weight.
-      lowercase=False,
+      # How evaluation lowercases captions before tokenising: "none", "ascii"
+      # (big_vision's) or "unicode"; None (or False in older runs): as the
+      # vocabulary's card says (`tokenizers.vocabulary`).
+      lowercase=config_dict.placeholder(str),
   ))
 
   config.model = ml_collections.ConfigDict(dict(
@@ -152,3 +163,34 @@ def with_resolved_paths(
     if node is not None and node.get(leaf):
       node[leaf] = files.resolve(node[leaf])
   return resolved
+
+
+def split_config_path(path: str) -> tuple[str, str | None]:
+  """(file, argument) of a config path `FILE.py` or `FILE.py:ARG`."""
+  file, separator, argument = path.partition(":")
+  return (file, argument) if separator else (path, None)
+
+
+def load_python_config(path: str) -> ml_collections.ConfigDict:
+  """`get_config()` of a local config file, or `get_config(ARG)` for `FILE:ARG`.
+
+  Raises:
+    ValueError: if the file is missing or does not give a config, as one
+      line naming the path.
+  """
+  file, argument = split_config_path(path)
+  if not os.path.isfile(file):
+    raise ValueError(f"config file {file} does not exist")
+  spec = importlib.util.spec_from_file_location(
+      f"model_config_{pathlib.Path(file).stem}", file)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+    return (module.get_config() if argument is None else
+            module.get_config(argument))
+  except ValueError as e:
+    raise ValueError(f"config file {path}: {e}") from e
+  except Exception as e:  # pylint: disable=broad-except
+    # Any error of the user's file, shown as one line.
+    raise ValueError(f"cannot load config file {path}: "
+                     f"{type(e).__name__}: {e}") from e

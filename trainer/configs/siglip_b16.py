@@ -1,8 +1,10 @@
 r"""SigLIP B/16: English WebLI-style pretraining from scratch.
 
 ViT-B/16 at 224 px with MAP pooling and no image head; a B text transformer
-over 16 tokens of the 32k English vocabulary with a 768-d head (the layout of
-the released big_vision SigLIP B/16). Sigmoid loss at batch 32k, chunked over
+over 16 tokens (the SigLIP paper's B setting) of the 32k English vocabulary
+with a 768-d head. The released big_vision B/16 checkpoints have the same
+towers over 64 tokens: their presets are `released.py:b16_224` and the
+others of `trainer/configs/released.py`. Sigmoid loss at batch 32k, chunked over
 devices. Optimiser as in the SigLIP / SigLIP 2 recipe: Adam with beta2 0.95,
 learning rate 1e-3, decoupled weight decay 1e-4, gradient clipping 1.0,
 cosine decay after 20k warmup steps, 40B examples seen.

@@ -2,8 +2,9 @@
 
 Parameters, for a `B/16` with `pool_type="map"` and a head:
 
-  embedding/{kernel [16, 16, 3, 768], bias}   conv patchify
-  pos_embedding [1, num_patches, 768]         only with posemb="learn"
+  embedding/{kernel [16, 16, 3, 768], bias}   conv patchify (VALID)
+  pos_embedding [1, num_patches, 768]         only with posemb="learn"; for
+                                              (H // 16) * (W // 16) patches
   Transformer/encoderblock_{i}/...            see `common.Encoder`
   Transformer/encoder_norm
   MAPHead_0/{probe, MultiHeadDotProductAttention_0, LayerNorm_0, MlpBlock_0}
@@ -69,10 +70,13 @@ class Model(nn.Module):
         size, width=self.width, depth=self.depth, mlp_dim=self.mlp_dim,
         num_heads=self.num_heads)
     dtype = jnp.dtype(self.dtype)
-    if images.shape[1] % patch or images.shape[2] % patch:
-      raise ValueError(f"image size {images.shape[1:3]} is not divisible by "
-                       f"the patch size {patch}")
+    if min(images.shape[1:3]) < patch:
+      raise ValueError(f"image size {images.shape[1:3]} is smaller than the "
+                       f"patch size {patch}")
 
+    # A VALID stride-`patch` convolution, as big_vision's: a side that is not
+    # a multiple of the patch size gives floor(side / patch) patches and its
+    # last pixels are ignored (So400m/14 at 384 px: 27 x 27, 6 pixels).
     x = nn.Conv(dims.width, (patch, patch), strides=(patch, patch),
                 padding="VALID", dtype=dtype, name="embedding")(
                     images.astype(dtype))
