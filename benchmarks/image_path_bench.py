@@ -313,10 +313,17 @@ def write_web_mix(source_tars: Sequence[str], output: pathlib.Path,
   return count
 
 
-def build_command(module: str, corpus: pathlib.Path,
-                  output: pathlib.Path) -> list[str]:
-  return [sys.executable, "-m", module, "--input", str(corpus / "*.tar"),
+OLD = "benchmarks.baseline_image_path"
+NEW = "pipelines.build_dataset"
+
+
+def _command(module: str, corpus: pathlib.Path,
+             output: pathlib.Path) -> Callable[[], object]:
+  """A build_dataset run (old or new kernel) with default options."""
+  argv = [sys.executable, "-m", module, "--input", str(corpus / "*.tar"),
           "--output", str(output), "--overwrite"]
+  return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
 
 
 def kernel_run(raws, identifier, old: bool) -> Callable[[], None]:
@@ -350,22 +357,12 @@ def whole_runs(corpora: dict[str, tuple[pathlib.Path, int, pathlib.Path]],
     raws = [e for shard in sorted(corpus_dir.glob("*.tar"))
             for e in dispatch.read_examples(str(shard))]
     runs = {
-        "build_dataset, old": lambda: subprocess.run(  # pylint: disable=cell-var-from-loop
-            build_command("benchmarks.baseline_image_path", corpus_dir,
-                          work / "old"), check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        "build_dataset, new": lambda: subprocess.run(  # pylint: disable=cell-var-from-loop
-            build_command("pipelines.build_dataset", corpus_dir,
-                          work / "new"), check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        "build_dataset, old, small": lambda: subprocess.run(  # pylint: disable=cell-var-from-loop
-            build_command("benchmarks.baseline_image_path", small_dir,
-                          work / "old_small"), check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        "build_dataset, new, small": lambda: subprocess.run(  # pylint: disable=cell-var-from-loop
-            build_command("pipelines.build_dataset", small_dir,
-                          work / "new_small"), check=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        "build_dataset, old": _command(OLD, corpus_dir, work / "old"),
+        "build_dataset, new": _command(NEW, corpus_dir, work / "new"),
+        "build_dataset, old, small": _command(OLD, small_dir,
+                                              work / "old_small"),
+        "build_dataset, new, small": _command(NEW, small_dir,
+                                              work / "new_small"),
         "kernel, old": kernel_run(raws, identifier, old=True),
         "kernel, new": kernel_run(raws, identifier, old=False),
     }
