@@ -1,26 +1,27 @@
-"""Benchmark: the fast language identifier versus seeded `langdetect.detect`.
+"""Benchmark: the project's language identifier against langdetect and lingua.
 
-On the committed caption set (benchmarks/data/langid_captions.jsonl: 8 short
-captions in each of langdetect's 55 languages, 16 for zh) it reports, as
-Markdown on stdout:
+On the contest set (benchmarks/data/langid_contest.jsonl: 20 short captions,
+written for the purpose, in each of the 36 XM3600 languages and of the
+neighbours they are confused with: bg, bs, ca, gl, mk, mr, ms, ne, sl, sr) it
+reports, as Markdown on stdout, for the cascade (the project's default), its
+fast pass alone, seeded `langdetect.detect`, and lingua over all its 75
+languages in high- and low-accuracy mode, side by side:
 
-- the fast backend's one-off build time (`FastModel()`, median of a few) next
-  to langdetect's own profile loading;
-- the CPU time per caption (median and mean over captions) of
-  `LanguageIdentifier().identify`, one caption per call, and of
-  `langdetect.detect` with `DetectorFactory.seed = 0`, and their ratio; the
-  time per caption of one `identify_batch` over the whole set; passes over
-  the set alternate between the three so that all see the same machine load;
-- where the fast backend's time goes: normalising, looking up n-grams, and
-  the numpy part;
-- the accuracy of each backend overall and per language, taking the best
-  language (`min_score=0`), and how well scores are calibrated: the mean
-  score, and the captions kept and their accuracy at a few `min_score`s;
-- what each backend says on the Maori and Quechua captions
-  (benchmarks/data/langid_unsupported.jsonl), XM3600 languages that langdetect
-  has no profile for.
+- accuracy overall, on each confusable group and per language, and the most
+  frequent confusions. Quechua has no model anywhere: its expected answer is
+  `und` (for lingua, no language), and the few languages no one has a model
+  for (gl; ne for lingua) count as errors for everyone;
+- CPU time per caption (`time.process_time`, which counts all threads: one
+  pass over the whole set per system and repeat, the systems in an order that
+  rotates between repeats; the median over repeats), and the ratio to
+  langdetect's;
+- how well the cascade's scores are calibrated: observed accuracy per score
+  bin, and the captions kept and their accuracy at a few `min_score`s.
 
-  python -m benchmarks.langid_bench [--repeats 5]
+Thresholds of the cascade were chosen on the separate dev set
+(benchmarks/data/langid_dev.jsonl), never on this one.
+
+  python -m benchmarks.langid_bench [--repeats 5] [--captions FILE]
 """
 
 import argparse
@@ -34,15 +35,28 @@ import statistics
 import time
 
 from langdetect import detector_factory
+from langdetect.lang_detect_exception import LangDetectException
 import langdetect
+import lingua
 
+from dataformat import records
 from pipelines import langid
+from pipelines import langid_groups
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+# Short captions in langdetect's 55 languages, which the fast pass's tests use.
 CAPTIONS_PATH = os.path.join(DATA_DIR, "langid_captions.jsonl")
-UNSUPPORTED_PATH = os.path.join(DATA_DIR, "langid_unsupported.jsonl")
-BUILD_REPEATS = 3
+CONTEST_PATH = os.path.join(DATA_DIR, "langid_contest.jsonl")
+DEV_PATH = os.path.join(DATA_DIR, "langid_dev.jsonl")
+UND = records.UNDETERMINED_LANG
+# No detector has a model for Quechua; the right answer is `und`.
+EXPECTED = {"quz": UND}
 CALIBRATION_SCORES = (langid.DEFAULT_MIN_SCORE, 0.7, 0.9)
+SCORE_BINS = (0.0, 0.5, 0.7, 0.9, 0.99, 1.0)
+TOP_CONFUSIONS = 12
+# The systems in the order of the tables; CASCADE is the project's.
+CASCADE = "cascade"
+SYSTEMS = (CASCADE, "fast", "langdetect", "lingua high", "lingua low")
 
 
 def read_captions(path: str) -> list[tuple[str, str]]:
@@ -52,24 +66,14 @@ def read_captions(path: str) -> list[tuple[str, str]]:
             for c in map(json.loads, filter(str.strip, f))]
 
 
-def _seconds(fn: Callable[[], object]) -> float:
-  """CPU seconds of this thread spent in `fn()`.
-
-  CPU time rather than wall time: on a shared machine, wall time also counts
-  the time other processes hold the core, more of it the longer the call.
-  """
-  start = time.thread_time()
-  fn()
-  return time.thread_time() - start
+def expected_code(lang: str) -> str:
+  """The answer counted right for a caption in `lang`."""
+  return EXPECTED.get(lang, lang)
 
 
 @contextlib.contextmanager
 def _garbage_collection_off():
-  """Turns garbage collection off, as `timeit` does.
-
-  Otherwise a collection of langdetect's millions of objects would land on
-  whichever timed call happens to trigger it.
-  """
+  """Turns garbage collection off while timing, as `timeit` does."""
   gc.collect()
   gc.disable()
   try:
@@ -78,174 +82,165 @@ def _garbage_collection_off():
     gc.enable()
 
 
-def build_seconds() -> dict[str, float]:
-  """Median CPU seconds to build the fast model and to load langdetect's."""
-  fast = statistics.median(_seconds(langid.FastModel)
-                           for _ in range(BUILD_REPEATS))
-
-  def load_langdetect():
-    detector_factory.DetectorFactory().load_profile(
-        detector_factory.PROFILES_DIRECTORY)
-
-  reference = statistics.median(_seconds(load_langdetect)
-                                for _ in range(BUILD_REPEATS))
-  return {"fast": fast, "langdetect": reference}
+def _langdetect_code(text: str) -> str:
+  try:
+    return langid.to_xm3600_code(langdetect.detect(text))
+  except LangDetectException:
+    return UND
 
 
-def caption_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
-  """CPU seconds per caption of each way of identifying captions.
+def _lingua_code(detector: lingua.LanguageDetector) -> Callable[[str], str]:
+  def code(text: str) -> str:
+    language = detector.detect_language_of(text)
+    return UND if language is None else langid_groups.to_project_code(language)
+  return code
 
-  For one call per caption: the median over captions and the mean over
-  captions of each caption's median time; for `identify_batch`: the median
-  over repeats of the time per caption.
 
-  Each repeat makes one pass over all captions per way (fast one call per
-  caption, `langdetect.detect` one call per caption, one fast
-  `identify_batch`), in an order that rotates between repeats, so every way
-  runs warm and all see the same machine load. Garbage collection is off
-  while timing.
-  """
+def systems() -> tuple[dict[str, Callable[[str], str]], dict[str, float]]:
+  """Each system's caption -> code function, and its CPU seconds to load."""
   detector_factory.DetectorFactory.seed = 0
-  identifier = langid.LanguageIdentifier()
-  singles = {"fast": identifier.identify, "langdetect": langdetect.detect}
-  for function in singles.values():
-    function(texts[0])
-  per_text = {name: [[] for _ in texts] for name in singles}
-  batch = []
+  cascade = langid.LanguageIdentifier(min_score=0.0)
+  fast = langid.LanguageIdentifier(langid.FAST_BACKEND, min_score=0.0)
+  builder = lingua.LanguageDetectorBuilder.from_all_languages
+  loaders = {
+      CASCADE: lambda: (lambda text: cascade.identify(text).lang),
+      "fast": lambda: (lambda text: fast.identify(text).lang),
+      "langdetect": lambda: _langdetect_code,
+      "lingua high": lambda: _lingua_code(
+          builder().with_preloaded_language_models().build()),
+      "lingua low": lambda: _lingua_code(
+          builder().with_low_accuracy_mode()
+          .with_preloaded_language_models().build()),
+  }
+  functions, load_seconds = {}, {}
+  for name, load in loaders.items():
+    start = time.process_time()
+    functions[name] = load()
+    load_seconds[name] = time.process_time() - start
+  return functions, load_seconds
 
-  def time_single(name):
-    for text, times in zip(texts, per_text[name]):
-      times.append(_seconds(lambda f=singles[name], t=text: f(t)))
 
-  def time_batch():
-    batch.append(_seconds(lambda: identifier.identify_batch(texts)) /
-                 len(texts))
+def answers_and_seconds(functions: dict[str, Callable[[str], str]],
+                        texts: Sequence[str], repeats: int
+                        ) -> tuple[dict[str, list[str]], dict[str, float]]:
+  """Each system's answers and its median CPU seconds per caption.
 
-  passes = [lambda: time_single("fast"), lambda: time_single("langdetect"),
-            time_batch]
+  A first untimed pass gives the answers and loads what loads on first use
+  (the cascade's group models, langdetect's profiles).
+  """
+  answers = {name: list(map(f, texts)) for name, f in functions.items()}
+  names = list(functions)
+  seconds = collections.defaultdict(list)
   with _garbage_collection_off():
     for repeat in range(repeats):
-      for i in range(len(passes)):
-        passes[(repeat + i) % len(passes)]()
-  result = {}
-  for name, times in per_text.items():
-    medians = list(map(statistics.median, times))
-    result[f"{name}_median"] = statistics.median(medians)
-    result[f"{name}_mean"] = statistics.mean(medians)
-  result["fast_batch_mean"] = statistics.median(batch)
-  return result
-
-
-def stage_seconds(texts: Sequence[str], repeats: int) -> dict[str, float]:
-  """Mean CPU seconds per caption of the fast backend, stage by stage."""
-  model = langid.fast_model()
-  stages = {
-      "normalize": lambda: [model.normalize(t) for t in texts],
-      "normalize, n-gram lookups": lambda: [model.window_rows(t)
-                                             for t in texts],
-      "normalize, n-gram lookups, numpy (all)": lambda: [model.best_label(t)
-                                                          for t in texts],
-  }
-  with _garbage_collection_off():
-    return {name: statistics.median(_seconds(stage) for _ in range(repeats)) /
-                  len(texts) for name, stage in stages.items()}
-
-
-def predictions(backend: str, texts: Sequence[str],
-                min_score: float) -> list[langid.LanguagePrediction]:
-  return langid.LanguageIdentifier(backend, min_score=min_score).identify_batch(
-      texts)
+      for i in range(len(names)):
+        name = names[(repeat + i) % len(names)]
+        function = functions[name]
+        start = time.process_time()
+        for text in texts:
+          function(text)
+        seconds[name].append((time.process_time() - start) / len(texts))
+  return answers, {name: statistics.median(s) for name, s in seconds.items()}
 
 
 def _accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
-  return sum(t == p for t, p in zip(truth, predicted)) / len(truth)
+  return sum(map(str.__eq__, truth, predicted)) / len(truth)
 
 
-def accuracy_tables(captions: Sequence[tuple[str, str]]) -> list[str]:
-  """Markdown: overall accuracy and calibration, then accuracy per language."""
-  truth = [lang for lang, _ in captions]
-  texts = [text for _, text in captions]
-  answers = {b: predictions(b, texts, 0.0) for b in langid.BACKENDS}
-  best = {b: [p.lang for p in answers[b]] for b in langid.BACKENDS}
+def _groups() -> dict[str, frozenset[str]]:
+  """Named confusable groups, plus Maori, as the tables show them."""
+  groups = {"/".join(sorted(g)): g for g in langid_groups.CONFUSABLE_GROUPS}
+  groups["mi"] = frozenset({"mi"})
+  groups["quz (-> und)"] = frozenset({"quz"})
+  return groups
+
+
+def accuracy_lines(captions: Sequence[tuple[str, str]],
+                   answers: dict[str, list[str]],
+                   seconds: dict[str, float]) -> list[str]:
+  """Markdown: overall, per group, per language, confusions and CPU time."""
+  langs = [lang for lang, _ in captions]
+  truth = [expected_code(lang) for lang in langs]
+  header = "| | " + " | ".join(SYSTEMS) + " |"
+  rule = "|---|" + "---|" * len(SYSTEMS)
+  reference = seconds["langdetect"]
   lines = [
-      "Accuracy of the best language, mean score, and for a few min_score "
-      "values the share of captions kept (not `und`) and the accuracy on "
-      "them:", "",
-      "| backend | accuracy | mean score | "
-      + " | ".join(f"kept / accuracy at {t}" for t in CALIBRATION_SCORES)
-      + " |", "|---|---|---|" + "---|" * len(CALIBRATION_SCORES)]
-  for b in langid.BACKENDS:
-    cells = [f"{_accuracy(truth, best[b]):.3f}",
-             f"{statistics.mean(p.score for p in answers[b]):.3f}"]
-    for threshold in CALIBRATION_SCORES:
-      kept = [(lang, p.lang) for lang, p in zip(truth, answers[b])
-              if p.score >= threshold]
-      cells.append(f"{len(kept) / len(truth):.3f} / "
-                   f"{_accuracy(*zip(*kept)):.3f}")
-    lines.append(f"| {b} | " + " | ".join(cells) + " |")
-  lines += ["", "Per language (best language; captions per language in "
-            "brackets):", "",
-            "| lang | fast | langdetect | fast's mistakes | langdetect's "
-            "mistakes |", "|---|---|---|---|---|"]
-  by_lang = collections.defaultdict(list)
-  for i, lang in enumerate(truth):
-    by_lang[lang].append(i)
-  for lang in sorted(by_lang):
-    codes = [[best[b][i] for i in by_lang[lang]] for b in langid.BACKENDS]
-    accuracies = [f"{_accuracy([lang] * len(c), c):.2f}" for c in codes]
-    mistakes = [", ".join(sorted(code for code in c if code != lang)) or "-"
-                for c in codes]
-    lines.append(f"| {lang} ({len(by_lang[lang])}) | "
-                 + " | ".join(accuracies + mistakes) + " |")
+      f"Contest set: {len(captions)} captions, {len(set(langs))} languages.",
+      "", header, rule,
+      "| accuracy, all captions | " + " | ".join(
+          f"{_accuracy(truth, answers[s]):.3f}" for s in SYSTEMS) + " |",
+      "| CPU us per caption (median of repeats) | " + " | ".join(
+          f"{seconds[s] * 1e6:.0f}" for s in SYSTEMS) + " |",
+      "| CPU time / langdetect's | " + " | ".join(
+          f"{seconds[s] / reference:.3f}" for s in SYSTEMS) + " |"]
+  for name, group in _groups().items():
+    rows = [i for i, lang in enumerate(langs) if lang in group]
+    cells = [_accuracy([truth[i] for i in rows], [answers[s][i] for i in rows])
+             for s in SYSTEMS]
+    lines.append(f"| {name} ({len(rows)}) | "
+                 + " | ".join(f"{c:.3f}" for c in cells) + " |")
+  lines += ["", "Per language:", "", header, rule]
+  for lang in sorted(set(langs)):
+    rows = [i for i, l in enumerate(langs) if l == lang]
+    cells = [_accuracy([truth[i] for i in rows], [answers[s][i] for i in rows])
+             for s in SYSTEMS]
+    lines.append(f"| {lang} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+  lines += ["", f"Most frequent confusions (true -> answer: count), top "
+            f"{TOP_CONFUSIONS}:", "", "| system | confusions |", "|---|---|"]
+  for s in SYSTEMS:
+    pairs = collections.Counter((t, a) for t, a in zip(truth, answers[s])
+                                if t != a).most_common(TOP_CONFUSIONS)
+    lines.append(f"| {s} | " + ", ".join(f"{t}->{a}: {n}"
+                                         for (t, a), n in pairs) + " |")
   return lines
 
 
-def unsupported_table(captions: Sequence[tuple[str, str]]) -> list[str]:
-  """Markdown: each backend's best language and score per caption."""
-  texts = [text for _, text in captions]
-  answers = [predictions(b, texts, 0.0) for b in langid.BACKENDS]
-  lines = ["| lang | caption | fast | langdetect |", "|---|---|---|---|"]
-  for (lang, text), *per_backend in zip(captions, *answers):
-    cells = [f"{p.lang} {p.score:.2f}" for p in per_backend]
-    lines.append(f"| {lang} | {text} | " + " | ".join(cells) + " |")
+def calibration_lines(captions: Sequence[tuple[str, str]]) -> list[str]:
+  """Markdown: the cascade's reliability table and min_score trade-off."""
+  truth = [expected_code(lang) for lang, _ in captions]
+  predictions = langid.LanguageIdentifier(min_score=0.0).identify_batch(
+      [text for _, text in captions])
+  lines = ["The cascade's scores: captions tagged a language (not `und`) per "
+           "score bin, their mean score and the share tagged right:", "",
+           "| score bin | captions | mean score | accuracy |", "|---|---|---|---|"]
+  for low, high in zip(SCORE_BINS, SCORE_BINS[1:]):
+    rows = [(t, p) for t, p in zip(truth, predictions) if p.lang != UND and
+            (low <= p.score < high or (high == 1.0 and p.score == 1.0))]
+    if rows:
+      lines.append(f"| [{low}, {high}{']' if high == 1.0 else ')'} | "
+                   f"{len(rows)} | "
+                   f"{statistics.mean(p.score for _, p in rows):.3f} | "
+                   f"{_accuracy(*zip(*((t, p.lang) for t, p in rows))):.3f} |")
+  lines += ["", "| min_score | captions kept (not `und`) | accuracy on them |",
+            "|---|---|---|"]
+  for threshold in CALIBRATION_SCORES:
+    kept = [(t, p.lang) for t, p in zip(truth, predictions)
+            if p.score >= threshold and p.lang != UND]
+    lines.append(f"| {threshold} | {len(kept) / len(truth):.3f} | "
+                 f"{_accuracy(*zip(*kept)):.3f} |")
   return lines
 
 
 def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--repeats", type=int, default=5,
-                      help="timed calls per caption (the median is kept)")
+                      help="timed passes over the set per system (the median "
+                      "is kept)")
+  parser.add_argument("--captions", default=CONTEST_PATH, metavar="FILE",
+                      help="JSON lines of {lang, text} (default: the contest "
+                      "set)")
   args = parser.parse_args(argv)
   if args.repeats < 1:
     parser.error(f"--repeats must be positive, got {args.repeats}")
-  captions = read_captions(CAPTIONS_PATH)
-  texts = [text for _, text in captions]
-  build = build_seconds()
-  times = caption_seconds(texts, args.repeats)
-  us = 1e6
-  lines = [
-      f"Caption set: {len(captions)} captions, "
-      f"{len({lang for lang, _ in captions})} codes.", "",
-      "| measurement | fast | langdetect | ratio |", "|---|---|---|---|",
-      f"| one-off build / profile load (CPU s) | {build['fast']:.2f} | "
-      f"{build['langdetect']:.2f} | |",
-      f"| median per caption, one call per caption (CPU us) | "
-      f"{times['fast_median'] * us:.1f} | {times['langdetect_median'] * us:.1f}"
-      f" | {times['langdetect_median'] / times['fast_median']:.1f}x |",
-      f"| mean per caption, one call per caption (CPU us) | "
-      f"{times['fast_mean'] * us:.1f} | {times['langdetect_mean'] * us:.1f} | "
-      f"{times['langdetect_mean'] / times['fast_mean']:.1f}x |",
-      f"| mean per caption, one identify_batch over the set (CPU us) | "
-      f"{times['fast_batch_mean'] * us:.1f} | | "
-      f"{times['langdetect_mean'] / times['fast_batch_mean']:.1f}x |",
-      "", "Fast backend, mean per caption up to each stage:", "",
-      "| stage | CPU us |", "|---|---|",
-      *(f"| {name} | {seconds * us:.1f} |"
-        for name, seconds in stage_seconds(texts, args.repeats).items()),
-      "", *accuracy_tables(captions), "",
-      "XM3600 languages without a langdetect profile: best language and its "
-      f"score (below {langid.DEFAULT_MIN_SCORE} is `und` by default):", "",
-      *unsupported_table(read_captions(UNSUPPORTED_PATH))]
+  captions = read_captions(args.captions)
+  functions, load_seconds = systems()
+  answers, seconds = answers_and_seconds(
+      functions, [text for _, text in captions], args.repeats)
+  lines = [*accuracy_lines(captions, answers, seconds), "",
+           "CPU seconds to load each system (the cascade and langdetect load "
+           "their models on first use, during the untimed first pass): "
+           + ", ".join(f"{s} {load_seconds[s]:.2f}" for s in SYSTEMS), "",
+           *calibration_lines(captions)]
   print("\n".join(lines))
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines import lang_codes
 from pipelines import langid
 
 # The official layout's names.
@@ -145,7 +146,8 @@ def _missing_images(data_dir: pathlib.Path, keys: Sequence[str]) -> list[str]:
 
 
 def check_languages(langs: Sequence[str]) -> list[str]:
-  """`langs` as a list; each must be an XM3600 language, none twice."""
+  """`langs` as a list of XM3600 codes (nb -> no, ...), none twice."""
+  langs = [lang_codes.canonical(lang) for lang in langs]
   unknown = [lang for lang in langs if lang not in langid.XM3600_LANGUAGES]
   if unknown:
     raise ValueError(f"not XM3600 languages: {unknown}; the 36 are "

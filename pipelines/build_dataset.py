@@ -445,11 +445,14 @@ def _parser() -> argparse.ArgumentParser:
                     "last")
   text.add_argument("--languages", default="all", metavar="CODES",
                     help="comma-separated language codes to keep (e.g. "
-                    "en,de,und); 'all' keeps every language")
+                    "en,de,mi,und; nb, tl, iw are read as no, fil, he); "
+                    "'all' keeps every language")
   text.add_argument("--langid_backend", choices=langid.BACKENDS,
-                    default=langid.FAST_BACKEND,
-                    help="language identifier: 'fast' (deterministic) or "
-                    "'langdetect' (seeded reference)")
+                    default=langid.DEFAULT_BACKEND,
+                    help="language identifier: 'cascade' (default: a fast "
+                    "pass, then lingua within groups of look-alike "
+                    "languages), 'fast' (the fast pass alone) or "
+                    "'langdetect' (seeded reference); all deterministic")
   text.add_argument("--langid_min_score", type=float,
                     default=langid.DEFAULT_MIN_SCORE, metavar="S",
                     help="language predictions scoring lower become 'und'")
@@ -565,6 +568,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   config = _config_from_args(args)
   identifier = langid.LanguageIdentifier(args.langid_backend,
                                          args.langid_min_score)
+  identifier.check_outputs(config.thresholds.languages)
   # Records and the manifest name their inputs usable from anywhere.
   inputs = [files.resolve(p) for p in args.input]
   input_files = dispatch.match_input_files(inputs)  # Fails early.

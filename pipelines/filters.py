@@ -14,6 +14,7 @@ import dataclasses
 import math
 import re
 
+from pipelines import lang_codes
 from pipelines.reasons import Reason
 
 Verdict = tuple[Reason, str] | None
@@ -123,8 +124,12 @@ class FilterConfig:
 
 
 def parse_languages(spec: str) -> frozenset[str] | None:
-  """'en,de, fr' -> {'en', 'de', 'fr'}; 'all' or '' -> None (keep all)."""
-  codes = {code.strip() for code in spec.split(",") if code.strip()}
+  """'en,de, fr' -> {'en', 'de', 'fr'}; 'all' or '' -> None (keep all).
+
+  Codes are mapped to the project's (`lang_codes.canonical`: nb -> no, ...).
+  """
+  codes = {lang_codes.canonical(code) for code in spec.split(",")
+           if code.strip()}
   if not codes or codes == {"all"}:
     return None
   return frozenset(codes)

@@ -1,7 +1,15 @@
-"""Deterministic language identification on langdetect's language profiles.
+"""Deterministic language identification for short captions.
 
-Two backends share one code mapping and one `und` rule:
+Three backends share one code mapping and one `und` rule:
 
+- "cascade" (the default): the fast pass below decides alone when it is sure
+  and its answer is in no group of languages it confuses (Cyrillic
+  ru/uk/bg/mk/sr, da/no/sv, id/ms, hi/mr/ne, es/pt/ca/gl, hr/sr/bs/sl).
+  Otherwise lingua's models, restricted to the candidates (the languages the
+  fast pass gives some probability, their groups, Maori for text written in
+  the Maori alphabet only), split the candidates' probability between them
+  (`pipelines.langid_groups`). Outputs langdetect's codes plus bs, mi, ms and
+  sr; Quechua, which no model knows, is `und`.
 - "fast": naive Bayes over every character 1-, 2- and 3-gram of the text, with
   the per-language n-gram probabilities and additive smoothing of langdetect's
   shipped profiles (55 languages; zh-cn and zh-tw mixed into one zh), its text
@@ -11,13 +19,14 @@ Two backends share one code mapping and one `und` rule:
 - "langdetect": langdetect's own detector (random n-gram sampling) with a fixed
   seed, kept as the reference.
 
-Codes are langdetect's, mapped to the XM3600 list where they differ (zh-cn and
-zh-tw -> zh, tl -> fil). An identifier holds only its settings; the profiles
+Codes are langdetect's and lingua's, mapped to the XM3600 list where they
+differ (`pipelines.lang_codes`: zh-cn and zh-tw -> zh, tl -> fil, nb and nn ->
+no). An identifier holds only its settings; the profiles
 load once per process on first use and are never pickled, so it is cheap to
 ship to Beam workers and safe to share between threads.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 import functools
 import json
 import math
@@ -36,20 +45,24 @@ from langdetect.utils.unicode_block import unicode_block
 import numpy as np
 
 from dataformat import records
+from pipelines import lang_codes
+from pipelines import langid_groups
 
 XM3600_LANGUAGES: tuple[str, ...] = (
     "ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr",
     "he", "hi", "hr", "hu", "id", "it", "ja", "ko", "mi", "nl", "no", "pl",
     "pt", "quz", "ro", "ru", "sv", "sw", "te", "th", "tr", "uk", "vi", "zh")
 
-# langdetect codes that differ from the XM3600 ones; all others are kept.
-LANGDETECT_TO_XM3600 = {"zh-cn": "zh", "zh-tw": "zh", "tl": "fil"}
-
+CASCADE_BACKEND = "cascade"
 FAST_BACKEND = "fast"
 LANGDETECT_BACKEND = "langdetect"
-BACKENDS = (FAST_BACKEND, LANGDETECT_BACKEND)
+BACKENDS = (CASCADE_BACKEND, FAST_BACKEND, LANGDETECT_BACKEND)
+DEFAULT_BACKEND = CASCADE_BACKEND
 
 DEFAULT_MIN_SCORE = 0.5
+# The cascade asks lingua whenever a second language holds this much of the
+# fast pass's posterior (chosen on benchmarks/data/langid_dev.jsonl).
+CANDIDATE_MIN_POSTERIOR = 0.01
 
 # langdetect adds alpha / BASE_FREQ to every n-gram probability; the fast
 # backend keeps that additive smoothing.
@@ -84,9 +97,10 @@ class LanguagePrediction(NamedTuple):
   score: float
 
 
-def to_xm3600_code(langdetect_code: str) -> str:
-  """Maps a langdetect language code to the code this project uses."""
-  return LANGDETECT_TO_XM3600.get(langdetect_code, langdetect_code)
+def to_xm3600_code(code: str) -> str:
+  """Maps a langdetect (or other) language code to the code this project
+  uses: zh-cn, zh-tw -> zh; tl -> fil; nb, nn -> no; iw -> he; in -> id."""
+  return lang_codes.canonical(code)
 
 
 def _character_table() -> str:
@@ -209,6 +223,7 @@ class FastModel:
 
   Attributes:
     labels: the language codes, sorted; one column each.
+    column_of: language code -> column.
     row_of_ngram: n-gram -> row of `window_log_probs` and `script_bits`.
     window_log_probs: [n_ngrams + 1, n_labels] float32: for the row's n-gram
       and each of its suffixes that is an n-gram, log(p(n-gram | language) +
@@ -220,6 +235,7 @@ class FastModel:
 
   def __init__(self):
     self.labels = profile_languages()
+    self.column_of = {code: column for column, code in enumerate(self.labels)}
     self.row_of_ngram, probs = _ngram_probabilities(_load_profiles(),
                                                     self.labels)
     log_probs = np.log(probs + SMOOTHING) * EVIDENCE_SCALE
@@ -261,13 +277,13 @@ class FastModel:
     return [get(padded[i:i + 3]) or get(padded[i + 1:i + 3]) or
             get(padded[i + 2]) or 0 for i in range(len(padded) - 2)]
 
-  def best_label(self, text: str) -> LanguagePrediction | None:
-    """The most probable language of `text` and its posterior probability.
+  def log_likelihoods(self, text: str) -> np.ndarray | None:
+    """Per label, the log-likelihood of `text` (float64).
 
-    Languages whose main scripts do not occur in the text are ruled out,
-    unless none occurs (the profiles alone would let Korean, with its Hanja,
-    win over Chinese on a caption without a single Hangul syllable). Ties go
-    to the first label. None if no n-gram of the text is in a profile.
+    Languages whose main scripts do not occur in the text get -inf, unless
+    none occurs (the profiles alone would let Korean, with its Hanja, win
+    over Chinese on a caption without a single Hangul syllable). None if no
+    n-gram of the text is in a profile.
     """
     rows = self.window_rows(text)
     if not any(rows):
@@ -276,7 +292,16 @@ class FastModel:
         np.take(self.window_log_probs, rows, axis=0), axis=0, dtype=np.float64)
     scripts = functools.reduce(operator.or_,
                                map(self.script_bits.__getitem__, rows))
-    log_likelihood += _ruled_out(scripts, len(self.labels))
+    return log_likelihood + _ruled_out(scripts, len(self.labels))
+
+  def best_label(self, text: str) -> LanguagePrediction | None:
+    """The most probable language of `text` and its posterior probability.
+
+    Ties go to the first label. None if no n-gram of the text is in a profile.
+    """
+    log_likelihood = self.log_likelihoods(text)
+    if log_likelihood is None:
+      return None
     best = int(log_likelihood.argmax())
     return LanguagePrediction(self.labels[best], math.exp(
         log_likelihood[best] - np.logaddexp.reduce(log_likelihood)))
@@ -319,16 +344,74 @@ def _best_label(scores: dict[str, float]) -> LanguagePrediction:
   return LanguagePrediction(lang, scores[lang])
 
 
+@functools.cache
+def cascade_languages() -> tuple[str, ...]:
+  """The codes the cascade can output: the profiles' and lingua's groups'."""
+  return tuple(sorted(set(profile_languages()) |
+                      langid_groups.output_codes()))
+
+
+def _refined(scores: dict[str, float], fast_scores: dict[str, float],
+             group_mass: float) -> dict[str, float]:
+  """Splits `group_mass` between a group's languages.
+
+  `scores` are lingua's probabilities over the group's languages it has a
+  model for, `fast_scores` the fast pass's posteriors within the group. The
+  group's languages lingua has no model for (ne, gl) keep the fast pass's
+  share; lingua splits the rest.
+  """
+  unknown = {code: p for code, p in fast_scores.items() if code not in scores}
+  known_mass = group_mass - sum(unknown.values())
+  return {**unknown, **{code: known_mass * p for code, p in scores.items()}}
+
+
+def cascade_label(text: str) -> LanguagePrediction | None:
+  """The cascade's language of `text` and its probability.
+
+  The fast pass's posterior decides alone when a single language holds all
+  but CANDIDATE_MIN_POSTERIOR of it and that language is in no confusable
+  group. Otherwise the candidates (languages with at least that posterior,
+  their groups, and Maori for text in the Maori alphabet only) share the
+  candidates' total posterior as lingua splits it between them. None if the
+  fast pass finds no n-gram it knows, or if the text has Quechua's letter
+  sequences: no model knows Quechua, so it is not tagged as another language.
+  """
+  model = fast_model()
+  log_likelihood = model.log_likelihoods(text)
+  if log_likelihood is None:
+    return None
+  posterior = np.exp(log_likelihood - np.logaddexp.reduce(log_likelihood))
+  if langid_groups.is_quechua_like(
+      text, model.labels[int(posterior.argmax())]):
+    return None
+  candidates = set()
+  for column in np.flatnonzero(posterior >= CANDIDATE_MIN_POSTERIOR):
+    code = model.labels[column]
+    candidates |= langid_groups.group_of(code) or {code}
+  if langid_groups.is_maori_candidate(text):
+    candidates.add(langid_groups.MAORI)
+  column_of = model.column_of
+  fast_scores = {code: float(posterior[column_of[code]])
+                 for code in sorted(candidates) if code in column_of}
+  if len(candidates) > 1:
+    scores = langid_groups.confidences(text, candidates)
+    if any(scores.values()):
+      return _best_label(_refined(scores, fast_scores,
+                                  sum(fast_scores.values())))
+  return _best_label(fast_scores)
+
+
 class LanguageIdentifier:
   """Tags text with a language code, or `und` when unsure.
 
   Attributes:
-    backend: "fast" (deterministic naive Bayes) or "langdetect" (reference).
+    backend: "cascade" (the fast pass, then lingua within a confusable
+      group), "fast" (naive Bayes alone) or "langdetect" (reference).
     min_score: predictions scoring below this come out as `und`.
     seed: the langdetect backend's random seed (the fast backend has none).
   """
 
-  def __init__(self, backend: str = FAST_BACKEND,
+  def __init__(self, backend: str = DEFAULT_BACKEND,
                min_score: float = DEFAULT_MIN_SCORE, seed: int = 0):
     if backend not in BACKENDS:
       raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -352,16 +435,31 @@ class LanguageIdentifier:
   @property
   def languages(self) -> tuple[str, ...]:
     """The language codes it can output besides `und`, sorted."""
+    if self.backend == CASCADE_BACKEND:
+      return cascade_languages()
     return profile_languages()
+
+  def check_outputs(self, codes: Iterable[str] | None) -> None:
+    """Raises ValueError naming the codes it never outputs (`und` aside)."""
+    never = sorted(set(codes or ()) - set(self.languages) -
+                   {records.UNDETERMINED_LANG})
+    if never:
+      raise ValueError(
+          f"the {self.backend} language identifier never outputs "
+          f"{', '.join(never)}; it outputs {records.UNDETERMINED_LANG} and "
+          f"{' '.join(self.languages)}")
 
   def identify(self, text: str) -> LanguagePrediction:
     """The language of `text` and its posterior probability.
 
     `und` with the best language's score when that is below `min_score`, and
-    `und` with score 0 when no character n-gram of the text is in a profile.
+    `und` with score 0 when no character n-gram of the text is in a profile
+    (or, for the cascade, when the text looks like Quechua).
     """
     if self.backend == LANGDETECT_BACKEND:
       best = self._identify_langdetect(text)
+    elif self.backend == CASCADE_BACKEND:
+      best = cascade_label(text)
     else:
       best = fast_model().best_label(text)
     if best is None:

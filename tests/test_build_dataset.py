@@ -165,6 +165,10 @@ def test_rerun_into_a_completed_dataset_is_refused(built_dataset, demo_corpus,
     (["--blocklist", "/nonexistent/list"],
      "error: block-list /nonexistent/list does not exist"),
     (["--langid_min_score", "2"], "error: min_score must be in [0, 1]"),
+    (["--languages", "mi,quz"], "error: the cascade language identifier "
+     "never outputs quz; it outputs und and af "),
+    (["--languages", "mi", "--langid_backend", "fast"],
+     "error: the fast language identifier never outputs mi;"),
 ])
 def test_bad_arguments_give_one_line_errors(extra, message, demo_corpus,
                                             tmp_path, capsys):
@@ -301,6 +305,22 @@ def test_damaged_input_file_is_listed_and_counts_add_up(tmp_path, capsys):
   assert set(manifest["languages"]) == {"en"}
   assert f"damaged input file {damaged}" in capsys.readouterr().out
   shutil.rmtree(output)
+
+
+@pytest.mark.slow
+def test_languages_allow_list_selects_maori(tmp_path):
+  corpus = demo_corpus_lib.generate_corpus(
+      tmp_path / "corpus", num_examples=40, seed=5, bad_fraction=0.0,
+      lang_mix="mi=0.5,en=0.25,quz=0.25")
+  output = tmp_path / "out"
+  argv = ["--input", str(corpus.output_dir / "*.tar"), "--output",
+          str(output), "--num_shards", "1", "--languages", "mi"]
+  assert build_dataset.main(argv) == 0
+  manifest = json.loads((output / sinks.MANIFEST).read_text())
+  assert manifest["languages"] == {"mi": corpus.language_counts["mi"]}
+  rejected = manifest["counts"]["rejected"]
+  assert rejected["language_not_allowed"] == sum(rejected.values()) == (
+      40 - corpus.language_counts["mi"])
 
 
 # Runs the command and SIGKILLs it (no cleanup runs) at a fixed point: when

@@ -59,6 +59,7 @@ def test_config_to_json_sorts_languages():
     ("", None),
     ("en", frozenset({"en"})),
     (" en, de ,und,", frozenset({"en", "de", "und"})),
+    ("mi,NB,nn,tl,iw", frozenset({"mi", "no", "fil", "he"})),
 ])
 def test_parse_languages(spec, languages):
   assert filters.parse_languages(spec) == languages

@@ -1,4 +1,4 @@
-"""Tests for pipelines.langid, against langdetect and the caption set."""
+"""Tests for pipelines.langid: the cascade, its fast pass and langdetect."""
 
 import collections
 import concurrent.futures
@@ -12,6 +12,7 @@ import pytest
 from benchmarks import langid_bench
 from dataformat import records
 from pipelines import langid
+from pipelines import langid_groups
 
 UND = records.UNDETERMINED_LANG
 # Languages whose scripts do not separate words with spaces.
@@ -30,6 +31,11 @@ def caption_texts(captions):
 
 @pytest.fixture(scope="module")
 def fast():
+  return langid.LanguageIdentifier(langid.FAST_BACKEND, min_score=0.0)
+
+
+@pytest.fixture(scope="module")
+def cascade():
   return langid.LanguageIdentifier(min_score=0.0)
 
 
@@ -59,16 +65,29 @@ def test_code_mapping():
   assert langid.to_xm3600_code("zh-cn") == "zh"
   assert langid.to_xm3600_code("zh-tw") == "zh"
   assert langid.to_xm3600_code("tl") == "fil"
+  assert langid.to_xm3600_code("nb") == langid.to_xm3600_code("nn") == "no"
+  assert langid.to_xm3600_code("iw") == "he"
   assert langid.to_xm3600_code("he") == "he"
   assert langid.to_xm3600_code("af") == "af"
 
 
-def test_languages_are_langdetects_55_mapped_to_54_codes(identifier):
-  languages = identifier.languages
+@pytest.mark.parametrize("backend", [langid.FAST_BACKEND,
+                                     langid.LANGDETECT_BACKEND])
+def test_languages_are_langdetects_55_mapped_to_54_codes(backend):
+  languages = langid.LanguageIdentifier(backend).languages
   assert len(languages) == 54 and list(languages) == sorted(languages)
   assert {"zh", "fil", "he", "id", "no", "af", "bg"} <= set(languages)
   assert not {"zh-cn", "zh-tw", "tl", UND} & set(languages)
   assert set(langid.XM3600_LANGUAGES) - set(languages) == {"mi", "quz"}
+
+
+def test_cascade_adds_lingua_languages_of_its_groups_and_maori():
+  languages = langid.LanguageIdentifier().languages
+  assert list(languages) == sorted(languages)
+  assert set(languages) == set(langid.profile_languages()) | {
+      "bs", "mi", "ms", "sr"}
+  assert set(langid.XM3600_LANGUAGES) - set(languages) == {"quz"}
+  assert not {"nb", "nn", "tl", UND} & set(languages)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -98,8 +117,10 @@ def test_below_threshold_is_und_with_the_best_score(backend):
   assert strict == langid.LanguagePrediction(UND, lenient.score)
 
 
-def test_fast_is_unsure_of_a_single_ambiguous_word():
-  prediction = langid.LanguageIdentifier().identify("Internet")
+@pytest.mark.parametrize("backend", [langid.CASCADE_BACKEND,
+                                     langid.FAST_BACKEND])
+def test_unsure_of_a_single_ambiguous_word(backend):
+  prediction = langid.LanguageIdentifier(backend).identify("Internet")
   assert prediction.lang == UND
   assert 0.0 < prediction.score < langid.DEFAULT_MIN_SCORE
 
@@ -209,3 +230,106 @@ def test_pickle_round_trip_is_small_and_equivalent(identifier):
   assert (restored.backend, restored.min_score, restored.seed) == (
       identifier.backend, identifier.min_score, identifier.seed)
   assert restored.identify(text) == before == ("fr", before.score)
+
+
+# The template family of issue 16, on which the fast pass and langdetect said
+# Macedonian for about a third of the captions.
+RUSSIAN_TEMPLATE_CAPTIONS = (
+    "На картинке круг красного цвета в левом верхнем углу.",
+    "На картинке квадрат синего цвета в правом нижнем углу.",
+    "На картинке треугольник зелёного цвета в центре.",
+    "На картинке звезда жёлтого цвета в левом нижнем углу.",
+    "На картинке прямоугольник чёрного цвета в правом верхнем углу.",
+    "На картинке круг белого цвета посередине.",
+    "На картинке два круга оранжевого цвета в верхней части.",
+    "На картинке ромб фиолетового цвета в левом верхнем углу.",
+    "На картинке овал серого цвета в нижней части.",
+    "На картинке квадрат розового цвета рядом с кругом.",
+)
+
+
+@pytest.mark.parametrize("text", RUSSIAN_TEMPLATE_CAPTIONS)
+def test_cascade_tags_the_russian_template_family_ru(cascade, text):
+  assert cascade.identify(text).lang == "ru"
+
+
+@pytest.mark.parametrize("text", [
+    "He kurī e oma ana i te takutai i te ahiahi.",
+    "Kei te tākaro ngā tamariki i te papa whutupōro.",
+    "He whare tawhito kei te taha o te moana.",
+    "E inu kawhe ana te wahine i te ata.",
+])
+def test_cascade_tags_maori_mi(cascade, fast, text):
+  assert cascade.identify(text).lang == "mi"
+  assert fast.identify(text).lang != "mi"  # langdetect has no Maori profile.
+
+
+@pytest.mark.parametrize("text", [
+    "Huk allqu pampapi phawachkan.",
+    "Iskay warmakuna mayu patapi pukllachkanku.",
+    "Wasi hawapi huk michi puñuchkan.",
+    "Llaqtaq plazanpi achka runakuna kachkanku.",
+])
+def test_cascade_tags_quechua_und_rather_than_another_language(text):
+  identifier = langid.LanguageIdentifier()
+  assert identifier.identify(text) == langid.LanguagePrediction(UND, 0.0)
+  assert langid.LanguageIdentifier(min_score=0.0).identify(text).lang == UND
+
+
+def test_maori_and_quechua_letter_rules():
+  assert langid_groups.is_maori_candidate("Ko te whānau kei te kāinga.")
+  assert langid_groups.is_maori_candidate("a man in the water")
+  assert not langid_groups.is_maori_candidate("A dog on the beach.")
+  assert not langid_groups.is_maori_candidate("1234 !!")
+  assert langid_groups.is_quechua_like("Michiqa puñuchkan.", "sw")
+  assert not langid_groups.is_quechua_like("Qeni ynë në qytet.", "sq")
+  assert not langid_groups.is_quechua_like("Geel ku daaqaya dhul.", "so")
+  assert not langid_groups.is_quechua_like("A quiet square in Iraq.", "en")
+
+
+@pytest.mark.parametrize("text, lang", [
+    ("Кіт сидить на підвіконні й дивиться на вулицю.", "uk"),
+    ("Малко куче тича по пясъка на морския бряг.", "bg"),
+    ("Старата тврдина над градот е осветлена навечер.", "mk"),
+    ("Деца се играју у снегу испред школе.", "sr"),
+    ("Собака бежит по снегу за мячом.", "ru"),
+    ("Der står en cykel op ad muren ved siden af døren.", "da"),
+    ("Det ligger snø på taket av den røde hytta.", "no"),
+    ("Det står en cykel vid väggen bredvid dörren.", "sv"),
+    ("Kereta itu diletakkan berhampiran bangunan pejabat.", "ms"),
+    ("Mobil itu diparkir di dekat gedung kantor.", "id"),
+    ("मुले शाळेच्या मैदानात क्रिकेट खेळत आहेत.", "mr"),
+    ("केटाकेटीहरू विद्यालयको चौरमा क्रिकेट खेल्दै छन्।", "ne"),
+    ("बच्चे स्कूल के मैदान में क्रिकेट खेल रहे हैं।", "hi"),
+    ("Una noia llegeix el diari asseguda en un banc.", "ca"),
+    ("Uma rapariga lê o jornal sentada num banco.", "pt"),
+    ("Una chica lee el periódico sentada en un banco.", "es"),
+    ("Djevojka čita novine na klupi u parku.", "hr"),
+    ("Dekle bere časopis na klopi v parku.", "sl"),
+])
+def test_cascade_within_confusable_groups(cascade, text, lang):
+  assert cascade.identify(text).lang == lang
+
+
+def test_cascade_is_at_least_as_accurate_as_the_fast_pass(fast, cascade,
+                                                         captions):
+  assert _accuracy(cascade, captions) >= _accuracy(fast, captions)
+
+
+def test_cascade_scores_are_the_same_on_every_call_and_order(caption_texts):
+  texts = caption_texts[::3] + list(RUSSIAN_TEMPLATE_CAPTIONS)
+  identifier = langid.LanguageIdentifier(min_score=0.0)
+  first = identifier.identify_batch(texts)
+  for _ in range(3):
+    assert identifier.identify_batch(texts[::-1]) == first[::-1]
+
+
+def test_check_outputs_names_codes_never_output():
+  langid.LanguageIdentifier().check_outputs({"mi", "no", UND})
+  langid.LanguageIdentifier().check_outputs(None)
+  with pytest.raises(ValueError, match=r"cascade language identifier never "
+                     r"outputs quz, xx; it outputs und and af "):
+    langid.LanguageIdentifier().check_outputs({"quz", "xx", "en"})
+  with pytest.raises(ValueError, match="fast language identifier never "
+                     "outputs mi;"):
+    langid.LanguageIdentifier(langid.FAST_BACKEND).check_outputs({"mi"})

@@ -230,6 +230,28 @@ def test_bad_arguments_give_one_line(args, message, tmp_path, capsys):
   assert err.strip() == message
 
 
+@pytest.mark.parametrize("flag, languages", [
+    ([], ("en",)),
+    (["--languages", "mi,en"], ("en", "mi")),
+    (["--languages", "nb"], ("no",)),
+    (["--languages", "all"], None),
+])
+def test_languages_flag_overrides_the_presets(flag, languages):
+  options, _ = train_vocab.parse_args(
+      ["--input", "x.tar", "--output", "out", "--preset", "en32k"] + flag)
+  assert options.preset.languages == languages
+  assert options.preset.name == "en32k"
+
+
+def test_languages_the_identifier_never_outputs_are_an_error(tmp_path,
+                                                              capsys):
+  code, err = _run(["--input", "x.tar", "--output", tmp_path, "--preset",
+                    "en32k", "--languages", "en,quz"], capsys)
+  assert code == 1
+  assert err.startswith("error: the cascade language identifier never "
+                        "outputs quz;") and err.count("\n") == 1
+
+
 def test_unknown_preset_is_an_argparse_error(tmp_path, capsys):
   with pytest.raises(SystemExit) as info:
     _run(["--input", "x.tar", "--output", tmp_path, "--preset", "en8k"],
@@ -246,7 +268,7 @@ def test_help_explains_every_flag(capsys):
   shown = capsys.readouterr().out
   for flag in ("--input", "--output", "--preset", "--vocab_size", "--name",
                "--lowercase", "--alpha", "--max_sentences", "--seed",
-               "--num_threads", "--sample_dir"):
+               "--num_threads", "--sample_dir", "--languages"):
     assert flag in shown
 
 

@@ -172,7 +172,7 @@ class _IdentifyLanguages(beam.DoFn):
   """A batch of captions -> (lang, caption) pairs."""
 
   def __init__(self):
-    self._identifier = langid.LanguageIdentifier(backend=langid.FAST_BACKEND)
+    self._identifier = langid.LanguageIdentifier()
 
   def process(self, texts: list[str]):
     predictions = self._identifier.identify_batch(texts)
@@ -512,6 +512,11 @@ def _parser() -> argparse.ArgumentParser:
            "0.9995; multi250k: all languages sampled with p(L) ~ n_L^alpha, "
            "250,000 pieces, character coverage 0.99999, byte fallback")
   parser.add_argument(
+      "--languages", metavar="CODES",
+      help="comma-separated language codes whose captions it trains on "
+           "(e.g. en,mi; nb, tl, iw are read as no, fil, he), or 'all' "
+           "(default: the preset's: en for en32k, all for multi250k)")
+  parser.add_argument(
       "--vocab_size", type=int, metavar="N",
       help="number of pieces, overriding the preset's (for small corpora)")
   parser.add_argument(
@@ -556,6 +561,11 @@ def parse_args(
   """
   args, beam_args = _parser().parse_known_args(argv)
   preset = PRESETS[args.preset]
+  if args.languages is not None:
+    languages = filters.parse_languages(args.languages)
+    langid.LanguageIdentifier().check_outputs(languages)
+    preset = dataclasses.replace(preset, languages=(
+        None if languages is None else tuple(sorted(languages))))
   options = TrainingOptions(
       input_patterns=tuple(args.input),
       output_dir=args.output,
