@@ -13,8 +13,9 @@ batches 256 examples. Variants:
 - tfdata: TFRecordDataset -> shuffle -> repeat -> parallel map (AUTOTUNE) ->
   batch -> prefetch, full-size `decode_jpeg`
 - tfdata-dct: the same with `decode_jpeg(ratio=...)`, the DCT-domain
-  downscaling that `trainer.input_pipeline.decode_image` also uses (PIL's
-  `draft`), so that the comparison separates that trick from the rest
+  downscaling that `trainer.input_pipeline.decode_image` also uses
+  (libjpeg-turbo's M/8 scaling through simplejpeg), so that the comparison
+  separates that trick from the rest
 
 Reported, as medians over rounds in which the variants take turns: examples/s
 over the timed batches (start-up and 2 warm-up batches excluded), CPU time
@@ -39,6 +40,7 @@ import numpy as np
 from PIL import Image
 import psutil
 
+from dataformat import image_codec
 from dataformat import records
 from dataformat import shards
 from tokenizers import vocabulary
@@ -228,6 +230,11 @@ def per_example_breakdown(directory: pathlib.Path, n: int = 100) -> dict:
   resized = timed("PIL resize to 224 (antialiased bilinear)",
                   lambda im: im.resize((IMAGE_SIZE, IMAGE_SIZE),
                                        Image.BILINEAR), decoded)
+  scaled = timed("libjpeg-turbo decode, DCT-scaled (simplejpeg, trainer)",
+                 lambda b: image_codec.decode_jpeg(b, IMAGE_SIZE, IMAGE_SIZE),
+                 jpegs)
+  timed("OpenCV area resize to 224 (trainer)",
+        lambda p: image_codec.resize_area(p, IMAGE_SIZE, IMAGE_SIZE), scaled)
   floats = timed("to float32 in [-1, 1]",
                  lambda im: np.asarray(im, np.float32) * np.float32(2 / 255)
                  - np.float32(1), resized)

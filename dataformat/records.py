@@ -55,8 +55,9 @@ class Record:
   """One training example as stored in a dataset.
 
   `image_encoded` is empty in LiT datasets, which carry `image_embedding`
-  instead. `image_sha256` is the hex SHA-256 of the decoded RGB pixels (the
-  key used for de-duplication and block-lists). The `source_*` fields trace
+  instead. `image_sha256` is the hex SHA-256 of the stored RGB pixels (decoded
+  and resized, before JPEG coding: `pipelines.images.pixel_sha256`), the key
+  used for de-duplication and block-lists. The `source_*` fields trace
   the pair to its origin: the URL, the source's own key and content hash,
   and the image size before the source resized it (img2dataset's
   `original_width`/`original_height`); empty or 0 where unknown. `scores`

@@ -42,6 +42,7 @@ from dataformat import files
 from demo import captions
 from demo import scenes
 from eval import xm3600_data
+from pipelines import blocklist
 from pipelines import image_signature
 from pipelines import images
 from pipelines import near_duplicates
@@ -734,12 +735,9 @@ def generate_corpus(
 def _eval_filter(paths: Sequence[pathlib.Path]
                  ) -> near_duplicates.EvalImageFilter:
   """The build's near-duplicate filter for these block-listed images."""
-  entries = []
-  for path in paths:
-    pixels = images.decode_image(path.read_bytes()).pixels
-    entries.append(near_duplicates.EvalImage(
-        path.name, images.pixel_sha256(pixels),
-        image_signature.eval_signatures(pixels)))
+  entries = [blocklist.eval_image(path.name, str(path),
+                                  images.DEFAULT_SHORTER_SIDE)
+             for path in paths]
   return near_duplicates.EvalImageFilter(entries,
                                          image_signature.MatchConfig())
 
@@ -750,7 +748,7 @@ def _is_near_duplicate(image: bytes,
   pixels = images.decode_image(image).pixels
   stored = images.resize_shorter_side(pixels, images.DEFAULT_SHORTER_SIDE)
   return eval_filter.reject_reason(
-      stored, images.pixel_sha256(pixels)) is not None
+      stored, images.pixel_sha256(stored)) is not None
 
 
 def _write_json(path: pathlib.Path, value: Any) -> None:

@@ -1,27 +1,31 @@
 """Block-lists of images to keep out of a dataset: exact and near copies.
 
 A block-list names eval images by key (their path under the directory they
-came from) with, for each, the SHA-256 of its decoded pixels (as
-`images.pixel_sha256` computes it) and its perceptual signatures
-(`image_signature.eval_signatures`). A training image with the same pixels is
-BLOCKLISTED_IMAGE; one whose signature lies within the match radius of an eval
-image's is NEAR_DUPLICATE_OF_EVAL (`near_duplicates.EvalImageFilter`). Hashing decoded pixels,
-not file bytes, catches an eval image re-saved with other metadata; the
-signatures catch it resized, re-encoded, cropped, mirrored or recoloured.
+came from) with, for each, the SHA-256 of its pixels as the build stores them
+(decoded and resized to the build's `--image_size` shorter side:
+`images.pixel_sha256`) and its perceptual signatures
+(`image_signature.eval_signatures`, of the full-size pixels). A training image
+stored with the same pixels is BLOCKLISTED_IMAGE; one whose signature lies
+within the match radius of an eval image's is NEAR_DUPLICATE_OF_EVAL
+(`near_duplicates.EvalImageFilter`). Hashing pixels, not file bytes, catches an
+eval image re-saved with other metadata; the signatures catch it resized,
+re-encoded, cropped, mirrored or recoloured.
 
 A block-list is either a directory of images (searched recursively, e.g. the
-XM3600 `images/` folder), which are decoded and signed when the build starts,
-or a file that `python -m pipelines.blocklist` wrote from such directories
-once:
+XM3600 `images/` folder), which are decoded, hashed and signed when the build
+starts, or a file that `python -m pipelines.blocklist` wrote from such
+directories once:
 
-  python -m pipelines.blocklist --output xm3600.blocklist /data/xm3600/images
+  python -m pipelines.blocklist --output xm3600.blocklist [--image_size 224] \
+      /data/xm3600/images
 
-The file is JSON lines: a header `{"format": "blocklist", "version": 2,
-"signature": ..., "signature_version": ...}`, then one line per image
-`{"key": ..., "sha256": ..., "hashes": ..., "colour": ...}` (hashes: base64 of
-little-endian uint64s; colour: base64 of int8 rows of
-`image_signature.COLOUR_VALUES`). Version 1 files (one hex SHA-256 per line)
-hold no signatures and are refused.
+The file is JSON lines: a header `{"format": "blocklist", "version": 3,
+"image_size": ..., "signature": ..., "signature_version": ...}`, then one line
+per image `{"key": ..., "sha256": ..., "hashes": ..., "colour": ...}` (hashes:
+base64 of little-endian uint64s; colour: base64 of int8 rows of
+`image_signature.COLOUR_VALUES`). The SHA-256s hold for the header's image
+size only: a build storing another size refuses the file. Older files
+(version 1: hex SHA-256 lines; version 2: no image size) are refused.
 """
 
 import argparse
@@ -43,7 +47,7 @@ from pipelines.reasons import Rejection
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 FORMAT = "blocklist"
-VERSION = 2
+VERSION = 3
 
 
 def _is_directory(path: str) -> bool:
@@ -71,10 +75,25 @@ def _decoded(path: str, max_pixels: int) -> images.DecodedImage:
     raise ValueError(f"block-list image {path} is unusable: {e}") from None
 
 
+def eval_image(key: str, path: str, image_size: int,
+               max_pixels: int = images.DEFAULT_MAX_PIXELS) -> EvalImage:
+  """The block-list entry of the image file `path`, named `key`.
+
+  Raises:
+    ValueError: if the image cannot be decoded.
+  """
+  pixels = _decoded(path, max_pixels).pixels
+  return EvalImage(
+      key, images.pixel_sha256(images.resize_shorter_side(pixels, image_size)),
+      image_signature.eval_signatures(pixels))
+
+
 def eval_images(directory: str,
+                image_size: int = images.DEFAULT_SHORTER_SIDE,
                 max_pixels: int = images.DEFAULT_MAX_PIXELS
                 ) -> Iterator[EvalImage]:
-  """Yields the block-list entry of each image under `directory`.
+  """Yields the block-list entry of each image under `directory`, for builds
+  that store images at an `image_size` shorter side.
 
   Keys are the paths relative to `directory` (e.g. XM3600's file names).
 
@@ -87,19 +106,17 @@ def eval_images(directory: str,
                      f"({', '.join(IMAGE_EXTENSIONS)})")
   prefix = directory.rstrip("/") + "/"
   for path in paths:
-    pixels = _decoded(path, max_pixels).pixels
     key = path[len(prefix):] if path.startswith(prefix) else path
-    yield EvalImage(key, images.pixel_sha256(pixels),
-                    image_signature.eval_signatures(pixels))
+    yield eval_image(key, path, image_size, max_pixels)
 
 
 def _b64(array: np.ndarray) -> str:
   return base64.b64encode(array.tobytes()).decode("ascii")
 
 
-def header() -> dict:
-  """The first line of a block-list file."""
-  return {"format": FORMAT, "version": VERSION,
+def header(image_size: int) -> dict:
+  """The first line of a block-list file for builds storing `image_size`."""
+  return {"format": FORMAT, "version": VERSION, "image_size": image_size,
           "signature": image_signature.SIGNATURE_NAME,
           "signature_version": image_signature.SIGNATURE_VERSION}
 
@@ -112,18 +129,24 @@ def entry_line(image: EvalImage) -> str:
       "colour": _b64(image.signatures.colour)}) + "\n"
 
 
-def _check_header(line: str, source: str) -> None:
+def _check_header(line: str, source: str, image_size: int) -> None:
   try:
     found = json.loads(line)
   except json.JSONDecodeError:
     found = None
   if not isinstance(found, dict) or found.get("format") != FORMAT:
     raise ValueError(
-        f"{source} is not a version {VERSION} block-list file (an older one "
+        f"{source} is not a version {VERSION} block-list file (version 1 "
         f"holds only hex SHA-256 lines, no perceptual signatures): rebuild it "
         f"with python -m pipelines.blocklist --output {source} IMAGE_DIR, or "
         f"pass the image directory itself")
-  if found != header():
+  if found.get("version") == VERSION and found.get("image_size") != image_size:
+    raise ValueError(
+        f"{source} hashes images stored at a {found.get('image_size')} px "
+        f"shorter side, this build stores {image_size} px: rebuild it with "
+        f"python -m pipelines.blocklist --image_size {image_size}, or pass "
+        f"the image directory itself")
+  if found != header(image_size):
     raise ValueError(
         f"{source} is block-list version {found.get('version')} with "
         f"signature {found.get('signature')} v"
@@ -133,16 +156,18 @@ def _check_header(line: str, source: str) -> None:
         f"pipelines.blocklist")
 
 
-def parse_file(lines: Sequence[str], source: str = "<lines>"
+def parse_file(lines: Sequence[str], source: str = "<lines>",
+               image_size: int = images.DEFAULT_SHORTER_SIDE
                ) -> list[EvalImage]:
-  """Parses the lines of a block-list file.
+  """Parses the lines of a block-list file made for `image_size`.
 
   Raises:
-    ValueError: for an older or foreign format, or a bad line.
+    ValueError: for an older or foreign format, another image size, or a bad
+      line.
   """
   if not lines:
     raise ValueError(f"{source} is empty")
-  _check_header(lines[0], source)
+  _check_header(lines[0], source, image_size)
   entries = []
   for number, line in enumerate(lines[1:], start=2):
     if not line.strip():
@@ -163,26 +188,31 @@ def parse_file(lines: Sequence[str], source: str = "<lines>"
   return entries
 
 
-def load_blocklist(path: str,
+def load_blocklist(path: str, *,
+                   image_size: int = images.DEFAULT_SHORTER_SIDE,
                    max_pixels: int = images.DEFAULT_MAX_PIXELS
                    ) -> list[EvalImage]:
-  """Loads one block-list: a block-list file or a directory of images.
+  """Loads one block-list, a block-list file or a directory of images, for a
+  build that stores images at an `image_size` shorter side.
 
   Raises:
-    ValueError: if the path holds no images, an old or bad file, or a bad
-      image.
+    ValueError: if the path holds no images, an old or bad file, a file for
+      another image size, or a bad image.
   """
   if _is_directory(path):
-    return list(eval_images(path, max_pixels))
+    return list(eval_images(path, image_size, max_pixels))
   text = files.read_bytes(path).decode("utf-8", errors="replace")
-  return parse_file(text.splitlines(), path)
+  return parse_file(text.splitlines(), path, image_size)
 
 
-def load_blocklists(paths: Iterable[str],
+def load_blocklists(paths: Iterable[str], *,
+                    image_size: int = images.DEFAULT_SHORTER_SIDE,
                     max_pixels: int = images.DEFAULT_MAX_PIXELS
                     ) -> list[EvalImage]:
   """The entries of several block-lists, in order."""
-  return [e for path in paths for e in load_blocklist(path, max_pixels)]
+  return [e for path in paths
+          for e in load_blocklist(path, image_size=image_size,
+                                  max_pixels=max_pixels)]
 
 
 def blocklist_sha256(hashes: Iterable[str]) -> str:
@@ -202,16 +232,24 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--output", required=True,
                       help=f"the block-list file to write (version {VERSION}"
                       f" JSON lines: a header, then per image its key, "
-                      f"pixel SHA-256 and perceptual signatures)")
+                      f"stored-pixel SHA-256 and perceptual signatures)")
+  parser.add_argument("--image_size", type=int,
+                      default=images.DEFAULT_SHORTER_SIDE, metavar="PX",
+                      help="the --image_size of the builds that will use the "
+                      "file: images are hashed as stored at that shorter "
+                      f"side (default {images.DEFAULT_SHORTER_SIDE})")
   args = parser.parse_args(argv)
   try:
+    if args.image_size < 1:
+      raise ValueError(
+          f"--image_size must be positive, got {args.image_size}")
     total = sum(len(image_paths(d)) for d in args.directories)
     if not total:
       raise ValueError(
           f"no image files under {', '.join(args.directories)}")
-    lines = [json.dumps(header()) + "\n"]
+    lines = [json.dumps(header(args.image_size)) + "\n"]
     for directory in args.directories:
-      for image in eval_images(directory):
+      for image in eval_images(directory, args.image_size):
         lines.append(entry_line(image))
         done = len(lines) - 1
         if done % 500 == 0 or done == total:

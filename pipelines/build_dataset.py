@@ -13,7 +13,7 @@ The pipeline is a chain of named transforms:
                 two-tower model, store score/<name>, and reject pairs below
                 the cut-off, absolute or per-language quantile
                 (`score_filter`)
-  Deduplicate   group kept examples by decoded-pixel hash: block-listed
+  Deduplicate   group kept examples by stored-pixel hash: block-listed
                 images and all but the smallest key of each hash are dropped
   WriteShards   group by shard (stable hash of the key), sort by key, write
                 ArrayRecord shards and the rejected examples of each shard
@@ -449,8 +449,8 @@ def _parser() -> argparse.ArgumentParser:
                   "incomplete by an interrupted build")
   io.add_argument("--blocklist", action="append", default=[], metavar="PATH",
                   help="images to exclude with their near-duplicates, e.g. "
-                  "eval images: a block-list file (python -m "
-                  "pipelines.blocklist) or a directory of images; "
+                  "eval images: a block-list file made at this --image_size "
+                  "(python -m pipelines.blocklist) or a directory of images; "
                   "repeatable")
   match = image_signature.MatchConfig()
   io.add_argument("--near_duplicate_radius", type=int, default=match.radius,
@@ -729,7 +729,9 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   vocabularies = load_vocabularies(args.vocab)
   scoring = _scoring_from_args(args, vocabularies,
                                options.view_as(StandardOptions).runner)
-  entries = blocklist.load_blocklists(args.blocklist, config.max_image_pixels)
+  entries = blocklist.load_blocklists(args.blocklist,
+                                      image_size=config.image_size,
+                                      max_pixels=config.max_image_pixels)
   blocked = {e.sha256 for e in entries}
   eval_filter = None
   near_duplicate_options = None

@@ -135,7 +135,7 @@ def _untokenized_record(raw: RawExample, text: str | Rejection,
   _raise_if(filters.language_reject_reason(language.lang, language.score,
                                            config.thresholds))
   pixels = images.resize_shorter_side(decoded.pixels, config.image_size)
-  sha256 = images.pixel_sha256(decoded.pixels)
+  sha256 = images.pixel_sha256(pixels)
   if eval_filter is not None:
     # The stored size is plenty for a 32x32 thumbnail, and far cheaper to
     # sign than the original.

@@ -29,9 +29,10 @@ def _save(pixels: np.ndarray, path: str, fmt: str) -> None:
     f.write(buffer.getvalue())
 
 
-def _decoded_hash(path: str) -> str:
+def _decoded_hash(path: str, size: int = images.DEFAULT_SHORTER_SIDE) -> str:
   with open(path, "rb") as f:
-    return images.pixel_sha256(images.decode_image(f.read()).pixels)
+    return images.pixel_sha256(images.resize_shorter_side(
+        images.decode_image(f.read()).pixels, size))
 
 
 def _sha256s(entries) -> set[str]:
@@ -52,7 +53,7 @@ def test_an_old_hash_file_is_refused_with_what_to_do(tmp_path):
   with pytest.raises(ValueError) as raised:
     blocklist.load_blocklist(str(path))
   assert str(raised.value) == (
-      f"{path} is not a version 2 block-list file (an older one holds only "
+      f"{path} is not a version 3 block-list file (version 1 holds only "
       f"hex SHA-256 lines, no perceptual signatures): rebuild it with python "
       f"-m pipelines.blocklist --output {path} IMAGE_DIR, or pass the image "
       f"directory itself")
@@ -68,7 +69,7 @@ def test_file_round_trip_equals_the_directory(tmp_path, capsys):
     assert (a.key, a.sha256) == (b.key, b.sha256)
     assert a.signatures.hashes.tolist() == b.signatures.hashes.tolist()
     assert np.array_equal(a.signatures.colour, b.signatures.colour)
-  assert from_file[0].sha256 == images.pixel_sha256(_pixels(3))
+  assert from_file[0].sha256 == _decoded_hash(str(tmp_path / "imgs" / "a.png"))
   assert len(from_file[0].signatures) == 81
 
 
@@ -80,8 +81,8 @@ def test_a_file_of_another_signature_version_is_refused(tmp_path):
   (tmp_path / "future.blocklist").write_text(
       "\n".join([json.dumps(header)] + lines[1:]))
   with pytest.raises(ValueError, match=r"future.blocklist is block-list "
-                     r"version 2 with signature dct64-ycc6x6 v2; this build "
-                     r"reads version 2 with dct64-ycc6x6 v1"):
+                     r"version 3 with signature dct64-ycc6x6 v2; this build "
+                     r"reads version 3 with dct64-ycc6x6 v1"):
     blocklist.load_blocklist(str(tmp_path / "future.blocklist"))
 
 
@@ -92,6 +93,31 @@ def test_a_bad_entry_line_is_named(tmp_path):
   with pytest.raises(ValueError, match=r"list.blocklist:3: not a block-list "
                      r"entry"):
     blocklist.load_blocklist(output)
+
+
+def test_a_file_of_another_image_size_or_version_is_refused(tmp_path):
+  output = _write_v2(tmp_path, ("a.png", _pixels(3, (60, 90))))
+  assert blocklist.main([str(tmp_path / "imgs"), "--output", output,
+                         "--image_size", "20"]) == 0
+  assert (_sha256s(blocklist.load_blocklist(output, image_size=20))
+          == _sha256s(blocklist.load_blocklist(str(tmp_path / "imgs"),
+                                               image_size=20)))
+  with pytest.raises(ValueError) as raised:
+    blocklist.load_blocklist(output)
+  assert str(raised.value) == (
+      f"{output} hashes images stored at a 20 px shorter side, this build "
+      f"stores 256 px: rebuild it with python -m pipelines.blocklist "
+      f"--image_size 256, or pass the image directory itself")
+  lines = open(output).read().splitlines()
+  header = json.loads(lines[0])
+  del header["image_size"]
+  header["version"] = 2
+  (tmp_path / "v2.blocklist").write_text(
+      "\n".join([json.dumps(header)] + lines[1:]))
+  with pytest.raises(ValueError, match=r"v2.blocklist is block-list version "
+                     r"2 with signature dct64-ycc6x6 v1; this build reads "
+                     r"version 3"):
+    blocklist.load_blocklist(str(tmp_path / "v2.blocklist"))
 
 
 def test_load_directory_hashes_decoded_pixels_recursively(tmp_path):
@@ -115,6 +141,17 @@ def test_load_directory_matches_the_pipeline_hash_of_a_jpeg(tmp_path):
   _save(_pixels(2, (64, 80)), path, "JPEG")
   assert (_sha256s(blocklist.load_blocklist(str(tmp_path / "d")))
           == {_decoded_hash(path)})
+
+
+def test_directory_images_are_hashed_as_stored_at_the_image_size(tmp_path):
+  path = str(tmp_path / "d" / "a.png")
+  _save(_pixels(5, (60, 90)), path, "PNG")
+  hashes = _sha256s(blocklist.load_blocklist(str(tmp_path / "d"),
+                                             image_size=30))
+  assert hashes == {_decoded_hash(path, 30)}
+  assert hashes == {images.pixel_sha256(images.resize_shorter_side(
+      _pixels(5, (60, 90)), 30))}
+  assert hashes != _sha256s(blocklist.load_blocklist(str(tmp_path / "d")))
 
 
 def test_load_errors(tmp_path):

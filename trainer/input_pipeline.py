@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from dataformat import image_codec
 from dataformat import records
 from dataformat import shards
 from tokenizers import vocabulary
@@ -127,6 +128,19 @@ def deterministic_image_mode(mode: str) -> str:
   return CENTER_CROP if mode == RANDOM_CROP else mode
 
 
+def _pillow_pixels(encoded: bytes, need: int) -> np.ndarray:
+  """RGB pixels by Pillow, JPEGs at a reduced DCT scale like decode_jpeg's."""
+  try:
+    image = Image.open(io.BytesIO(encoded))
+  except Image.UnidentifiedImageError:
+    # PIL's message names the stream object, not what is wrong.
+    raise ValueError("not a recognised image format") from None
+  image.draft("RGB", (need, need))
+  if image.mode != "RGB":  # Converting an RGB image would only copy it.
+    image = image.convert("RGB")
+  return np.asarray(image)
+
+
 def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
                  rng: np.random.Generator | None = None) -> np.ndarray:
   """Decodes image bytes to float32 [size, size, 3] with values in [-1, 1].
@@ -135,7 +149,10 @@ def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
   preprocessing); "center_crop" resizes the shorter side to `size` and takes
   the central square; "random_crop" takes a square of random side (at least
   RANDOM_CROP_MIN_FRACTION of the shorter side) at a random place, drawn from
-  `rng`, and resizes it.
+  `rng`, and resizes it. JPEGs are decoded by libjpeg-turbo at the smallest
+  DCT scale M/8 that keeps both sides at least what the output needs (the
+  dataset build's decoder, `dataformat.image_codec`), other formats and JPEGs
+  it refuses (CMYK, damaged) by Pillow; the square is area-resized.
 
   Raises:
     ValueError: if `encoded` is empty or in no format PIL recognises.
@@ -143,32 +160,28 @@ def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
   """
   if not encoded:
     raise ValueError("empty image data")
-  try:
-    image = Image.open(io.BytesIO(encoded))
-  except Image.UnidentifiedImageError:
-    # PIL's message names the stream object, not what is wrong.
-    raise ValueError("not a recognised image format") from None
-  # JPEG decoding at a reduced DCT scale (never below what the output needs)
-  # halves the decode time of typical web images.
   need = size if mode != RANDOM_CROP else int(size / RANDOM_CROP_MIN_FRACTION)
-  image.draft("RGB", (need, need))
-  if image.mode != "RGB":  # Converting an RGB image would only copy it.
-    image = image.convert("RGB")
-  width, height = image.size
-  box = None
+  pixels = None
+  if image_codec.is_jpeg(encoded):
+    try:
+      pixels = image_codec.decode_jpeg(encoded, need, need)
+    except ValueError:
+      pass  # Pillow decodes it or says what is wrong.
+  if pixels is None:
+    pixels = _pillow_pixels(encoded, need)
+  height, width = pixels.shape[:2]
   if mode == CENTER_CROP:
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
-    box = (left, top, left + side, top + side)
+    pixels = pixels[top:top + side, left:left + side]
   elif mode == RANDOM_CROP:
     short = min(width, height)
     side = int(rng.integers(int(short * RANDOM_CROP_MIN_FRACTION), short + 1))
     left = int(rng.integers(0, width - side + 1))
     top = int(rng.integers(0, height - side + 1))
-    box = (left, top, left + side, top + side)
-  image = image.resize((size, size), Image.BILINEAR, box=box)
-  # From uint8, which numpy converts twice as fast as from the PIL image.
-  return np.asarray(image) * np.float32(2 / 255) - np.float32(1)
+    pixels = pixels[top:top + side, left:left + side]
+  resized = image_codec.resize_area(pixels, size, size)
+  return resized * np.float32(2 / 255) - np.float32(1)
 
 
 class RecordToExample(grain.transforms.RandomMap):
