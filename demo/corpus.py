@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dataformat import cli
 from dataformat import files
 from demo import captions
 from demo import scenes
@@ -928,15 +929,8 @@ def generate_zeroshot(
 # Command line -----------------------------------------------------------------
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-  """Reports bad arguments as one line, `error: ...`, and exit status 2."""
-
-  def error(self, message: str):
-    self.exit(2, f"error: {message}\n")
-
-
 def _build_parser() -> argparse.ArgumentParser:
-  parser = _ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m demo.corpus",
       description=("Write the synthetic demo corpus (webdataset tar shards "
                    "of shape scenes with captions in the 36 XM3600 "
@@ -1052,8 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         blocklist_source_dir=blocklist, overwrite=args.overwrite,
         progress=lambda done, total: _print_progress(done, total, started))
   except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   _print_summary(summary, time.perf_counter() - started)
   return 0
 

@@ -11,13 +11,13 @@ each the build's cut-off removed. Pairs rejected for another reason (bad
 examples, duplicates) have no score on record and are left out.
 """
 
-import argparse
 from collections.abc import Sequence
 import dataclasses
 import sys
 
 import numpy as np
 
+from dataformat import cli
 from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import records
@@ -107,7 +107,7 @@ def mismatch_report(corpus_dir: str, dataset_dir: str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m demo.score_check",
       description="Report how well a build's image-text score separates the "
       "demo corpus's planted mismatched pairs from the true ones.")
@@ -121,8 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     report = mismatch_report(args.corpus, args.dataset, args.score_name)
   except (OSError, ValueError, KeyError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   print(report.summary())
   return 0
 

@@ -64,6 +64,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from dataformat import cli
 from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import shards
@@ -636,24 +637,6 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
 # Command line -------------------------------------------------------------
 
 
-class ArgumentParser(argparse.ArgumentParser):
-  """Reports bad arguments as one line, `error: ...`, and exit status 2."""
-
-  def error(self, message: str):
-    self.exit(2, f"error: {message}\n")
-
-
-def positive_int(value: str) -> int:
-  try:
-    number = int(value)
-  except ValueError:
-    number = 0
-  if number < 1:
-    raise argparse.ArgumentTypeError(
-        f"must be a positive integer, got {value!r}")
-  return number
-
-
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
   """The flags that choose the model, its vocabulary and a SigLiT tower
   (read by `load_model`)."""
@@ -708,7 +691,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m eval.xm3600",
       description=("XM3600 image-text retrieval: image->text and "
                    "text->image recall@1/5/10 per language and their mean; "
@@ -727,7 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="languages to evaluate, in report order, space- "
                       "or comma-separated, repeatable (--lang de en, --lang "
                       "de,en); default: all 36, in the official order")
-  parser.add_argument("--batch_size", type=positive_int,
+  parser.add_argument("--batch_size", type=cli.positive_int,
                       default=DEFAULT_BATCH_SIZE,
                       metavar="N",
                       help="images or captions per encoding step (default "
@@ -867,8 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     evaluate_checkpoint(args)
   except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   return 0
 
 

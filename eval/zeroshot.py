@@ -34,6 +34,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from dataformat import cli
 from dataformat import files
 from eval import report
 from eval import xm3600
@@ -282,7 +283,7 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = xm3600.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m eval.zeroshot",
       description=("Zero-shot image classification: top-1/top-5 and "
                    "per-class accuracy and the most confused classes, per "
@@ -334,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--label_field", metavar="NAME",
                       help="record field of the label, an int64 class index "
                       "or a bytes class key (default 'label')")
-  parser.add_argument("--batch_size", type=xm3600.positive_int,
+  parser.add_argument("--batch_size", type=cli.positive_int,
                       default=xm3600.DEFAULT_BATCH_SIZE, metavar="N",
                       help="images or prompts per encoding step (default "
                       f"{xm3600.DEFAULT_BATCH_SIZE})")
@@ -415,8 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     evaluate_checkpoint(args)
   except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   return 0
 
 

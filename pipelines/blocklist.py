@@ -28,7 +28,6 @@ size only: a build storing another size refuses the file. Older files
 (version 1: hex SHA-256 lines; version 2: no image size) are refused.
 """
 
-import argparse
 import base64
 from collections.abc import Iterable, Iterator, Sequence
 import hashlib
@@ -38,6 +37,7 @@ import sys
 
 import numpy as np
 
+from dataformat import cli
 from dataformat import files
 from pipelines import image_signature
 from pipelines import images
@@ -222,7 +222,7 @@ def blocklist_sha256(hashes: Iterable[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m pipelines.blocklist",
       description="Hash and sign the images of directories (e.g. XM3600's "
       "images/) into a block-list file for `build_dataset --blocklist`.")
@@ -256,8 +256,7 @@ def main(argv: list[str] | None = None) -> int:
           print(f"signed {done}/{total} images", file=sys.stderr)
     files.write_text(args.output, "".join(lines))
   except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   print(f"wrote {total} images to {args.output}")
   return 0
 

@@ -39,6 +39,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 
+from dataformat import cli
 from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import records
@@ -412,7 +413,7 @@ class BuildDataset(beam.PTransform):
 def _parser() -> argparse.ArgumentParser:
   defaults = process.ProcessConfig()
   thresholds = filters.FilterConfig()
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m pipelines.build_dataset",
       description="Build a training dataset (ArrayRecord shards, manifest, "
       "rejected examples, stats) from raw image-text pairs with Apache Beam. "

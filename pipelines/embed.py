@@ -52,6 +52,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 import numpy as np
 
+from dataformat import cli
 from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import records
@@ -243,7 +244,7 @@ class EmbedDataset(beam.PTransform):
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m pipelines.embed",
       description="Precompute a frozen image tower's embeddings of a "
       "dataset's images with Apache Beam (RunInference, JAX) and write a LiT "

@@ -8,11 +8,11 @@ language, caption, image size, and the tokens (as text too, for each
 vocabulary given with --vocab).
 """
 
-import argparse
 from collections.abc import Iterator, Sequence
 import itertools
 import sys
 
+from dataformat import cli
 from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import records
@@ -98,7 +98,7 @@ def describe_record(record: records.Record,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m pipelines.inspect",
       description="Summarise a dataset directory's manifest and show its "
       "first records, decoded.")
@@ -128,8 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       print()
       print(describe_record(record, vocabularies))
   except (ValueError, KeyError, OSError, RuntimeError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   return 0
 
 

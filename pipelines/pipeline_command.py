@@ -29,6 +29,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import TestOptions
 from apache_beam.runners.runner import PipelineResult
 
+from dataformat import cli
 from pipelines import beam_options
 
 Result = TypeVar("Result")
@@ -152,16 +153,14 @@ def run(name: str, logger: logging.Logger, verbose: bool,
   except USER_ERRORS as e:
     if verbose:
       raise
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   except Exception as e:  # pylint: disable=broad-except
     # Beam wraps a worker's exception with its traceback in the message.
     if verbose:
       raise
     last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-    print(f"error: the pipeline failed: {type(e).__name__}: {last_line} "
-          "(--verbose shows the traceback)", file=sys.stderr)
-    return 1
+    return cli.fail(f"the pipeline failed: {type(e).__name__}: {last_line} "
+                    "(--verbose shows the traceback)")
   if isinstance(result, Launched):
     print(result.summary)
   else:

@@ -9,12 +9,12 @@ counts add up (read == kept + rejected). Exits non-zero with one line per
 problem if anything does not match.
 """
 
-import argparse
 import collections
 import dataclasses
 import json
 import sys
 
+from dataformat import cli
 from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import records
@@ -183,7 +183,7 @@ def verify_dataset(output_dir: str, check_images: bool = False) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m pipelines.verify",
       description="Check a dataset directory against its manifest: shard "
       "checksums and record counts, every record parses and sits in its "
@@ -198,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                       help="print the report as JSON")
   args = parser.parse_args(argv)
   if not files.is_uri(args.dataset) and not files.exists(args.dataset):
-    print(f"error: {args.dataset} does not exist", file=sys.stderr)
-    return 1
+    return cli.fail(f"{args.dataset} does not exist")
   report = verify_dataset(args.dataset, args.check_images)
   if args.json:
     print(json.dumps({**dataclasses.asdict(report), "ok": report.ok},

@@ -39,6 +39,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 import sentencepiece
 
+from dataformat import cli
 from dataformat import files
 from pipelines import beam_options
 from pipelines import captions
@@ -471,15 +472,8 @@ def train_vocabulary(
 # The command line.
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-  """Reports bad arguments as one line on stderr."""
-
-  def error(self, message: str):
-    self.exit(2, f"error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-  parser = _ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m tokenizers.train_vocab",
       description=(
           "Train a SentencePiece (unigram) vocabulary on the captions of raw "
@@ -576,8 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options, beam_args = parse_args(argv)
     result = train_vocabulary(options, beam_args)
   except ValueError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   if isinstance(result, pipeline_command.Launched):
     print(result.summary)
   return 0

@@ -28,7 +28,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from typing import Any, Protocol
 
 from absl import app
@@ -43,6 +42,7 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
+from dataformat import cli
 from dataformat import files
 from trainer import checkpoints
 from trainer import evaluators as evaluators_lib
@@ -427,11 +427,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
     if not _WORKDIR.value:
       raise flags.ValidationError("--workdir is required")
   except flags.Error as e:
-    print(f"error: {_flag_error_line(e)}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(_flag_error_line(e))
+    sys.exit(cli.USAGE)
   if len(remaining) > 1:
-    print(f"error: unexpected arguments {remaining[1:]}", file=sys.stderr)
-    sys.exit(2)
+    cli.fail(f"unexpected arguments {remaining[1:]}")
+    sys.exit(cli.USAGE)
   return remaining
 
 
@@ -445,8 +445,7 @@ def main(argv: list[str]) -> int:
     train_and_evaluate(config, workdir,
                        evaluators_lib.from_config(config, workdir))
   except (NonFiniteLossError, ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   return 0
 
 

@@ -27,7 +27,6 @@ read a local workdir):
       --output gs://bucket/model.npz
 """
 
-import argparse
 from collections.abc import Collection, Mapping, Sequence
 import io
 import math
@@ -42,6 +41,7 @@ import ml_dtypes
 import numpy as np
 import scipy.ndimage
 
+from dataformat import cli
 from dataformat import files
 from trainer import model_loader
 
@@ -211,7 +211,7 @@ def load_params(path: str, abstract_params: Params,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m trainer.models.load_big_vision",
       description="Export the parameters of a python -m trainer.train "
       "checkpoint as a big_vision .npz in the released layout "
@@ -233,8 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, params, _ = model_loader.load(args.checkpoint)
     save_npz(params, args.output)
   except (ValueError, OSError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+    return cli.fail(e)
   flat = traverse_util.flatten_dict(params, sep="/")
   size = sum(v.nbytes for v in flat.values())
   print(f"wrote {len(flat)} arrays ({size / 2**20:.1f} MiB) to "
