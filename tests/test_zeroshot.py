@@ -110,8 +110,6 @@ def test_command_reports_every_language(run, inputs, tmp_path):
         expected["top1"])
 
 
-@pytest.mark.skip(reason="hangs in a gcsfs call since the merge of the "
-                  "release presets; passed before it; under investigation")
 def test_command_on_gcs_gives_the_local_numbers(gcs, run, inputs, tmp_path):
   workdir = run[0]
   remote = gcs.upload_dir(inputs, gcs.uri("zeroshot_inputs"))
