@@ -20,12 +20,14 @@ from demo import scenes
 from demo import score_check
 from pipelines import build_dataset
 from pipelines import pair_scorer
+from pipelines import pipeline_command
 from pipelines import score_filter
 from pipelines.reasons import Reason
 from tests import test_embed
 # Fixtures: a tiny SigLIP run and its config file.
 from tests.test_embed import tower_config_file  # pylint: disable=unused-import
 from tests.test_embed import tower_workdir  # pylint: disable=unused-import
+from tests.fixtures import dataflow as dataflow_fixture
 from tests.fixtures.vocab import train_demo_vocabulary
 from tokenizers.vocabulary import Vocabulary
 from trainer import model_loader
@@ -350,3 +352,54 @@ def test_roc_auc():
   assert score_check.roc_auc([0.5], [0.5]) == 0.5
   with pytest.raises(ValueError, match="needs positives and negatives"):
     score_check.roc_auc([], [0.1])
+
+
+def test_a_scored_build_with_near_duplicates_translates_for_dataflow(
+    gcs, small_corpus, en_vocab_dir, tower_workdir, tower_config_file,
+    tmp_path):
+  # The model on the bucket, as an .npz: Dataflow workers cannot read the
+  # launcher's workdir. The dry run pickles every DoFn (scorer, near-duplicate
+  # filter) and translates the graph; nothing is submitted.
+  _, params, _ = model_loader.load(tower_workdir)
+  npz = tmp_path / "model" / "tiny.npz"
+  npz.parent.mkdir()
+  load_big_vision.save_npz(params, str(npz))
+  model_dir = gcs.upload_dir(npz.parent, gcs.uri("score_model"))
+  corpus = gcs.upload_dir(small_corpus.output_dir, gcs.uri("score_corpus"))
+  blocked = tmp_path / "blocked"
+  blocked.mkdir()
+  (blocked / "eval.jpg").write_bytes(_scene_jpeg(99))
+  output = gcs.uri("score_dry_run")
+  args, beam_argv = build_dataset.parse_args([
+      "--input", f"{corpus}/*.tar", "--output", output,
+      "--vocab", str(en_vocab_dir), "--blocklist", str(blocked),
+      "--score_model", f"{model_dir}/tiny.npz",
+      "--score_model_config", str(tower_config_file),
+      "--score_name", NAME, "--score_keep_fraction", "0.9",
+      *dataflow_fixture.dataflow_flags(gcs, "--dry_run", "True")])
+  launched = build_dataset.build(args, beam_argv)
+  assert isinstance(launched, pipeline_command.Launched)
+  assert gcs.list(output) == []
+  names = {t.unique_name
+           for t in launched.result.job.proto_pipeline.components
+           .transforms.values()}
+  stages = {name.split("/")[1] for name in names
+            if name.startswith("BuildDataset/")}
+  assert {"Process", "Score", "AllRejected", "WriteShards",
+          "Finalize"} <= stages
+  assert any(name.startswith("BuildDataset/Score/") and "RunInference" in name
+             for name in names)
+
+
+def test_a_local_score_model_is_refused_for_dataflow(
+    gcs, small_corpus, en_vocab_dir, tower_workdir, capsys):
+  assert build_dataset.main([
+      "--input", str(small_corpus.output_dir / "*.tar"),
+      "--output", gcs.uri("refused"), "--vocab", str(en_vocab_dir),
+      "--score_model", str(tower_workdir), "--score_name", NAME,
+      *dataflow_fixture.dataflow_flags(gcs, "--dry_run", "True")]) == 1
+  assert capsys.readouterr().err == (
+      f"error: Dataflow workers cannot read the local checkpoint "
+      f"{tower_workdir} (--score_model): give a gs:// .npz (export a "
+      f"training run with python -m trainer.models.load_big_vision and pass "
+      f"its config.json as --score_model_config)\n")
