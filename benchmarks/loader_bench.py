@@ -43,7 +43,7 @@ import psutil
 from dataformat import image_codec
 from dataformat import records
 from dataformat import shards
-from tokenizers import vocabulary
+from vocabularies import vocabulary
 from trainer import configs
 from trainer import input_pipeline
 

@@ -53,8 +53,8 @@ from pipelines import process
 from pipelines.readers import dispatch
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Rejection
-from tokenizers import train_vocab
-from tokenizers.vocabulary import Vocabulary
+from vocabularies import train_vocab
+from vocabularies.vocabulary import Vocabulary
 
 IMAGE_SIZE = (640, 480)
 EXAMPLES_PER_SHARD = 250

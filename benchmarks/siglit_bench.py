@@ -74,7 +74,7 @@ from dataformat import records
 from dataformat import shards
 from demo import scenes as demo_scenes
 from pipelines import images
-from tokenizers import vocabulary
+from vocabularies import vocabulary
 from trainer import configs
 from trainer import input_pipeline
 from trainer import train

@@ -32,8 +32,8 @@ from pipelines import filters
 from pipelines.captions import decode_caption
 from pipelines.readers import dispatch
 from pipelines.reasons import Rejection
-from tokenizers import train_vocab
-from tokenizers.vocabulary import Vocabulary
+from vocabularies import train_vocab
+from vocabularies.vocabulary import Vocabulary
 
 MAX_LEN = 64
 _THREAD_COUNTS = (1, 2)

@@ -17,7 +17,7 @@ COPY dataformat dataformat
 COPY demo demo
 COPY eval eval
 COPY pipelines pipelines
-COPY tokenizers tokenizers
+COPY vocabularies vocabularies
 COPY trainer trainer
 
 # The project is installed, not staged: jobs that use this image pass no

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from tokenizers import vocabulary as vocabulary_lib
+from vocabularies import vocabulary as vocabulary_lib
 from trainer import mesh as mesh_lib
 from trainer.models import two_towers
 from trainer.models import vit

@@ -73,7 +73,7 @@ from eval import report
 from eval import retrieval_metrics
 from eval import xm3600_data
 from pipelines import embed
-from tokenizers import vocabulary as vocabulary_lib
+from vocabularies import vocabulary as vocabulary_lib
 from trainer import checkpoints
 from trainer import input_pipeline
 from trainer import model_loader
@@ -213,7 +213,7 @@ def choose_vocabulary(config: ml_collections.ConfigDict, *,
     config: the training config (its `data` section).
     vocab_path: a vocabulary directory or `.model` file; None: search.
     workdir: the training workdir, a search root.
-    lowercase: the lowercase mode to use (`tokenizers.vocabulary`); None:
+    lowercase: the lowercase mode to use (`vocabularies.vocabulary`); None:
       config.data.lowercase if set, else the vocabulary card's.
     progress: warned when `vocab_path` cannot be checked because the
       training dataset's manifest is gone.

@@ -40,7 +40,7 @@ from eval import report
 from eval import xm3600
 from eval import zeroshot_data
 from eval import zeroshot_metrics
-from tokenizers import vocabulary as vocabulary_lib
+from vocabularies import vocabulary as vocabulary_lib
 from trainer import input_pipeline
 from trainer import model_loader
 

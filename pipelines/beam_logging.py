@@ -7,7 +7,7 @@ computes with but which etils loads for gs:// paths (orbax's checkpoints),
 prints oneDNN and CPU-feature lines when it loads, at any Python log level;
 environment variables, inherited by worker processes, keep them off. The
 pipelines package does both in its `__init__`; every command that runs Beam
-(pipelines', `tokenizers.train_vocab`, `eval.xm3600`, `demo.corpus`) imports
+(pipelines', `vocabularies.train_vocab`, `eval.xm3600`, `demo.corpus`) imports
 it before building a pipeline. The trainer, which needs neither Beam nor
 TensorFlow, does not.
 """

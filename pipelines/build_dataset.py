@@ -60,7 +60,7 @@ from pipelines.readers import dispatch
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Reason
 from pipelines.reasons import Rejection
-from tokenizers.vocabulary import Vocabulary
+from vocabularies.vocabulary import Vocabulary
 
 METRICS_NAMESPACE = "build_dataset"
 DEFAULT_NUM_SHARDS = 16

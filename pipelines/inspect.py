@@ -19,7 +19,7 @@ from dataformat import records
 from dataformat import shards
 from pipelines import images
 from pipelines.reasons import Rejection
-from tokenizers.vocabulary import Vocabulary
+from vocabularies.vocabulary import Vocabulary
 
 DEFAULT_NUM_RECORDS = 3
 _SHOWN_IDS = 16

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from tokenizers import vocabulary as vocabulary_lib
+from vocabularies import vocabulary as vocabulary_lib
 from trainer import input_pipeline
 from trainer import model_loader
 from trainer.models import two_towers

@@ -26,7 +26,7 @@ from pipelines.readers import common
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Reason
 from pipelines.reasons import Rejection
-from tokenizers.vocabulary import Vocabulary
+from vocabularies.vocabulary import Vocabulary
 
 DEFAULT_MAX_TOKENS = 64
 _ADDRESS_RE = re.compile(r" at 0x[0-9a-fA-F]+")

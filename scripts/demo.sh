@@ -52,11 +52,11 @@ stage 1 "demo corpus (10,000 captioned scenes, 36 languages, 5% bad, 3% mismatch
   --seed 0
 
 stage 2 "SentencePiece vocabularies: English (en32k preset) and multilingual (multi250k preset)"
-"$PY" -m tokenizers.train_vocab \
+"$PY" -m vocabularies.train_vocab \
   --input "$DEMO_DIR/corpus/*.tar" \
   --output "$DEMO_DIR/vocab/en32k" \
   --preset en32k --vocab_size "$EN_VOCAB_SIZE"
-"$PY" -m tokenizers.train_vocab \
+"$PY" -m vocabularies.train_vocab \
   --input "$DEMO_DIR/corpus/*.tar" \
   --output "$DEMO_DIR/vocab/multi250k" \
   --preset multi250k --vocab_size "$MULTI_VOCAB_SIZE"

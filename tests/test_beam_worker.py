@@ -69,7 +69,7 @@ def test_build_dataset_with_worker_processes_prints_only_progress(
 @pytest.mark.slow
 def test_train_vocab_with_worker_processes_prints_only_progress(
     fresh_install_env, small_corpus, tmp_path):
-  result = run_command("tokenizers.train_vocab", [
+  result = run_command("vocabularies.train_vocab", [
       "--input", str(small_corpus / "*.tar"), "--output",
       str(tmp_path / "vocab"), "--preset", "en32k", "--vocab_size", "40",
       "--sample_dir", str(tmp_path / "sample"), *TWO_WORKER_PROCESSES],

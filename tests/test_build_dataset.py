@@ -33,7 +33,7 @@ from pipelines.reasons import Reason
 from tests.fixtures import dataset as dataset_fixture
 from tests.fixtures import faults
 from tests.fixtures.corpus import XM3600_NUM_IMAGES as XM3600_IMAGES
-from tokenizers.vocabulary import Vocabulary
+from vocabularies.vocabulary import Vocabulary
 from trainer import input_pipeline
 
 

@@ -19,8 +19,8 @@ from pipelines import pipeline_command
 from tests.fixtures import dataflow as dataflow_fixture
 from tests.fixtures import gcs as gcs_fixture
 from tests.fixtures import vocab as vocab_fixture
-from tokenizers import train_vocab
-from tokenizers import vocabulary
+from vocabularies import train_vocab
+from vocabularies import vocabulary
 
 REPO_ROOT = dataflow_fixture.REPO_ROOT
 REGION = dataflow_fixture.REGION

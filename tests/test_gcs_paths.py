@@ -18,8 +18,8 @@ from pipelines import inspect
 from pipelines import verify
 from tests.fixtures import dataset as dataset_fixture
 from tests.fixtures import vocab as vocab_fixture
-from tokenizers import train_vocab
-from tokenizers import vocabulary
+from vocabularies import train_vocab
+from vocabularies import vocabulary
 
 # Manifest entries that hold the paths the build was given, or depend on
 # them (the stored `source` of each record changes the shards' checksums).

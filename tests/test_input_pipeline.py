@@ -15,7 +15,7 @@ from dataformat import records
 from dataformat import shards
 from tests.fixtures import faults
 from tests.fixtures import records as synthetic
-from tokenizers import vocabulary
+from vocabularies import vocabulary
 from trainer import configs
 from trainer import input_pipeline
 

@@ -11,7 +11,7 @@ from dataformat import shards
 from pipelines import inspect
 from pipelines import verify
 from tests.fixtures import faults
-from tokenizers.vocabulary import Vocabulary
+from vocabularies.vocabulary import Vocabulary
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pipelines import process
 from pipelines.readers.common import RawExample
 from pipelines.reasons import Reason
 from pipelines.reasons import Rejection
-from tokenizers.vocabulary import Vocabulary
+from vocabularies.vocabulary import Vocabulary
 
 CAPTION = b"a red square on a grey background"
 

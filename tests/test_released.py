@@ -27,7 +27,7 @@ import sentencepiece
 from eval import xm3600
 from pipelines import embed
 from tests import test_embed
-from tokenizers import vocabulary as vocabulary_lib
+from vocabularies import vocabulary as vocabulary_lib
 from trainer import configs
 from trainer import model_loader
 from trainer.configs import released

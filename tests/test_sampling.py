@@ -6,7 +6,7 @@ import apache_beam as beam
 from apache_beam.testing import util as beam_testing
 import pytest
 
-from tokenizers import sampling
+from vocabularies import sampling
 
 COUNTS = {"en": 20_000, "de": 2_000, "sw": 200}
 

@@ -29,7 +29,7 @@ from tests.test_embed import tower_config_file  # pylint: disable=unused-import
 from tests.test_embed import tower_workdir  # pylint: disable=unused-import
 from tests.fixtures import dataflow as dataflow_fixture
 from tests.fixtures.vocab import train_demo_vocabulary
-from tokenizers.vocabulary import Vocabulary
+from vocabularies.vocabulary import Vocabulary
 from trainer import model_loader
 from trainer import train
 from trainer.configs import demo_tiny

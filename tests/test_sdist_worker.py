@@ -22,9 +22,10 @@ import pytest
 
 from apache_beam.runners.portability import stager
 from tests.fixtures import dataset as dataset_fixture
+from vocabularies import vocabulary
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ("dataformat", "pipelines", "tokenizers", "trainer", "eval", "demo")
+PACKAGES = ("dataformat", "pipelines", "vocabularies", "trainer", "eval", "demo")
 
 
 def _files(directory: pathlib.Path) -> dict[str, bytes]:
@@ -98,3 +99,55 @@ def test_worker_processes_of_the_installed_sdist_write_the_same_bytes(
       timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   assert _files(output) == _files(built_dataset)
+
+
+_BOTH_TOKENIZERS = """
+import sys
+import tokenizers
+from tokenizers import Tokenizer, models, pre_tokenizers
+from vocabularies import vocabulary
+
+hf = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "cat": 2},
+                                unk_token="[UNK]"))
+hf.pre_tokenizer = pre_tokenizers.Whitespace()
+ours = vocabulary.Vocabulary.load(sys.argv[1])
+print(tokenizers.__file__)
+print(vocabulary.__file__)
+print(hf.encode("a cat a dog").ids)
+print(ours.encode("a cat"))
+"""
+
+
+
+def _import_both(python: pathlib.Path, vocab_dir: pathlib.Path,
+                 cwd: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+  """Where `python` finds Hugging Face's `tokenizers` and `vocabularies`."""
+  result = subprocess.run([python, "-c", _BOTH_TOKENIZERS, str(vocab_dir)],
+                          cwd=cwd, env=_clean_env(), capture_output=True,
+                          text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  hf_file, ours_file, hf_ids, our_ids = result.stdout.splitlines()
+  assert hf_ids == "[1, 2, 1, 0]"
+  assert our_ids == str(vocabulary.Vocabulary.load(vocab_dir).encode("a cat"))
+  return pathlib.Path(hf_file), pathlib.Path(ours_file)
+
+
+# Every `transformers` install brings Hugging Face's top-level `tokenizers`;
+# the project's vocabularies must neither shadow it nor be shadowed, installed
+# from the sdist (as on workers) or in development mode (this checkout).
+@pytest.mark.slow
+def test_the_sdist_installs_beside_hugging_face_tokenizers(
+    installed_python, en_vocab_dir, tmp_path):
+  hf_file, ours_file = _import_both(installed_python, en_vocab_dir, tmp_path)
+  assert hf_file.is_relative_to(sysconfig.get_paths()["purelib"])
+  assert ours_file.is_relative_to(installed_python.parents[1])
+
+
+@pytest.mark.parametrize("where", ["checkout", "elsewhere"])
+def test_the_checkout_imports_beside_hugging_face_tokenizers(
+    en_vocab_dir, tmp_path, where):
+  cwd = ROOT if where == "checkout" else tmp_path
+  hf_file, ours_file = _import_both(pathlib.Path(sys.executable),
+                                    en_vocab_dir, cwd)
+  assert hf_file.is_relative_to(sysconfig.get_paths()["purelib"])
+  assert ours_file.is_relative_to(ROOT)

@@ -15,9 +15,9 @@ from pipelines.captions import decode_caption
 from pipelines.readers import dispatch
 from pipelines.reasons import Rejection
 from tests.fixtures import vocab as vocab_fixtures
-from tokenizers import sampling
-from tokenizers import train_vocab
-from tokenizers import vocabulary
+from vocabularies import sampling
+from vocabularies import train_vocab
+from vocabularies import vocabulary
 
 
 def _card(directory) -> dict:
@@ -274,7 +274,7 @@ def test_help_explains_every_flag(capsys):
 
 def test_command_line_error_is_one_line_without_traceback(tmp_path):
   failed = subprocess.run(
-      [sys.executable, "-m", "tokenizers.train_vocab", "--input",
+      [sys.executable, "-m", "vocabularies.train_vocab", "--input",
        str(tmp_path / "*.tar"), "--output", str(tmp_path / "v"), "--preset",
        "en32k"],
       capture_output=True, text=True)

@@ -11,9 +11,9 @@ import sentencepiece
 from pipelines import langid
 from pipelines.captions import decode_caption
 from pipelines.readers import dispatch
-from tokenizers import vocabulary
-from tokenizers.vocabulary import pad_or_truncate
-from tokenizers.vocabulary import Vocabulary
+from vocabularies import vocabulary
+from vocabularies.vocabulary import pad_or_truncate
+from vocabularies.vocabulary import Vocabulary
 
 EOS = vocabulary.EOS_ID
 

@@ -32,7 +32,7 @@ from pipelines import langid
 from tests.fixtures import corpus
 from tests.fixtures import faults
 from tests.fixtures import records as synthetic
-from tokenizers import vocabulary as vocabulary_lib
+from vocabularies import vocabulary as vocabulary_lib
 from trainer import checkpoints
 from trainer import configs
 from trainer import input_pipeline

@@ -30,7 +30,7 @@ from tests import test_xm3600
 from tests.test_embed import lit_dataset  # pylint: disable=unused-import
 from tests.test_embed import tower_config_file  # pylint: disable=unused-import
 from tests.test_embed import tower_workdir  # pylint: disable=unused-import
-from tokenizers import vocabulary as vocabulary_lib
+from vocabularies import vocabulary as vocabulary_lib
 from trainer import checkpoints
 from trainer import input_pipeline
 from trainer import model_loader

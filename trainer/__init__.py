@@ -1,5 +1,5 @@
 """The Grain-fed JAX/Flax trainer: configs, models, losses, checkpoints.
 
-Builds on dataformat and tokenizers only; evaluators are found by the module
+Builds on dataformat and vocabularies only; evaluators are found by the module
 name their config gives (`trainer.evaluators`), so nothing here imports eval.
 """

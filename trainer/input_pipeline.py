@@ -31,7 +31,7 @@ from PIL import Image
 from dataformat import image_codec
 from dataformat import records
 from dataformat import shards
-from tokenizers import vocabulary
+from vocabularies import vocabulary
 
 IMAGE = "image"
 TEXT = "text"

@@ -77,7 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
       lang_weights=config_dict.placeholder(dict),  # lang -> sampling weight.
       # How evaluation lowercases captions before tokenising: "none", "ascii"
       # (big_vision's) or "unicode"; None (or False in older runs): as the
-      # vocabulary's card says (`tokenizers.vocabulary`).
+      # vocabulary's card says (`vocabularies.vocabulary`).
       lowercase=config_dict.placeholder(str),
   ))
 

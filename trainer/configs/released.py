@@ -29,7 +29,7 @@ import ml_collections
 
 from trainer import configs
 from trainer import input_pipeline
-from tokenizers import vocabulary
+from vocabularies import vocabulary
 
 TEMPERATURE_INIT = 10.0
 BIAS_INIT = -10.0

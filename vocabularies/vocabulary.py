@@ -6,7 +6,7 @@ The conventions are those of big_vision's SigLIP configs (pp op
 tokens as they were trained to:
 
 - Special ids follow T5: pad = 0, EOS = 1, unk = 2, no BOS. Vocabularies
-  trained by `tokenizers.train_vocab` have the same layout.
+  trained by `vocabularies.train_vocab` have the same layout.
 - `encode` appends EOS to every caption. Truncating to `max_len` keeps EOS as
   the last token ("sticky EOS"): ids[:max_len - 1] + [EOS].
 - Padding uses the EOS id (pad_value=1): `Vocabulary.pad_id == eos_id`. With

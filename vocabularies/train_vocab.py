@@ -1,13 +1,13 @@
 """Trains a SentencePiece vocabulary on the captions of raw web pairs.
 
-    python -m tokenizers.train_vocab --input 'corpus/*.tar' --output vocab/en \
+    python -m vocabularies.train_vocab --input 'corpus/*.tar' --output vocab/en \
         --preset en32k [--vocab_size N] [Beam options]
 
 A Beam pipeline reads the examples (`pipelines.readers`), cleans their
 captions and drops those the dataset pipeline would reject for their length,
 with its default thresholds (`pipelines.captions`, `pipelines.filters`),
 identifies their language (`pipelines.langid`), keeps English only for
-`en32k`, samples them language-balanced (`tokenizers.sampling`) and writes the
+`en32k`, samples them language-balanced (`vocabularies.sampling`) and writes the
 sample to a sample directory (`--sample_dir`, or a temporary one under Beam's
 `--temp_location` or on local disk). SentencePiece then trains in this
 process on the sorted sample, and `OUTPUT/<name>.model` and
@@ -50,8 +50,8 @@ from pipelines.readers import dispatch
 from pipelines.readers.common import RawExample
 from pipelines import pipeline_command
 from pipelines.reasons import Rejection
-from tokenizers import sampling
-from tokenizers import vocabulary
+from vocabularies import sampling
+from vocabularies import vocabulary
 
 MODEL_TYPE = "unigram"
 NORMALIZATION = "nmt_nfkc"
@@ -474,7 +474,7 @@ def train_vocabulary(
 
 def _parser() -> argparse.ArgumentParser:
   parser = cli.ArgumentParser(
-      prog="python -m tokenizers.train_vocab",
+      prog="python -m vocabularies.train_vocab",
       description=(
           "Train a SentencePiece (unigram) vocabulary on the captions of raw "
           "image-text pairs and write a vocabulary directory (<name>.model + "
