@@ -107,6 +107,20 @@ def test_center_crop_keeps_aspect_and_resize_squashes():
       out.getvalue(), 20, input_pipeline.RESIZE).max() > 0.9
 
 
+def test_resize_is_the_exact_area_mean_without_rounding():
+  # A 2x reduction of a lossless image: each output pixel is the plain mean of
+  # a 2x2 block, computed here in float64 and never rounded to a grey level.
+  pixels = np.random.default_rng(0).integers(0, 256, (48, 48, 3), np.uint8)
+  out = io.BytesIO()
+  Image.fromarray(pixels).save(out, format="PNG")
+  image = input_pipeline.decode_image(out.getvalue(), 24)
+  blocks = pixels.astype(np.float64).reshape(24, 2, 24, 2, 3).mean((1, 3))
+  np.testing.assert_allclose(image, blocks / 127.5 - 1, rtol=0, atol=1e-6)
+  # Block means of four bytes fall on quarter grey levels, which uint8
+  # output could not hold.
+  assert np.any((blocks % 1) != 0)
+
+
 def test_random_crop_follows_its_rng():
   encoded = synthetic.jpeg_square(synthetic.COLOURS["blue"], 64, 96)
 
