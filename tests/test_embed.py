@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dataformat import files
+from dataformat import manifest as manifest_lib
 from dataformat import records
 from dataformat import shards
 from pipelines import embed
@@ -161,6 +162,13 @@ def test_manifest_names_the_tower_and_the_source(lit_dataset, built_dataset,
   assert source["manifest_sha256"] == files.sha256(
       str(built_dataset / shards.MANIFEST))
   assert source["records"] == manifest(built_dataset)["counts"]["kept"]
+
+
+def test_the_manifest_gives_back_the_tower_spec(lit_dataset, tower_workdir):
+  spec, image_mode = embed.manifest_tower(
+      manifest_lib.read(str(lit_dataset / shards.MANIFEST)))
+  assert spec == model_loader.describe_tower(str(tower_workdir))
+  assert image_mode == input_pipeline.RESIZE
 
 
 def test_embedding_equals_the_trainer_tower_output(lit_dataset, built_dataset,
