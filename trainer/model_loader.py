@@ -35,8 +35,6 @@ from dataformat import files
 from dataformat import manifest as manifest_lib
 from trainer import checkpoints
 from trainer import configs
-# load_big_vision's exporter command imports this module back: only its
-# functions are used here, never at import time.
 from trainer.models import load_big_vision
 from trainer.models import two_towers
 from trainer.models import vit
