@@ -18,6 +18,7 @@ from dataformat import files
 from dataformat.shards import ShardInfo
 
 _T = TypeVar("_T")
+_D = TypeVar("_D", bound="TowerDescription")
 
 
 class ManifestError(ValueError):
@@ -109,11 +110,26 @@ class InputFiles:
 
 
 @dataclasses.dataclass(frozen=True)
-class Tower:
-  """The frozen image tower that made a LiT dataset's embeddings.
+class TowerDescription:
+  """A frozen image tower: where it is, what it is, what it outputs.
 
-  The fields of `trainer.model_loader.TowerSpec`, and the image mode the
-  images were preprocessed with.
+  The fields only; `trainer.model_loader.TowerSpec` adds the model, `Tower`
+  the manifest's image mode.
+
+  Attributes:
+    kind: "ours" (a `trainer.train` run) or "big_vision" (an `.npz`).
+    checkpoint: the checkpoint path (a workdir, step directory or `.npz`).
+    sha256: of the `.npz` file; for our checkpoints, a hash over the files of
+      the step directory read and the run's config.json
+      (`trainer.model_loader.checkpoint_sha256`).
+    step: the training step of our checkpoints; None for `.npz` files.
+    image_tower: `trainer.models.vit.Model` fields.
+    head_dim: output size of the image head; None without one.
+    image_size: the side of the square images the tower sees.
+    embedding_dim: the size of its output.
+    dtype: of the stored embeddings.
+    normalized: whether the embeddings are L2-normalised (never: they are
+      the tower's raw output).
   """
 
   kind: str
@@ -126,6 +142,23 @@ class Tower:
   embedding_dim: int
   dtype: str
   normalized: bool
+
+  @classmethod
+  def from_description(cls: type[_D], tower: "TowerDescription",
+                       **fields: Any) -> _D:
+    """A `cls` with the description of `tower` and its own other `fields`."""
+    described = {f.name: getattr(tower, f.name)
+                 for f in dataclasses.fields(TowerDescription)}
+    return cls(**described, **fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tower(TowerDescription):
+  """The frozen image tower that made a LiT dataset's embeddings.
+
+  Its description, and the image mode the images were preprocessed with.
+  """
+
   image_mode: str
 
 

@@ -95,8 +95,7 @@ def check_workers_can_read(checkpoint: str, runner: str | None, flag: str,
     raise ValueError(
         f"Dataflow workers cannot read the local checkpoint {checkpoint} "
         f"({flag}): give a gs:// .npz (export a training run with python -m "
-        f"trainer.models.load_big_vision and pass its config.json as "
-        f"{config_flag})")
+        f"trainer.export and pass its config.json as {config_flag})")
 
 
 def runner_for(options: PipelineOptions):

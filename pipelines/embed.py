@@ -124,8 +124,8 @@ def manifest_tower(manifest: manifest_lib.Manifest
   if manifest.tower is None:
     raise ValueError("the manifest has no 'tower' section: not a LiT "
                      "dataset")
-  tower = dataclasses.asdict(manifest.tower)
-  return model_loader.TowerSpec.from_json(tower), manifest.tower.image_mode
+  return (model_loader.TowerSpec.from_description(manifest.tower),
+          manifest.tower.image_mode)
 
 
 def strip_image(record: records.Record) -> records.Record:
@@ -359,8 +359,8 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
           "batch_size": args.batch_size,
           "num_shards": num_shards,
       },
-      "tower": manifest_lib.Tower(**spec.to_json(),
-                                  image_mode=args.image_mode),
+      "tower": manifest_lib.Tower.from_description(
+          spec, image_mode=args.image_mode),
       "source_dataset": source.manifest_entry(),
   }
   pipeline = beam.Pipeline(runner=beam_options.runner_for(options),

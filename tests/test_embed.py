@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dataformat import files
+from dataformat import manifest as manifest_lib
 from dataformat import records
 from dataformat import shards
 from pipelines import embed
@@ -22,6 +23,7 @@ from tests.fixtures import dataflow as dataflow_fixture
 from tests.fixtures import faults
 from trainer import checkpoints
 from trainer import configs
+from trainer import export
 from trainer import input_pipeline
 from trainer import model_loader
 from trainer.models import load_big_vision
@@ -163,6 +165,13 @@ def test_manifest_names_the_tower_and_the_source(lit_dataset, built_dataset,
   assert source["records"] == manifest(built_dataset)["counts"]["kept"]
 
 
+def test_the_manifest_gives_back_the_tower_spec(lit_dataset, tower_workdir):
+  spec, image_mode = embed.manifest_tower(
+      manifest_lib.read(str(lit_dataset / shards.MANIFEST)))
+  assert spec == model_loader.describe_tower(str(tower_workdir))
+  assert image_mode == input_pipeline.RESIZE
+
+
 def test_embedding_equals_the_trainer_tower_output(lit_dataset, built_dataset,
                                                    tower_workdir):
   config, params, _ = model_loader.load(tower_workdir)
@@ -208,8 +217,8 @@ def test_exported_npz_tower_writes_the_same_records(
   # The way to Dataflow: export the run as a big_vision .npz, describe it
   # with the run's config.json.
   npz = tmp_path / "siglip.npz"
-  assert load_big_vision.main(["--checkpoint", str(tower_workdir),
-                               "--output", str(npz)]) == 0
+  assert export.main(["--checkpoint", str(tower_workdir), "--output",
+                      str(npz)]) == 0
   assert "arrays" in capsys.readouterr().out
   output = tmp_path / "lit_npz"
   assert run_embed("--dataset", built_dataset, "--checkpoint", npz,
@@ -445,8 +454,8 @@ def test_embed_is_submitted_to_dataflow(gcs, gcs_dir, gcs_source_dataset,
   # As README's Dataflow command: an exported .npz and the run's config.json,
   # both in the bucket.
   npz, config = f"{gcs_dir}/siglip.npz", f"{gcs_dir}/config.json"
-  assert load_big_vision.main(["--checkpoint", str(tower_workdir),
-                               "--output", npz]) == 0
+  assert export.main(["--checkpoint", str(tower_workdir), "--output",
+                      npz]) == 0
   gcs.write(config, (tower_workdir / checkpoints.CONFIG_FILE).read_bytes())
   output = f"{gcs_dir}/lit"
   capsys.readouterr()

@@ -4,14 +4,11 @@ import functools
 
 from flax import traverse_util
 from flax.core import FrozenDict
-import grain
 import jax
-import ml_collections
 import ml_dtypes
 import numpy as np
 import pytest
 
-from trainer import checkpoints
 from trainer.models import load_big_vision
 from trainer.models import two_towers
 
@@ -240,28 +237,3 @@ def test_unreadable_files_are_clear_errors(tmp_path):
     load_big_vision.load_npz(str(single))
   with pytest.raises(ValueError, match="cannot read .*missing.npz"):
     load_big_vision.load_npz(str(tmp_path / "missing.npz"))
-
-
-def test_export_command_writes_a_run_in_the_released_layout(
-    tmp_path, capsys, tiny):
-  model, params = tiny
-  checkpoints.save_config(ml_collections.ConfigDict({"seed": 0}), tmp_path)
-  checkpointer = checkpoints.Checkpointer(tmp_path, max_to_keep=1)
-  checkpointer.save(3, {"params": params},
-                    iter(grain.MapDataset.range(2).to_iter_dataset()))
-  checkpointer.wait()
-  checkpointer.close()
-  npz = tmp_path / "run.npz"
-  assert load_big_vision.main(["--checkpoint", str(tmp_path), "--output",
-                               str(npz)]) == 0
-  assert f"to {npz}" in capsys.readouterr().out
-  loaded = load_big_vision.load_params(str(npz), abstract(model))
-  for key, value in flat(params).items():
-    np.testing.assert_array_equal(flat(loaded)[key], value, err_msg=key)
-
-  assert load_big_vision.main(["--checkpoint", str(tmp_path), "--output",
-                               str(tmp_path / "run.npy")]) == 1
-  assert capsys.readouterr().err.startswith("error: --output must end in .npz")
-  assert load_big_vision.main(["--checkpoint", str(tmp_path / "none"),
-                               "--output", str(npz)]) == 1
-  assert "does not exist" in capsys.readouterr().err

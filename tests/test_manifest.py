@@ -116,6 +116,18 @@ def test_a_lit_manifest_puts_tower_and_source_before_the_inputs(tmp_path):
   assert manifest_lib.read(path) == manifest
 
 
+def test_a_tower_entry_is_its_description_and_image_mode():
+  description = manifest_lib.TowerDescription.from_description(lit_tower())
+  assert description == manifest_lib.TowerDescription(
+      kind="ours", checkpoint="/runs/siglip", sha256="dd", step=4,
+      image_tower={"width": 32, "depth": 1}, head_dim=None, image_size=64,
+      embedding_dim=32, dtype="float32", normalized=False)
+  assert manifest_lib.Tower.from_description(
+      description, image_mode="resize") == lit_tower()
+  with pytest.raises(TypeError, match="image_mode"):
+    manifest_lib.Tower.from_description(description)
+
+
 @pytest.mark.parametrize("remove, key", [
     (lambda m: m.pop("counts"), "counts"),
     (lambda m: m["counts"].pop("kept"), "counts.kept"),

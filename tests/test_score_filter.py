@@ -401,5 +401,5 @@ def test_a_local_score_model_is_refused_for_dataflow(
   assert capsys.readouterr().err == (
       f"error: Dataflow workers cannot read the local checkpoint "
       f"{tower_workdir} (--score_model): give a gs:// .npz (export a "
-      f"training run with python -m trainer.models.load_big_vision and pass "
-      f"its config.json as --score_model_config)\n")
+      f"training run with python -m trainer.export and pass its "
+      f"config.json as --score_model_config)\n")

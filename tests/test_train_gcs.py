@@ -23,6 +23,7 @@ from tests import test_train
 from tests import test_xm3600
 from tests.test_xm3600 import run  # pylint: disable=unused-import
 from trainer import checkpoints
+from trainer import export
 from trainer import model_loader
 from trainer import train
 from trainer.models import load_big_vision
@@ -156,7 +157,7 @@ def test_a_damaged_step_on_gcs_is_set_aside(gcs, gcs_dir):
 def test_export_to_gcs_and_load_it_back(gcs, gcs_run, gcs_dir, run, capsys):
   _, _, params = run
   npz = f"{gcs_dir}/model.npz"
-  assert load_big_vision.main(["--checkpoint", gcs_run, "--output", npz]) == 0
+  assert export.main(["--checkpoint", gcs_run, "--output", npz]) == 0
   assert capsys.readouterr().out.endswith(f"to {npz}\n")
   # The run's config.json describes the .npz, wherever both are.
   loaded_config, loaded, provenance = model_loader.load(
@@ -165,8 +166,8 @@ def test_export_to_gcs_and_load_it_back(gcs, gcs_run, gcs_dir, run, capsys):
       gcs_run)[0].model.to_dict()
   test_train.assert_same_params(loaded, jax.device_get(params))
   assert (provenance.kind, provenance.path) == (model_loader.BIG_VISION, npz)
-  assert load_big_vision.main(["--checkpoint", npz, "--output",
-                               f"{gcs_dir}/again.npz"]) == 1
+  assert export.main(["--checkpoint", npz, "--output",
+                      f"{gcs_dir}/again.npz"]) == 1
   assert "is already an .npz" in capsys.readouterr().err
 
 

@@ -17,7 +17,7 @@ Two kinds of checkpoint, local or `gs://`:
 evaluation). Every command gets the same errors from here.
 """
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 import dataclasses
 import functools
 import hashlib
@@ -32,10 +32,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from dataformat import files
+from dataformat import manifest as manifest_lib
 from trainer import checkpoints
 from trainer import configs
-# load_big_vision's exporter command imports this module back: only its
-# functions are used here, never at import time.
 from trainer.models import load_big_vision
 from trainer.models import two_towers
 from trainer.models import vit
@@ -326,55 +325,15 @@ def _tower_module(image_tower: dict[str, Any], head_dim: int | None
 
 
 @dataclasses.dataclass(frozen=True)
-class TowerSpec:
-  """A frozen image tower: where it is, what it is, what it outputs.
+class TowerSpec(manifest_lib.TowerDescription):
+  """A frozen image tower's description, and the tower it describes.
 
-  Attributes:
-    kind: OURS or BIG_VISION.
-    checkpoint: the checkpoint path (a workdir, step directory or `.npz`).
-    sha256: of the `.npz` file; for our checkpoints, a hash over the files of
-      the step directory read and the run's config.json
-      (`checkpoint_sha256`).
-    step: the training step of our checkpoints; None for `.npz` files.
-    image_tower: `trainer.models.vit.Model` fields.
-    head_dim: output size of the image head; None without one.
-    image_size: the side of the square images the tower sees.
-    embedding_dim: the size of its output.
-    dtype: of the stored embeddings.
-    normalized: whether the embeddings are L2-normalised (never: they are
-      the tower's raw output).
+  `kind` is OURS or BIG_VISION; `sha256` is `checkpoint_sha256`'s.
   """
-
-  kind: str
-  checkpoint: str
-  sha256: str
-  step: int | None
-  image_tower: dict[str, Any]
-  head_dim: int | None
-  image_size: int
-  embedding_dim: int
-  dtype: str = EMBEDDING_DTYPE
-  normalized: bool = False
 
   def module(self) -> vit.Model:
     """The tower as a Flax module."""
     return _tower_module(self.image_tower, self.head_dim)
-
-  def to_json(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_json(cls, data: Mapping[str, Any]) -> "TowerSpec":
-    """The spec `to_json` gave; other keys (a manifest's) are ignored.
-
-    Raises:
-      ValueError: if a field is missing.
-    """
-    names = [field.name for field in dataclasses.fields(cls)]
-    try:
-      return cls(**{name: data[name] for name in names if name in data})
-    except TypeError as e:
-      raise ValueError(f"not a tower description: {e}") from e
 
 
 def _image_head_dim(out_dim: Any) -> int | None:
@@ -422,7 +381,8 @@ def describe_tower(checkpoint: str,
   return TowerSpec(
       kind=provenance.kind, checkpoint=checkpoint, sha256=provenance.sha256,
       step=provenance.step, image_tower=image_tower, head_dim=head_dim,
-      image_size=size, embedding_dim=int(output.shape[-1]))
+      image_size=size, embedding_dim=int(output.shape[-1]),
+      dtype=EMBEDDING_DTYPE, normalized=False)
 
 
 def load_tower_params(spec: TowerSpec) -> Params:

@@ -17,20 +17,13 @@ converted on the way:
                    big_vision's `resample_posemb` does
 
 Everything else must match the model exactly: a missing, unexpected or
-differently shaped parameter is an error naming it.
-
-As a command, exports a training run's parameters in the released layout
-(for big_vision, or for `pipelines.embed` on Dataflow, whose workers cannot
-read a local workdir):
-
-  python -m trainer.models.load_big_vision --checkpoint WORKDIR \
-      --output gs://bucket/model.npz
+differently shaped parameter is an error naming it. `trainer.export` writes
+a training run in this layout.
 """
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 import io
 import math
-import sys
 from typing import Any
 import zipfile
 
@@ -41,9 +34,7 @@ import ml_dtypes
 import numpy as np
 import scipy.ndimage
 
-from dataformat import cli
 from dataformat import files
-from trainer import model_loader
 
 Params = Any
 
@@ -208,38 +199,3 @@ def load_params(path: str, abstract_params: Params,
     return to_params(flat, abstract_params, subtrees)
   except ValueError as e:
     raise ValueError(f"{path}: {e}") from e
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = cli.ArgumentParser(
-      prog="python -m trainer.models.load_big_vision",
-      description="Export the parameters of a python -m trainer.train "
-      "checkpoint as a big_vision .npz in the released layout "
-      "(params/img/..., params/txt/..., params/t, params/b).")
-  parser.add_argument("--checkpoint", required=True, metavar="PATH",
-                      help="a training workdir (its newest step) or a step "
-                      "directory workdir/checkpoints/<step>, local or gs://")
-  parser.add_argument("--output", required=True, metavar="FILE",
-                      help=f"the {NPZ_SUFFIX} file to write (local or "
-                      "gs://)")
-  args = parser.parse_args(argv)
-  try:
-    if not args.output.endswith(NPZ_SUFFIX):
-      raise ValueError(f"--output must end in {NPZ_SUFFIX}, got "
-                       f"{args.output}")
-    if model_loader.checkpoint_kind(args.checkpoint) != model_loader.OURS:
-      raise ValueError(f"--checkpoint {args.checkpoint} is already an "
-                       f"{NPZ_SUFFIX}")
-    _, params, _ = model_loader.load(args.checkpoint)
-    save_npz(params, args.output)
-  except (ValueError, OSError) as e:
-    return cli.fail(e)
-  flat = traverse_util.flatten_dict(params, sep="/")
-  size = sum(v.nbytes for v in flat.values())
-  print(f"wrote {len(flat)} arrays ({size / 2**20:.1f} MiB) to "
-        f"{args.output}")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
