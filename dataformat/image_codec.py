@@ -2,8 +2,10 @@
 
 JPEG decoding and encoding run in libjpeg-turbo through `simplejpeg`, area
 resizing in OpenCV: together about half the CPU time of the same work in
-Pillow (BENCHMARKS.md, "Image path"). Untrusted bytes are not validated here:
-`pipelines.images.decode_image` checks them before and around these calls.
+Pillow (BENCHMARKS.md, "Image path"). `resize_bilinear` is TensorFlow's
+bilinear resize, which big_vision's released checkpoints were trained with.
+Untrusted bytes are not validated here: `pipelines.images.decode_image`
+checks them before and around these calls.
 """
 
 import cv2
@@ -22,21 +24,25 @@ def is_jpeg(data: bytes) -> bool:
   return data[:3] == JPEG_SIGNATURE
 
 
-def decode_jpeg(data: bytes, min_height: int = 0,
-                min_width: int = 0) -> np.ndarray:
+def decode_jpeg(data: bytes, min_height: int = 0, min_width: int = 0,
+                fast_dct: bool = False) -> np.ndarray:
   """(height, width, 3) uint8 RGB pixels of a YCbCr, RGB or greyscale JPEG.
 
   With `min_height`/`min_width`, libjpeg-turbo decodes at the smallest DCT
   scale M/8 (M = 1..8) that keeps both sides at least that large, which skips
-  most of the inverse DCT and colour work; never upsampled.
+  most of the inverse DCT and colour work; never upsampled. With `fast_dct`,
+  the inverse DCT is libjpeg's fast integer one (JDCT_IFAST), the default of
+  TensorFlow's `decode_jpeg` / `decode_image`, whose pixels it then gives
+  (the accurate default differs from them by a few levels, up to 16 on the
+  test photographs).
 
   Raises:
     ValueError: for anything libjpeg-turbo warns about (truncated or corrupt
-      data, an unsupported colour space such as CMYK): strict decoding never
-      returns padded or guessed pixels.
+      data): strict decoding never returns padded or guessed pixels.
   """
-  return simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True,
-                                min_height=min_height, min_width=min_width)
+  return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=fast_dct,
+                                strict=True, min_height=min_height,
+                                min_width=min_width)
 
 
 def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
@@ -50,3 +56,42 @@ def resize_area(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
   of the input area it covers (bilinear when enlarging)."""
   return cv2.resize(np.ascontiguousarray(pixels), (width, height),
                     interpolation=cv2.INTER_AREA)
+
+
+def _bilinear_taps(in_size: int, out_size: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(lower index, upper index, weight of upper) of each output position."""
+  # TensorFlow's ResizeBilinear with half_pixel_centers, step for step in
+  # float32, so that the weights (and the results) are bit for bit its own.
+  scale = np.float32(in_size) / np.float32(out_size)
+  centres = ((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale
+             - np.float32(0.5))
+  floor = np.floor(centres)
+  lower = np.maximum(floor, 0).astype(np.intp)
+  upper = np.minimum(np.ceil(centres), in_size - 1).astype(np.intp)
+  return lower, upper, centres - floor
+
+
+def resize_bilinear(pixels: np.ndarray, height: int,
+                    width: int) -> np.ndarray:
+  """float32 pixels resized to (height, width) by bilinear interpolation.
+
+  As `tf.image.resize(pixels, (height, width), "bilinear", antialias=False)`
+  computes it: half-pixel centres, each output pixel from the 2 x 2 input
+  pixels around its centre (no antialiasing: when shrinking, the pixels in
+  between are skipped), in the same float32 operations. OpenCV's INTER_LINEAR
+  on float32 input places its samples the same way, but its weights differ
+  from TensorFlow's in the last bits (up to about 0.008 levels).
+  """
+  rows, row_below, row_weight = _bilinear_taps(pixels.shape[0], height)
+  cols, col_right, col_weight = _bilinear_taps(pixels.shape[1], width)
+  # Only the rows and columns sampled are converted to float32, not the
+  # whole (full-size) image.
+  top, bottom = pixels[rows], pixels[row_below]
+  col_weight = col_weight.reshape((1, width) + (1,) * (pixels.ndim - 2))
+  row_weight = row_weight.reshape((height,) + (1,) * (pixels.ndim - 1))
+  top_left = top[:, cols].astype(np.float32)
+  bottom_left = bottom[:, cols].astype(np.float32)
+  upper = top_left + (top[:, col_right] - top_left) * col_weight
+  lower = bottom_left + (bottom[:, col_right] - bottom_left) * col_weight
+  return upper + (lower - upper) * row_weight

@@ -35,9 +35,10 @@ was not trained on. Captions are lowercased as `--lowercase MODE` says
 card says (a bare `.model`: "unicode").
 
 Images are preprocessed by `trainer.input_pipeline.decode_image` at
-config.data.image_size in the training image mode ("resize" or
-"center_crop"; "random_crop" training evaluates with "center_crop"). Token
-ids are padded or sticky-truncated to config.data.text_len as in training.
+config.data.image_size in the training image mode ("resize",
+"resize_bilinear" or "center_crop"; "random_crop" training evaluates with
+"center_crop"). Token ids are padded or sticky-truncated to
+config.data.text_len as in training.
 
 SigLiT checkpoints (`config.model.image is None`) were trained on image
 embeddings that `pipelines.embed` precomputed with a frozen tower. Their
@@ -49,7 +50,8 @@ directory, or a big_vision `.npz` with `--image_tower_config`), by default
 the one the LiT dataset's manifest (config.data.train_dir) names: the step
 it records, which must still have the recorded sha256. The image size and
 mode come from that manifest whenever it names a tower (otherwise the
-tower's config.data.image_size, "resize"). The report records the tower.
+tower's config.data.image_size and image mode, as `pipelines.embed` takes
+them by default). The report records the tower.
 """
 
 import argparse
@@ -400,7 +402,8 @@ def choose_image_tower(config: ml_collections.ConfigDict, *,
                      "of our trainer carry their config")
   model_config = (model_loader.load_config_file(tower_config_file)
                   if tower_config_file else None)
-  image_size, image_mode, expected = None, embed.DEFAULT_IMAGE_MODE, ""
+  image_size, expected = None, ""
+  image_mode = embed.tower_image_mode(tower_path, tower_config_file)
   if named is not None:
     _, named_spec, image_mode = named
     image_size, expected = named_spec.image_size, named_spec.sha256

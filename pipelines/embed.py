@@ -68,8 +68,8 @@ METRICS_NAMESPACE = "embed"
 DEFAULT_BATCH_SIZE = 32
 PROGRESS_EVERY = 1000
 # Crops must be the same at every run: no random crop.
-IMAGE_MODES = (input_pipeline.RESIZE, input_pipeline.CENTER_CROP)
-DEFAULT_IMAGE_MODE = input_pipeline.RESIZE
+IMAGE_MODES = (input_pipeline.RESIZE, input_pipeline.RESIZE_BILINEAR,
+               input_pipeline.CENTER_CROP)
 _LOG = logging.getLogger(__name__)
 
 
@@ -126,6 +126,20 @@ def manifest_tower(manifest: manifest_lib.Manifest
                      "dataset")
   return (model_loader.TowerSpec.from_description(manifest.tower),
           manifest.tower.image_mode)
+
+
+def tower_image_mode(checkpoint: str, config_file: str | None = None) -> str:
+  """The image mode a tower's embeddings are made with unless one is given.
+
+  That of the tower's training config (`data.image_mode`; a random crop
+  becomes the central one), so that a released checkpoint's preset gives
+  big_vision's preprocessing. Takes the arguments of `model_loader.describe`.
+
+  Raises:
+    ValueError: as `model_loader.describe`.
+  """
+  config, _ = model_loader.describe(checkpoint, config_file)
+  return input_pipeline.deterministic_image_mode(config.data.image_mode)
 
 
 def strip_image(record: records.Record) -> records.Record:
@@ -282,10 +296,13 @@ def _parser() -> argparse.ArgumentParser:
                       "config's data.image_size (another size resamples "
                       "learned position embeddings)")
   parser.add_argument("--image_mode", choices=IMAGE_MODES,
-                      default=DEFAULT_IMAGE_MODE,
                       help="'resize' squashes the whole image to a square "
-                      "(SigLIP's preprocessing); 'center_crop' takes the "
-                      "central square")
+                      "(this project's decoding and area resize); "
+                      "'resize_bilinear' squashes it as big_vision does "
+                      "(its released checkpoints' preprocessing); "
+                      "'center_crop' takes the central square; default: the "
+                      "tower config's data.image_mode (a random crop: "
+                      "center_crop)")
   parser.add_argument("--num_shards", type=int,
                       help="number of output shards; default: as many as "
                       "the source dataset")
@@ -343,6 +360,8 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
                   if model_config_file else None)
   spec = model_loader.describe_tower(checkpoint, model_config,
                                      args.image_size)
+  image_mode = args.image_mode or tower_image_mode(checkpoint,
+                                                   model_config_file)
   # Workers load the tower again; a checkpoint that does not fit fails here,
   # before any worker starts.
   model_loader.load_tower_params(spec)
@@ -360,14 +379,14 @@ def embed(args: argparse.Namespace, beam_argv: Sequence[str]
           "num_shards": num_shards,
       },
       "tower": manifest_lib.Tower.from_description(
-          spec, image_mode=args.image_mode),
+          spec, image_mode=image_mode),
       "source_dataset": source.manifest_entry(),
   }
   pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
                            options=options)
   _ = pipeline | "EmbedDataset" >> EmbedDataset(
       source=source, output_dir=args.output, spec=spec,
-      batch_size=args.batch_size, image_mode=args.image_mode,
+      batch_size=args.batch_size, image_mode=image_mode,
       num_shards=num_shards, split=source.split,
       manifest_fields=manifest_fields)
   result = pipeline_command.run_pipeline(pipeline, options, args.output,

@@ -107,7 +107,8 @@ def _orientation(image: Image.Image) -> int:
 def _fast_jpeg_pixels(data: bytes, image: Image.Image) -> np.ndarray | None:
   """Upright RGB pixels of an intact YCbCr/greyscale JPEG, else None.
 
-  None leaves the image to Pillow: CMYK and other colour spaces, and any file
+  None leaves the image to Pillow: CMYK (Pillow's Adobe conversion) and other
+  colour spaces, and any file
   libjpeg-turbo warns about, so that damaged files get Pillow's verdict and
   message exactly as before.
   """

@@ -21,6 +21,7 @@ from pipelines import frozen_tower
 from pipelines import verify
 from tests.fixtures import dataflow as dataflow_fixture
 from tests.fixtures import faults
+from tests.fixtures import records as synthetic
 from trainer import checkpoints
 from trainer import configs
 from trainer import export
@@ -335,6 +336,43 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path, built_dataset,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err, (message, err)
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_image_mode_flag_takes_each_deterministic_mode():
+  required = ["--dataset", "d", "--checkpoint", "c", "--output", "o"]
+  for mode in (input_pipeline.RESIZE, input_pipeline.RESIZE_BILINEAR,
+               input_pipeline.CENTER_CROP):
+    args, _ = embed.parse_args(required + ["--image_mode", mode])
+    assert args.image_mode == mode
+  assert embed.parse_args(required)[0].image_mode is None
+  with pytest.raises(SystemExit):
+    embed.parse_args(required + ["--image_mode", input_pipeline.RANDOM_CROP])
+
+
+def test_default_image_mode_is_the_tower_configs(tower_workdir, tmp_path):
+  assert embed.tower_image_mode(str(tower_workdir)) == input_pipeline.RESIZE
+  # A tower trained on random crops embeds central ones.
+  config_file = tmp_path / "cropped.py"
+  config_file.write_text(TOWER_CONFIG.replace(
+      "  return config",
+      f"  config.data.image_mode = {input_pipeline.RANDOM_CROP!r}\n"
+      "  return config"))
+  npz = tmp_path / "tower.npz"
+  npz.write_bytes(b"")  # Only its config is read.
+  assert embed.tower_image_mode(str(npz), str(config_file)) == (
+      input_pipeline.CENTER_CROP)
+
+
+def test_preprocessing_decodes_in_the_image_mode_given():
+  encoded = synthetic.jpeg_square(synthetic.COLOURS["red"], 40, 60)
+  record = records.Record(key="k1", text="a cat", lang="en", lang_score=1.0,
+                          source="s.tar", image_encoded=encoded)
+  for mode in embed.IMAGE_MODES:
+    preprocess = embed._PreprocessFn(IMAGE_SIZE, mode)
+    [(stripped, image)] = preprocess.process(records.serialize_record(record))
+    assert stripped.image_encoded == b""
+    np.testing.assert_array_equal(
+        image, input_pipeline.decode_image(encoded, IMAGE_SIZE, mode))
 
 
 def test_an_undecodable_image_names_its_record():

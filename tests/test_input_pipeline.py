@@ -3,6 +3,7 @@
 import collections
 import io
 import json
+import os
 import shutil
 
 import grain
@@ -14,6 +15,7 @@ import pytest
 from dataformat import records
 from dataformat import shards
 from tests.fixtures import faults
+from tests.fixtures import photos
 from tests.fixtures import records as synthetic
 from vocabularies import vocabulary
 from trainer import configs
@@ -119,6 +121,67 @@ def test_resize_is_the_exact_area_mean_without_rounding():
   # Block means of four bytes fall on quarter grey levels, which uint8
   # output could not hold.
   assert np.any((blocks % 1) != 0)
+
+
+def big_vision_preprocess(tf, encoded: bytes, size: int) -> np.ndarray:
+  """big_vision's `decode|resize(size)|value_range(-1, 1)`, op by op.
+
+  The TensorFlow calls of `pp/ops_image.py` (`get_decode`, `get_resize` with
+  its defaults method="bilinear", antialias=False) and `pp/ops_general.py`
+  (`get_value_range`).
+  """
+  image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+  resized = tf.image.resize(image, [size, size], method="bilinear",
+                            antialias=False)
+  # get_resize returns the input's dtype: clipped, then cast (truncated).
+  image = tf.cast(tf.clip_by_value(resized, 0, 255), image.dtype)
+  image = (tf.cast(image, tf.float32) - 0.0) / (255.0 - 0.0)
+  return (-1 + image * (1 - (-1))).numpy()
+
+
+@pytest.mark.parametrize("path", photos.JPEGS + photos.PNGS,
+                         ids=os.path.basename)
+def test_resize_bilinear_is_big_vision_preprocessing(path):
+  tf = pytest.importorskip("tensorflow")
+  encoded = photos.read(path)
+  for size in (224, 384):
+    image = input_pipeline.decode_image(encoded, size,
+                                        input_pipeline.RESIZE_BILINEAR)
+    assert image.shape == (size, size, 3) and image.dtype == np.float32
+    # Equal on every image and size here: the same pixels decoded, the same
+    # float32 resize, the same truncation. A last-bit difference in the
+    # resize (another TensorFlow build) could carry a value across an
+    # integer, and so change its truncated byte by one level, 2/255, at a
+    # rare pixel; never more.
+    difference = np.abs(image - big_vision_preprocess(tf, encoded, size))
+    one_level = np.abs(difference - 2 / 255) < 1e-6
+    assert np.all((difference < 1e-6) | one_level)
+    assert one_level.mean() <= 1e-3
+
+
+def test_resize_bilinear_decodes_pillows_jpegs_at_full_size():
+  # Stripes one row high, which a reduced DCT scale would average away.
+  pixels = np.zeros((64, 96, 3), np.uint8)
+  pixels[::2] = 255
+  out = io.BytesIO()
+  Image.fromarray(pixels).save(out, format="JPEG", quality=95)
+  # Two stray bytes before a marker: libjpeg-turbo's warning makes the strict
+  # decoder refuse the file, and Pillow decodes it.
+  start_of_scan = out.getvalue().index(b"\xff\xda")
+  damaged = (out.getvalue()[:start_of_scan] + b"\0\0" +
+             out.getvalue()[start_of_scan:])
+  png = io.BytesIO()
+  Image.open(io.BytesIO(damaged)).convert("RGB").save(png, format="PNG")
+  mode = input_pipeline.RESIZE_BILINEAR
+  np.testing.assert_array_equal(
+      input_pipeline.decode_image(damaged, 24, mode),
+      input_pipeline.decode_image(png.getvalue(), 24, mode))
+
+
+def test_an_unknown_image_mode_is_refused():
+  encoded = synthetic.jpeg_square(synthetic.COLOURS["red"], 16, 16)
+  with pytest.raises(ValueError, match="image mode must be one of .*'zoom'"):
+    input_pipeline.decode_image(encoded, 16, "zoom")
 
 
 def test_random_crop_follows_its_rng():

@@ -29,6 +29,7 @@ from pipelines import embed
 from tests import test_embed
 from vocabularies import vocabulary as vocabulary_lib
 from trainer import configs
+from trainer import input_pipeline
 from trainer import model_loader
 from trainer.configs import released
 from trainer.models import common
@@ -174,7 +175,7 @@ def test_preset_parameters_are_those_of_the_released_file(name):
       image, patch, grid, text, text_len, vocab_size, head)
   # The release's preprocessing.
   assert (config.data.image_size, config.data.text_len) == (size, text_len)
-  assert config.data.image_mode == "resize"
+  assert config.data.image_mode == input_pipeline.RESIZE_BILINEAR
   assert config.data.lowercase == vocabulary_lib.LOWERCASE_ASCII
   assert config.model.image.pool_type == "map"
   assert config.model.text.bottleneck_dim is None
@@ -407,8 +408,9 @@ def test_xm3600_runs_a_release_with_its_file_and_preset_name(
   report = json.loads((output / xm3600.RESULTS_FILE).read_text())
   assert report["checkpoint"]["kind"] == "big_vision"
   assert report["options"]["lowercase"] == "ascii"
-  assert (report["options"]["image_size"], report["options"]["text_len"]) == (
-      256, 64)
+  assert (report["options"]["image_size"], report["options"]["image_mode"],
+          report["options"]["text_len"]) == (
+              256, input_pipeline.RESIZE_BILINEAR, 64)
   assert report["vocabulary"]["source"] == "--vocab"
   # The captions' tokens, as big_vision's tokenize op makes them: ASCII
   # lowercasing, EOS appended and sticky, padded with 1.
@@ -444,4 +446,6 @@ def test_embed_runs_a_release_with_its_file_and_preset_name(
   tower = manifest["tower"]
   assert (tower["kind"], tower["image_size"], tower["embedding_dim"]) == (
       model_loader.BIG_VISION, 256, TINY[0])
+  # No --image_mode: the preset's, big_vision's preprocessing.
+  assert tower["image_mode"] == input_pipeline.RESIZE_BILINEAR
   assert tower["image_tower"]["variant"] == "So400m/16"

@@ -452,6 +452,8 @@ def test_eval_image_mode_is_deterministic():
   assert xm3600.eval_image_mode(data) == input_pipeline.CENTER_CROP
   data.image_mode = input_pipeline.CENTER_CROP
   assert xm3600.eval_image_mode(data) == input_pipeline.CENTER_CROP
+  data.image_mode = input_pipeline.RESIZE_BILINEAR
+  assert xm3600.eval_image_mode(data) == input_pipeline.RESIZE_BILINEAR
   assert xm3600.eval_image_mode(configs.base_config().data) == (
       input_pipeline.RESIZE)
 

@@ -217,13 +217,24 @@ def test_a_missing_lit_manifest_is_named(tower_workdir, tmp_path):
   assert tower.to_json()["verified_against_manifest"] is False
 
 
-def test_given_tower_without_manifest_uses_its_own_image_size(tower_workdir):
+def test_given_tower_without_manifest_uses_its_own_image_size_and_mode(
+    tower_workdir, tmp_path):
   tower = xm3600.choose_image_tower(siglit_config(None),
                                     tower_path=tower_workdir)
   assert tower.source == xm3600.TOWER_FROM_FLAG
   assert (tower.spec.image_size, tower.image_mode) == (
-      test_embed.IMAGE_SIZE, embed.DEFAULT_IMAGE_MODE)
+      test_embed.IMAGE_SIZE, input_pipeline.RESIZE)
   assert tower.to_json()["verified_against_manifest"] is False
+  # As pipelines.embed would have embedded with it: a tower trained on
+  # random crops sees central ones.
+  cropped = tmp_path / "cropped"
+  shutil.copytree(tower_workdir, cropped)
+  config = cropped / checkpoints.CONFIG_FILE
+  config.write_text(config.read_text().replace(
+      '"image_mode": "resize"', '"image_mode": "random_crop"'))
+  tower = xm3600.choose_image_tower(siglit_config(None), tower_path=cropped)
+  assert tower.image_mode == embed.tower_image_mode(str(cropped)) == (
+      input_pipeline.CENTER_CROP)
 
 
 def test_report_records_the_tower(cli_results, siglit_run, lit_dataset,

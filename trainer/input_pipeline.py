@@ -37,9 +37,10 @@ IMAGE = "image"
 TEXT = "text"
 
 RESIZE = "resize"
+RESIZE_BILINEAR = "resize_bilinear"
 CENTER_CROP = "center_crop"
 RANDOM_CROP = "random_crop"
-IMAGE_MODES = (RESIZE, CENTER_CROP, RANDOM_CROP)
+IMAGE_MODES = (RESIZE, RESIZE_BILINEAR, CENTER_CROP, RANDOM_CROP)
 # Smallest random crop side, as a fraction of the image's shorter side.
 RANDOM_CROP_MIN_FRACTION = 0.6
 
@@ -128,47 +129,77 @@ def deterministic_image_mode(mode: str) -> str:
   return CENTER_CROP if mode == RANDOM_CROP else mode
 
 
+# big_vision's value_range(-1, 1) of each byte value, in its order of
+# operations: x / 255 * 2 - 1 (the other modes' x * (2 / 255) - 1 differs
+# in the last bit for 111 of the 256).
+_BIG_VISION_VALUE_RANGE = (np.arange(256, dtype=np.float32) / np.float32(255)
+                           * np.float32(2) - np.float32(1))
+
+
 def _pillow_pixels(encoded: bytes, need: int) -> np.ndarray:
-  """RGB pixels by Pillow, JPEGs at a reduced DCT scale like decode_jpeg's."""
+  """RGB pixels by Pillow, JPEGs at a reduced DCT scale like decode_jpeg's
+  (none when `need` is 0)."""
   try:
     image = Image.open(io.BytesIO(encoded))
   except Image.UnidentifiedImageError:
     # PIL's message names the stream object, not what is wrong.
     raise ValueError("not a recognised image format") from None
-  image.draft("RGB", (need, need))
+  if need:
+    image.draft("RGB", (need, need))
   if image.mode != "RGB":  # Converting an RGB image would only copy it.
     image = image.convert("RGB")
   return np.asarray(image)
+
+
+def _rgb_pixels(encoded: bytes, need: int, fast_dct: bool) -> np.ndarray:
+  """RGB pixels; JPEGs by libjpeg-turbo at the smallest DCT scale keeping
+  both sides at least `need` (0: full size), others and those it refuses
+  (damaged ones) by Pillow."""
+  if image_codec.is_jpeg(encoded):
+    try:
+      return image_codec.decode_jpeg(encoded, need, need, fast_dct=fast_dct)
+    except ValueError:
+      pass  # Pillow decodes it or says what is wrong.
+  return _pillow_pixels(encoded, need)
 
 
 def decode_image(encoded: bytes, size: int, mode: str = RESIZE,
                  rng: np.random.Generator | None = None) -> np.ndarray:
   """Decodes image bytes to float32 [size, size, 3] with values in [-1, 1].
 
-  Modes: "resize" squashes the whole image to a square (SigLIP's
-  preprocessing); "center_crop" resizes the shorter side to `size` and takes
-  the central square; "random_crop" takes a square of random side (at least
+  Modes: "resize" squashes the whole image to a square (SigLIP's geometry);
+  "center_crop" resizes the shorter side to `size` and takes the central
+  square; "random_crop" takes a square of random side (at least
   RANDOM_CROP_MIN_FRACTION of the shorter side) at a random place, drawn from
-  `rng`, and resizes it. JPEGs are decoded by libjpeg-turbo at the smallest
-  DCT scale M/8 that keeps both sides at least what the output needs (the
-  dataset build's decoder, `dataformat.image_codec`), other formats and JPEGs
-  it refuses (CMYK, damaged) by Pillow; the square is area-resized.
+  `rng`, and resizes it. For these, JPEGs are decoded by libjpeg-turbo at the
+  smallest DCT scale M/8 that keeps both sides at least what the output needs
+  (the dataset build's decoder, `dataformat.image_codec`), other formats and
+  JPEGs it refuses (damaged ones) by Pillow; the square is area-resized.
+
+  "resize_bilinear" squashes the whole image to a square as big_vision's
+  `decode|resize(size)|value_range(-1, 1)` does, the preprocessing its
+  released checkpoints were trained and evaluated with: JPEGs decoded at full
+  size with TensorFlow's default inverse DCT (libjpeg's IFAST), bilinearly
+  resized without antialiasing (`tf.image.resize`), truncated to uint8 (the
+  op casts back to the decoded image's dtype), then scaled.
 
   Raises:
-    ValueError: if `encoded` is empty or in no format PIL recognises.
+    ValueError: if `encoded` is empty or in no format PIL recognises, or
+      `mode` is not one of IMAGE_MODES.
     OSError: if the image is truncated or its data is damaged.
   """
+  if mode not in IMAGE_MODES:
+    raise ValueError(f"image mode must be one of {IMAGE_MODES}, got {mode!r}")
   if not encoded:
     raise ValueError("empty image data")
+  if mode == RESIZE_BILINEAR:
+    pixels = _rgb_pixels(encoded, 0, fast_dct=True)
+    resized = image_codec.resize_bilinear(pixels, size, size)
+    # The cast back to uint8 of big_vision's resize truncates; the bilinear
+    # weights are convex, so no value is out of range.
+    return _BIG_VISION_VALUE_RANGE[resized.astype(np.uint8)]
   need = size if mode != RANDOM_CROP else int(size / RANDOM_CROP_MIN_FRACTION)
-  pixels = None
-  if image_codec.is_jpeg(encoded):
-    try:
-      pixels = image_codec.decode_jpeg(encoded, need, need)
-    except ValueError:
-      pass  # Pillow decodes it or says what is wrong.
-  if pixels is None:
-    pixels = _pillow_pixels(encoded, need)
+  pixels = _rgb_pixels(encoded, need, fast_dct=False)
   height, width = pixels.shape[:2]
   if mode == CENTER_CROP:
     side = min(width, height)

@@ -69,7 +69,8 @@ def base_config() -> ml_collections.ConfigDict:
       vocab_name="en32k",  # Token ids come from record field tokens/<name>.
       text_len=16,
       image_size=224,
-      # Or CENTER_CROP, or RANDOM_CROP (evaluated as CENTER_CROP).
+      # Or CENTER_CROP, or RANDOM_CROP (evaluated as CENTER_CROP), or
+      # RESIZE_BILINEAR (big_vision's resize: the released checkpoints').
       image_mode=input_pipeline.RESIZE,
       image_field=records.IMAGE_ENCODED,  # Or IMAGE_EMBEDDING (SigLiT).
       shuffle_seed=0,

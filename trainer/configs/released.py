@@ -18,9 +18,11 @@ transformer of the text variant over a full vocab_size x width token table
 (no bottleneck), pooled at its last token, with a linear head to the
 embedding size (none for So400m/16-i18n, whose text features are used as
 they are); t' and b initialised to log(10) and -10. Preprocessing as the
-release's: `resize(RES)|value_range(-1, 1)` (`image_mode="resize"`), and
-`tokenize(max_len=TEXT_LEN, model=c4_en|mc4, eos="sticky", pad_value=1)`
-with big_vision's ASCII-only lowercasing (`data.lowercase="ascii"`).
+release's: `decode|resize(RES)|value_range(-1, 1)`
+(`image_mode="resize_bilinear"`: TensorFlow's decoding and bilinear resize,
+reproduced without TensorFlow), and `tokenize(max_len=TEXT_LEN,
+model=c4_en|mc4, eos="sticky", pad_value=1)` with big_vision's ASCII-only
+lowercasing (`data.lowercase="ascii"`).
 """
 
 import dataclasses
@@ -109,7 +111,7 @@ def get_config(name: str | None = None) -> ml_collections.ConfigDict:
   config.data.vocab_name = preset.vocab_name
   config.data.text_len = preset.text_len
   config.data.image_size = preset.image_size
-  config.data.image_mode = input_pipeline.RESIZE
+  config.data.image_mode = input_pipeline.RESIZE_BILINEAR
   config.data.lowercase = vocabulary.LOWERCASE_ASCII
 
   config.model.image = configs.image_tower(
