@@ -89,6 +89,14 @@ def isfile(path: str) -> bool:
   return fs.isfile(p)
 
 
+def isdir(path: str) -> bool:
+  """Whether `path` is a directory (on an object store: holds an object)."""
+  if not is_uri(path):
+    return os.path.isdir(path)
+  fs, p = _fs(path)
+  return fs.isdir(p)
+
+
 def glob(pattern: str) -> list[str]:
   """The sorted paths matching `pattern` (`*`, `?`, `[...]`), as given."""
   if not is_uri(pattern):

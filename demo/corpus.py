@@ -14,6 +14,8 @@ Everything is a function of the seed: example `i` draws from a generator
 seeded by (stream, seed, i), so the same options give byte-identical files.
 
   python -m demo.corpus --output demo_out/corpus --xm3600_dir demo_out/xm3600
+
+Every directory may be local or `gs://...` (through `dataformat.files`).
 """
 
 import argparse
@@ -27,9 +29,7 @@ import itertools
 import json
 import math
 import os
-import pathlib
 import re
-import shutil
 import sys
 import tarfile
 import time
@@ -135,8 +135,8 @@ class CorpusSummary:
     options: the generation options, as recorded in `corpus.json`.
   """
 
-  output_dir: pathlib.Path
-  shards: tuple[pathlib.Path, ...]
+  output_dir: str
+  shards: tuple[str, ...]
   num_examples: int
   num_clean: int
   language_counts: dict[str, int]
@@ -162,7 +162,7 @@ class CorpusSummary:
 class Xm3600Summary:
   """What `generate_xm3600` wrote: `captions.jsonl` and `images/KEY.jpg`."""
 
-  output_dir: pathlib.Path
+  output_dir: str
   image_keys: tuple[str, ...]
   captions_per_image: int
   seed: int
@@ -183,7 +183,7 @@ class ZeroShotSummary:
     languages: the languages with a class-name file.
   """
 
-  output_dir: pathlib.Path
+  output_dir: str
   images_per_class: int
   languages: tuple[str, ...]
 
@@ -201,7 +201,7 @@ class ExamplePlan:
   lang: str
   defect: Defect | None = None
   duplicate_of: int | None = None
-  blocklisted_image: pathlib.Path | None = None
+  blocklisted_image: str | None = None
   mismatched: bool = False
 
 
@@ -326,34 +326,37 @@ def _counts_by_share(total: int, shares: Mapping[str, float]) -> dict[str, int]:
   return counts
 
 
-def check_output_dir(path: pathlib.Path, overwrite: bool, flag: str) -> None:
+def check_output_dir(path: str, overwrite: bool, flag: str) -> None:
   """Raises ValueError unless `path` is missing, an empty directory, or
   `overwrite` is set (flag: the option named in the message)."""
-  if path.exists() and not path.is_dir():
+  if files.isfile(path):
     raise ValueError(f"{flag} {path} exists and is not a directory")
-  if path.is_dir() and any(path.iterdir()) and not overwrite:
+  if files.isdir(path) and files.listdir(path) and not overwrite:
     raise ValueError(f"{flag} {path} is not empty; pass --overwrite to "
                      "replace what an earlier run wrote there")
 
 
-def _prepare_output_dir(path: pathlib.Path, overwrite: bool, flag: str,
-                        owned: Callable[[pathlib.Path], bool]) -> None:
+def _prepare_output_dir(path: str, overwrite: bool, flag: str,
+                        owned: Callable[[str], bool]) -> None:
   """Creates `path` after `check_output_dir`; with `overwrite`, first removes
-  the entries `owned` says this generator wrote (and nothing else)."""
+  the entries whose names `owned` says this generator wrote (and nothing
+  else)."""
   check_output_dir(path, overwrite, flag)
-  path.mkdir(parents=True, exist_ok=True)
-  for entry in filter(owned, sorted(path.iterdir())):
-    if entry.is_dir():
-      shutil.rmtree(entry)
+  files.makedirs(path)
+  if not files.isdir(path):  # An empty or missing prefix of an object store.
+    return
+  for name in filter(owned, files.listdir(path)):
+    entry = files.join(path, name)
+    if files.isdir(entry):
+      files.rmtree(entry)
     else:
-      entry.unlink()
+      files.remove(entry)
 
 
-def _xm3600_root(path: pathlib.Path) -> pathlib.Path:
+def _xm3600_root(path: str) -> str:
   """The XM3600 directory given itself or its `images/` directory."""
-  for root in (path, path.parent):
-    if ((root / xm3600_data.CAPTIONS_FILE).is_file()
-        and (root / xm3600_data.IMAGES_DIR).is_dir()):
+  for root in (path, files.dirname(path)):
+    if xm3600_data.is_xm3600_dir(root):
       return root
   raise ValueError(f"blocklist source {path} is not an XM3600 directory "
                    f"(no {xm3600_data.CAPTIONS_FILE} and "
@@ -365,7 +368,7 @@ def _xm3600_root(path: pathlib.Path) -> pathlib.Path:
 
 def plan_corpus(num_examples: int, seed: int, bad_fraction: float,
                 lang_mix: Mapping[str, float],
-                blocklist_images: Sequence[pathlib.Path] = (),
+                blocklist_images: Sequence[str] = (),
                 mismatch_fraction: float = 0.0) -> list[ExamplePlan]:
   """Decides every example's language and defect.
 
@@ -524,10 +527,11 @@ def make_example(plan: ExamplePlan, seed: int, image_size: tuple[int, int],
   text = captions.describe(described, plan.lang, rng)
   caption, detail = text.encode("utf-8"), None
   if defect is Defect.BLOCKLISTED_IMAGE:
-    image = plan.blocklisted_image.read_bytes()
+    image = files.read_bytes(plan.blocklisted_image)
     with Image.open(io.BytesIO(image)) as decoded:
       width, height = decoded.size
-    xm_key = plan.blocklisted_image.stem
+    xm_key = files.basename(plan.blocklisted_image).removesuffix(
+        xm3600_data.IMAGE_SUFFIX)
     text = xm3600_captions[xm_key][plan.lang][0]
     caption, scene, detail = text.encode("utf-8"), None, f"xm3600 {xm_key}"
   elif defect is Defect.CORRUPT_JPEG:
@@ -593,9 +597,10 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
   tar.addfile(info, io.BytesIO(data))
 
 
-def write_shard(path: pathlib.Path, examples: Sequence[DemoExample]) -> None:
+def write_shard(path: str, examples: Sequence[DemoExample]) -> None:
   """Writes `examples` as one webdataset tar: KEY.jpg, KEY.txt, KEY.json."""
-  with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
+  with files.open_file(path, "wb") as f, tarfile.open(
+      fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
     for example in examples:
       _add_member(tar, f"{example.key}.jpg", example.image)
       if example.caption is not None:
@@ -604,8 +609,8 @@ def write_shard(path: pathlib.Path, examples: Sequence[DemoExample]) -> None:
           example.metadata, ensure_ascii=False).encode("utf-8"))
 
 
-def _owned_by_corpus(entry: pathlib.Path) -> bool:
-  return entry.name == CORPUS_FILE or bool(_SHARD_NAME.match(entry.name))
+def _owned_by_corpus(name: str) -> bool:
+  return name == CORPUS_FILE or bool(_SHARD_NAME.match(name))
 
 
 def generate_corpus(
@@ -649,17 +654,17 @@ def generate_corpus(
   image_size, mix = check_corpus_options(num_examples, image_size,
                                          examples_per_shard, bad_fraction,
                                          lang_mix, mismatch_fraction)
-  blocklist_images: list[pathlib.Path] = []
+  blocklist_images: list[str] = []
   xm3600_captions = None
   if blocklist_source_dir is not None:
-    root = _xm3600_root(pathlib.Path(blocklist_source_dir))
+    root = _xm3600_root(os.fspath(blocklist_source_dir))
     xm3600_captions = dict(xm3600_data.read_captions(
-        root / xm3600_data.CAPTIONS_FILE))
-    blocklist_images = sorted((root / xm3600_data.IMAGES_DIR).glob(
-        f"*{xm3600_data.IMAGE_SUFFIX}"))
+        files.join(root, xm3600_data.CAPTIONS_FILE)))
+    blocklist_images = files.glob(files.join(
+        root, xm3600_data.IMAGES_DIR, f"*{xm3600_data.IMAGE_SUFFIX}"))
     if not blocklist_images:
       raise ValueError(f"blocklist source {root} has no images")
-  output_dir = pathlib.Path(output_dir)
+  output_dir = os.fspath(output_dir)
   _prepare_output_dir(output_dir, overwrite, "--output", _owned_by_corpus)
 
   plans = plan_corpus(num_examples, seed, bad_fraction, mix,
@@ -671,7 +676,7 @@ def generate_corpus(
   for start in range(0, num_examples, examples_per_shard):
     examples = [make_example(plan, seed, image_size, xm3600_captions)
                 for plan in plans[start:start + examples_per_shard]]
-    path = output_dir / f"{len(shards):05d}.tar"
+    path = files.join(output_dir, f"{len(shards):05d}.tar")
     write_shard(path, examples)
     shards.append(path)
     for plan, example in zip(plans[start:], examples):
@@ -693,7 +698,7 @@ def generate_corpus(
       "lang_mix": lang_mix
       if lang_mix is None or isinstance(lang_mix, str) else dict(lang_mix),
       "blocklist_source_dir": (None if blocklist_source_dir is None
-                               else str(blocklist_source_dir)),
+                               else os.fspath(blocklist_source_dir)),
       "thresholds": {
           "min_image_side": THRESHOLDS.min_image_side,
           "max_aspect_ratio": THRESHOLDS.max_aspect_ratio,
@@ -717,9 +722,9 @@ def generate_corpus(
       lang_mix=mix,
       options=options,
   )
-  _write_json(output_dir / CORPUS_FILE, {
+  files.write_json(files.join(output_dir, CORPUS_FILE), {
       "options": options,
-      "shards": [p.name for p in shards],
+      "shards": [files.basename(p) for p in shards],
       "num_examples": num_examples,
       "num_clean": summary.num_clean,
       "num_bad": summary.num_bad,
@@ -733,10 +738,9 @@ def generate_corpus(
   return summary
 
 
-def _eval_filter(paths: Sequence[pathlib.Path]
-                 ) -> near_duplicates.EvalImageFilter:
+def _eval_filter(paths: Sequence[str]) -> near_duplicates.EvalImageFilter:
   """The build's near-duplicate filter for these block-listed images."""
-  entries = [blocklist.eval_image(path.name, str(path),
+  entries = [blocklist.eval_image(files.basename(path), path,
                                   images.DEFAULT_SHORTER_SIDE)
              for path in paths]
   return near_duplicates.EvalImageFilter(entries,
@@ -752,11 +756,6 @@ def _is_near_duplicate(image: bytes,
       stored, images.pixel_sha256(stored)) is not None
 
 
-def _write_json(path: pathlib.Path, value: Any) -> None:
-  path.write_text(json.dumps(value, ensure_ascii=False, indent=2) + "\n",
-                  encoding="utf-8")
-
-
 # The mini XM3600 set ----------------------------------------------------------
 
 
@@ -765,8 +764,8 @@ def xm3600_image_key(seed: int, index: int) -> str:
   return hashlib.sha256(f"demo-xm3600/{seed}/{index}".encode()).hexdigest()[:16]
 
 
-def _owned_by_xm3600(entry: pathlib.Path) -> bool:
-  return entry.name in (xm3600_data.CAPTIONS_FILE, xm3600_data.IMAGES_DIR)
+def _owned_by_xm3600(name: str) -> bool:
+  return name in (xm3600_data.CAPTIONS_FILE, xm3600_data.IMAGES_DIR)
 
 
 def generate_xm3600(
@@ -797,9 +796,8 @@ def generate_xm3600(
         f"1..{captions.MIN_VARIANTS} (the fewest templates of a "
         f"language), got {captions_per_image}")
   width, height = _check_image_size(image_size)
-  output_dir = pathlib.Path(output_dir)
+  output_dir = os.fspath(output_dir)
   _prepare_output_dir(output_dir, overwrite, "--xm3600_dir", _owned_by_xm3600)
-  (output_dir / xm3600_data.IMAGES_DIR).mkdir()
   keys, lines = [], []
   for index in range(num_images):
     rng = np.random.default_rng((_XM3600_STREAM, seed, index))
@@ -820,8 +818,8 @@ def generate_xm3600(
       }
     keys.append(key)
     lines.append(json.dumps(line, ensure_ascii=False))
-  (output_dir / xm3600_data.CAPTIONS_FILE).write_text(
-      "\n".join(lines) + "\n", encoding="utf-8")
+  files.write_text(files.join(output_dir, xm3600_data.CAPTIONS_FILE),
+                   "\n".join(lines) + "\n")
   return Xm3600Summary(output_dir=output_dir, image_keys=tuple(keys),
                        captions_per_image=captions_per_image, seed=seed)
 
@@ -870,8 +868,8 @@ def zeroshot_classes(lang: str) -> str:
       for colour in scenes.COLOURS)
 
 
-def _owned_by_zeroshot(entry: pathlib.Path) -> bool:
-  return entry.name in (ZEROSHOT_IMAGES_DIR, ZEROSHOT_CLASSES_DIR)
+def _owned_by_zeroshot(name: str) -> bool:
+  return name in (ZEROSHOT_IMAGES_DIR, ZEROSHOT_CLASSES_DIR)
 
 
 def generate_zeroshot(
@@ -898,12 +896,10 @@ def generate_zeroshot(
     raise ValueError("--zeroshot_images_per_class must be positive, got "
                      f"{images_per_class}")
   width, height = _check_image_size(image_size)
-  output_dir = pathlib.Path(output_dir)
+  output_dir = os.fspath(output_dir)
   _prepare_output_dir(output_dir, overwrite, "--zeroshot_dir",
                       _owned_by_zeroshot)
   counts = dict.fromkeys(scenes.COLOURS, 0)
-  for colour in scenes.COLOURS:
-    (output_dir / ZEROSHOT_IMAGES_DIR / colour).mkdir(parents=True)
   # Scene after scene, each kept if its colour still lacks images: every
   # class gets the same number, all a function of the seed.
   index = 0
@@ -914,15 +910,15 @@ def generate_zeroshot(
     colour = scene.shapes[0].colour
     if counts[colour] < images_per_class:
       counts[colour] += 1
-      path = (output_dir / ZEROSHOT_IMAGES_DIR / colour /
-              f"{zeroshot_image_key(seed, index)}.jpg")
-      path.write_bytes(
+      files.write_bytes(
+          files.join(output_dir, ZEROSHOT_IMAGES_DIR, colour,
+                     f"{zeroshot_image_key(seed, index)}.jpg"),
           scenes.encode_jpeg(scenes.render_scene(scene, width, height, rng)))
     index += 1
-  (output_dir / ZEROSHOT_CLASSES_DIR).mkdir()
   for lang in captions.LANGUAGES:
-    (output_dir / ZEROSHOT_CLASSES_DIR / f"{lang}.txt").write_text(
-        zeroshot_classes(lang), encoding="utf-8")
+    files.write_text(
+        files.join(output_dir, ZEROSHOT_CLASSES_DIR, f"{lang}.txt"),
+        zeroshot_classes(lang))
   return ZeroShotSummary(output_dir, images_per_class, captions.LANGUAGES)
 
 
@@ -936,16 +932,17 @@ def _build_parser() -> argparse.ArgumentParser:
                    "of shape scenes with captions in the 36 XM3600 "
                    "languages, a share of them deliberately bad) and, "
                    "optionally, a mini XM3600 evaluation set."))
-  parser.add_argument("--output", required=True, type=pathlib.Path,
-                      help="directory for the shards and corpus.json; must "
-                      "be empty or missing unless --overwrite")
+  parser.add_argument("--output", required=True, metavar="DIR",
+                      help="directory (local or gs://) for the shards and "
+                      "corpus.json; must be empty or missing unless "
+                      "--overwrite")
   parser.add_argument("--num_examples", type=int, default=10000,
                       help="examples to write, clean and bad (default "
                       "10000)")
   parser.add_argument("--seed", type=int, default=0,
                       help="seed of everything random (default 0); the same "
                       "seed gives byte-identical files")
-  parser.add_argument("--xm3600_dir", type=pathlib.Path,
+  parser.add_argument("--xm3600_dir", metavar="DIR",
                       help="also write a mini XM3600 set here (official "
                       "layout), and make some bad examples copies of its "
                       "images (block-listed)")
@@ -971,7 +968,7 @@ def _build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--xm3600_captions_per_image", type=int, default=2,
                       help="captions per image and language in the mini "
                       "XM3600 set (default 2)")
-  parser.add_argument("--zeroshot_dir", type=pathlib.Path,
+  parser.add_argument("--zeroshot_dir", metavar="DIR",
                       help="also write a zero-shot classification set here: "
                       "images/<colour>/*.jpg (one shape per image; its "
                       "colour is the class) and classes/<lang>.txt (each "

@@ -154,7 +154,8 @@ def _missing_images(data_dir: str, keys: Sequence[str]) -> list[str]:
   return [key for key in keys if image_path(data_dir, key) not in present]
 
 
-def _is_xm3600_dir(data_dir: str) -> bool:
+def is_xm3600_dir(data_dir: str) -> bool:
+  """Whether `data_dir` holds `captions.jsonl` and (locally) `images/`."""
   if not files.isfile(files.join(data_dir, CAPTIONS_FILE)):
     return False
   # Object stores have no directories: there, missing images are named.
@@ -194,7 +195,7 @@ def load_xm3600(data_dir: str | os.PathLike[str],
   """
   data_dir = os.fspath(data_dir)
   captions_path = files.join(data_dir, CAPTIONS_FILE)
-  if not _is_xm3600_dir(data_dir):
+  if not is_xm3600_dir(data_dir):
     raise ValueError(f"{data_dir!r} is not an XM3600 directory (no "
                      f"{CAPTIONS_FILE} and {IMAGES_DIR}/)")
   named = bool(langs)

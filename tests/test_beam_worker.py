@@ -33,7 +33,7 @@ def fresh_install_env(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory) -> pathlib.Path:
+def small_corpus(tmp_path_factory) -> str:
   return demo_corpus_lib.generate_corpus(
       tmp_path_factory.mktemp("corpus"), num_examples=40, seed=5,
       examples_per_shard=20, bad_fraction=0.0,
@@ -58,7 +58,7 @@ def test_the_environment_shows_beams_notice(fresh_install_env):
 def test_build_dataset_with_worker_processes_prints_only_progress(
     fresh_install_env, small_corpus, tmp_path):
   result = run_command("pipelines.build_dataset", [
-      "--input", str(small_corpus / "*.tar"), "--output",
+      "--input", f"{small_corpus}/*.tar", "--output",
       str(tmp_path / "dataset"), *TWO_WORKER_PROCESSES], fresh_install_env)
   assert result.returncode == 0, result.stderr
   assert result.stderr.splitlines() == [
@@ -70,7 +70,7 @@ def test_build_dataset_with_worker_processes_prints_only_progress(
 def test_train_vocab_with_worker_processes_prints_only_progress(
     fresh_install_env, small_corpus, tmp_path):
   result = run_command("vocabularies.train_vocab", [
-      "--input", str(small_corpus / "*.tar"), "--output",
+      "--input", f"{small_corpus}/*.tar", "--output",
       str(tmp_path / "vocab"), "--preset", "en32k", "--vocab_size", "40",
       "--sample_dir", str(tmp_path / "sample"), *TWO_WORKER_PROCESSES],
                        fresh_install_env)

@@ -95,3 +95,14 @@ def test_walk_and_rename_a_directory(root, tmp_path):
   assert (files.exists(files.join(root, "e")),
           files.read_text(files.join(root, "f"))) == (False, "e")
   files.rmtree(root)
+
+
+@pytest.mark.parametrize("root", ["local", "memory://isdir"])
+def test_isdir_holds_for_a_directory_with_files_only(root, tmp_path):
+  root = str(tmp_path) if root == "local" else root
+  files.write_text(files.join(root, "d", "sub", "f"), "x")
+  assert files.isdir(files.join(root, "d"))
+  assert files.isdir(files.join(root, "d", "sub"))
+  assert not files.isdir(files.join(root, "d", "sub", "f"))
+  assert not files.isdir(files.join(root, "missing"))
+  files.rmtree(root)

@@ -3,7 +3,8 @@
 Inputs are the session's fixtures copied to a GCS emulator
 (`tests/fixtures/gcs.py`); outputs go there too. Records store the path of
 their input file (`source`), and the manifest the input and block-list
-paths: those differ, and only those.
+paths: those differ, and only those. The demo corpus command writes its
+three sets to the bucket and to a local directory alike.
 """
 
 import dataclasses
@@ -13,6 +14,7 @@ import pytest
 
 from dataformat import records
 from dataformat import shards
+from demo import corpus as demo_corpus_lib
 from pipelines import build_dataset
 from pipelines import inspect
 from pipelines import verify
@@ -162,3 +164,51 @@ def test_train_vocab_on_gcs_trains_the_local_vocabulary(gcs, gcs_dir,
   assert any(name.startswith(train_vocab.SAMPLE_PREFIX)
              for name in gcs.list(sample))
 
+
+
+def _demo_argv(root: str, *flags: str) -> list[str]:
+  return ["--output", f"{root}/corpus", "--xm3600_dir", f"{root}/xm3600",
+          "--zeroshot_dir", f"{root}/zeroshot", "--num_examples", "60",
+          "--examples_per_shard", "25", "--bad_fraction", "0.3", "--seed",
+          "3", "--xm3600_num_images", "4", "--zeroshot_images_per_class",
+          "2", *flags]
+
+
+def test_demo_corpus_on_gcs_writes_the_local_bytes(gcs, gcs_dir, tmp_path):
+  assert demo_corpus_lib.main(_demo_argv(str(tmp_path))) == 0
+  assert demo_corpus_lib.main(_demo_argv(gcs_dir)) == 0
+  for name in ("corpus", "xm3600", "zeroshot"):
+    local = {path.relative_to(tmp_path / name).as_posix(): path.read_bytes()
+             for path in (tmp_path / name).rglob("*") if path.is_file()}
+    remote = gcs.read_dir(f"{gcs_dir}/{name}")
+    if name == "corpus":  # corpus.json records the block-list path given.
+      remote[demo_corpus_lib.CORPUS_FILE] = remote[
+          demo_corpus_lib.CORPUS_FILE].replace(gcs_dir.encode(),
+                                               str(tmp_path).encode())
+    assert remote == local, name
+  truth = json.loads(
+      (tmp_path / "corpus" / demo_corpus_lib.CORPUS_FILE).read_text())
+  # Block-listed examples are byte copies of the XM3600 images: on gs://,
+  # the corpus read them back from the bucket.
+  assert truth["defect_counts"]["blocklisted_image"] >= 1
+
+
+def test_demo_corpus_on_gcs_refuses_a_used_output_unless_overwrite(
+    gcs, gcs_dir, capsys):
+  output = f"{gcs_dir}/corpus"
+  assert demo_corpus_lib.main(["--output", output, "--num_examples", "30",
+                               "--examples_per_shard", "10"]) == 0
+  gcs.write(f"{output}/notes.txt", b"mine")
+  capsys.readouterr()
+  assert demo_corpus_lib.main(["--output", output, "--num_examples",
+                               "10"]) == 1
+  assert capsys.readouterr().err == (
+      f"error: --output {output} is not empty; pass --overwrite to replace "
+      "what an earlier run wrote there\n")
+  assert demo_corpus_lib.main(["--output", output, "--num_examples", "10",
+                               "--overwrite"]) == 0
+  # Stale shards of the earlier run are gone; objects it did not write stay.
+  assert gcs.list(output) == ["00000.tar", "corpus.json", "notes.txt"]
+  assert demo_corpus_lib.main(["--output", f"{output}/notes.txt",
+                               "--num_examples", "10"]) == 1
+  assert "exists and is not a directory" in capsys.readouterr().err

@@ -172,7 +172,7 @@ def small_corpus(tmp_path_factory) -> demo_corpus_lib.CorpusSummary:
 
 def _build(corpus, output, vocab_dir, tower_workdir, *extra) -> int:
   return build_dataset.main([
-      "--input", str(corpus.output_dir / "*.tar"), "--output", str(output),
+      "--input", f"{corpus.output_dir}/*.tar", "--output", str(output),
       "--vocab", str(vocab_dir), "--num_shards", "2",
       "--score_model", str(tower_workdir), "--score_name", NAME,
       "--score_batch_size", "16", *map(str, extra)])
@@ -271,7 +271,7 @@ def test_bad_score_flags_are_one_line_errors(flags, message, small_corpus,
   given = {"MODEL": str(tower_workdir), "CONFIG": str(tower_config_file)}
   flags = [given.get(f, f) for f in flags]
   status = build_dataset.main([
-      "--input", str(small_corpus.output_dir / "*.tar"), "--output",
+      "--input", f"{small_corpus.output_dir}/*.tar", "--output",
       str(tmp_path / "out"), *flags])
   assert status != 0
   err = capsys.readouterr().err.strip()
@@ -328,7 +328,7 @@ def test_demo_siglip_score_separates_mismatched_pairs(tmp_path, capsys):
                                 "multi250k", 300)
   def build(corpus_dir, output, *flags):
     assert build_dataset.main([
-        "--input", str(corpus_dir / "*.tar"), "--vocab", str(vocab),
+        "--input", f"{corpus_dir}/*.tar", "--vocab", str(vocab),
         "--num_shards", "1", "--output", str(output), *flags]) == 0
   build(train_corpus.output_dir, tmp_path / "ds")
   train.train_and_evaluate(_quality_config(tmp_path / "ds"), tmp_path / "run")
@@ -394,7 +394,7 @@ def test_a_scored_build_with_near_duplicates_translates_for_dataflow(
 def test_a_local_score_model_is_refused_for_dataflow(
     gcs, small_corpus, en_vocab_dir, tower_workdir, capsys):
   assert build_dataset.main([
-      "--input", str(small_corpus.output_dir / "*.tar"),
+      "--input", f"{small_corpus.output_dir}/*.tar",
       "--output", gcs.uri("refused"), "--vocab", str(en_vocab_dir),
       "--score_model", str(tower_workdir), "--score_name", NAME,
       *dataflow_fixture.dataflow_flags(gcs, "--dry_run", "True")]) == 1

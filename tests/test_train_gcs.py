@@ -154,6 +154,32 @@ def test_a_damaged_step_on_gcs_is_set_aside(gcs, gcs_dir):
   assert names == {"2", "4.damaged"}
 
 
+def test_a_local_run_copied_to_gcs_resumes_there(gcs, gcs_dir, tmp_path):
+  # orbax writes its commit marker into a local step too (before renaming
+  # it from its temporary name), so a copy (`gsutil cp -r`) keeps it.
+  state = {"a": np.arange(4.0)}
+  data_iter = iter(grain.MapDataset.range(8).to_iter_dataset())
+  checkpointer = checkpoints.Checkpointer(str(tmp_path), max_to_keep=3)
+  for step in (2, 4):
+    next(data_iter)
+    checkpointer.save(step, jax.tree.map(lambda x: x * step, state),
+                      data_iter)
+  checkpointer.close()
+  gcs.upload_dir(tmp_path, gcs_dir)
+  copied = f"{gcs_dir}/{checkpoints.CHECKPOINTS_DIR}"
+  assert checkpoints.complete_steps(copied) == [2, 4]
+  checkpointer = checkpoints.Checkpointer(gcs_dir, max_to_keep=3)
+  resumed_iter = iter(grain.MapDataset.range(8).to_iter_dataset())
+  restored = checkpointer.restore_latest(
+      jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state),
+      resumed_iter)
+  checkpointer.close()
+  assert (restored.step, restored.damaged) == (4, [])
+  np.testing.assert_array_equal(restored.state["a"], state["a"] * 4)
+  assert next(resumed_iter) == next(data_iter) == 2
+  assert {name.split("/")[0] for name in gcs.list(copied)} == {"2", "4"}
+
+
 def test_export_to_gcs_and_load_it_back(gcs, gcs_run, gcs_dir, run, capsys):
   _, _, params = run
   npz = f"{gcs_dir}/model.npz"
