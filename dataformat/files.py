@@ -246,15 +246,6 @@ def rmtree(path: str) -> None:
     fs.rm(p, recursive=True)
 
 
-def walk(directory: str) -> list[str]:
-  """The sorted paths of every file under `directory`, at any depth."""
-  if not is_uri(directory):
-    return sorted(os.path.join(root, name)
-                  for root, _, names in os.walk(directory) for name in names)
-  fs, p = _fs(directory)
-  return sorted(_with_scheme(directory, found) for found in fs.find(p))
-
-
 def rename(source: str, destination: str) -> None:
   """Moves the file or directory `source` to `destination` (same store).
 
@@ -265,6 +256,6 @@ def rename(source: str, destination: str) -> None:
     os.rename(source, destination)
     return
   source, destination = source.rstrip("/"), destination.rstrip("/")
-  for path in walk(source):  # A single file finds itself.
+  for path in find(source):  # A single file finds itself.
     copy(path, destination + path[len(source):])
   rmtree(source)

@@ -85,11 +85,11 @@ def test_walk_and_rename_a_directory(root, tmp_path):
   root = str(tmp_path) if root == "local" else root
   for name in ("d/b/2", "d/a", "d/b/1", "e"):
     files.write_text(files.join(root, name), name)
-  assert files.walk(files.join(root, "d")) == [
+  assert files.find(files.join(root, "d")) == [
       files.join(root, name) for name in ("d/a", "d/b/1", "d/b/2")]
   files.rename(files.join(root, "d"), files.join(root, "d.old"))
-  assert files.walk(files.join(root, "d")) == []
-  assert [files.read_text(p) for p in files.walk(
+  assert files.find(files.join(root, "d")) == []
+  assert [files.read_text(p) for p in files.find(
       files.join(root, "d.old"))] == ["d/a", "d/b/1", "d/b/2"]
   files.rename(files.join(root, "e"), files.join(root, "f"))
   assert (files.exists(files.join(root, "e")),

@@ -148,7 +148,7 @@ def files_sha256(root: str, paths: Sequence[str]) -> str:
 
 def _run_sha256(workdir: str, step: int) -> str:
   step_dir = checkpoints.step_dir(workdir, step)
-  return files_sha256(workdir, files.walk(step_dir) + [
+  return files_sha256(workdir, files.find(step_dir) + [
       files.join(workdir, checkpoints.CONFIG_FILE)])
 
 
