@@ -1,4 +1,5 @@
-"""Tests for eval.xm3600 (and eval.report) on the mini XM3600 set.
+"""Tests for eval.xm3600 (and eval.report, the vocabulary rule of
+eval.vocabulary_choice, eval.model_choice's flags) on the mini XM3600 set.
 
 A randomly initialised tiny two-tower model is saved as a real training
 checkpoint; its training dataset is a directory holding only the manifest
@@ -24,8 +25,10 @@ from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import records
 from dataformat import shards
+from eval import model_choice
 from eval import report
 from eval import retrieval_metrics
+from eval import vocabulary_choice
 from eval import xm3600
 from eval import xm3600_data
 from pipelines import langid
@@ -391,11 +394,12 @@ def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
 
 def test_vocabulary_rule(run, multi_vocab_dir, tmp_path):
   workdir, config, _ = run
-  found = xm3600.choose_vocabulary(config, workdir=workdir)
+  found = vocabulary_choice.choose_vocabulary(config, workdir=workdir)
   assert found.source == "manifest search"
   assert pathlib.Path(found.path).parent.name == "vocabs"
 
-  given = xm3600.choose_vocabulary(config, vocab_path=multi_vocab_dir)
+  given = vocabulary_choice.choose_vocabulary(config,
+                                               vocab_path=multi_vocab_dir)
   assert (given.source, given.vocabulary.sha256) == (
       "--vocab", found.vocabulary.sha256)
 
@@ -403,11 +407,11 @@ def test_vocabulary_rule(run, multi_vocab_dir, tmp_path):
   other = tiny_config(tmp_path / "other")
   with pytest.raises(ValueError, match="but the model was trained with "
                      "vocabulary 'multi250k' of sha256 000000000000"):
-    xm3600.choose_vocabulary(other, vocab_path=multi_vocab_dir)
+    vocabulary_choice.choose_vocabulary(other, vocab_path=multi_vocab_dir)
   with pytest.raises(ValueError, match=r"not found under .*; pass --vocab"):
-    xm3600.choose_vocabulary(other, workdir=workdir)
+    vocabulary_choice.choose_vocabulary(other, workdir=workdir)
   with pytest.raises(ValueError, match="--vocab is required"):
-    xm3600.choose_vocabulary(tiny_config())
+    vocabulary_choice.choose_vocabulary(tiny_config())
 
 
 def test_lowercasing_follows_flag_then_config_then_vocabulary(
@@ -417,7 +421,7 @@ def test_lowercasing_follows_flag_then_config_then_vocabulary(
   assert card["lowercase"] is True
 
   def lowercase(**kwargs):
-    return xm3600.choose_vocabulary(
+    return vocabulary_choice.choose_vocabulary(
         config, vocab_path=multi_vocab_dir, **kwargs).vocabulary.lowercase
 
   assert lowercase() is True
@@ -433,7 +437,7 @@ def test_lowercasing_follows_flag_then_config_then_vocabulary(
   for old, expected in ((True, True), (False, True)):
     saved.data = ml_collections.ConfigDict({**saved.data.to_dict(),
                                             "lowercase": old})
-    assert xm3600.choose_vocabulary(
+    assert vocabulary_choice.choose_vocabulary(
         saved, vocab_path=multi_vocab_dir).vocabulary.lowercase is expected
 
 
@@ -449,10 +453,10 @@ def test_lowercase_flag_takes_a_mode(flags, expected):
 
 def test_eval_image_mode_is_deterministic():
   data = ml_collections.ConfigDict({"image_mode": input_pipeline.RANDOM_CROP})
-  assert xm3600.eval_image_mode(data) == input_pipeline.CENTER_CROP
+  assert model_choice.eval_image_mode(data) == input_pipeline.CENTER_CROP
   data.image_mode = input_pipeline.CENTER_CROP
-  assert xm3600.eval_image_mode(data) == input_pipeline.CENTER_CROP
-  assert xm3600.eval_image_mode(configs.base_config().data) == (
+  assert model_choice.eval_image_mode(data) == input_pipeline.CENTER_CROP
+  assert model_choice.eval_image_mode(configs.base_config().data) == (
       input_pipeline.RESIZE)
 
 
@@ -527,10 +531,11 @@ def test_gcs_data_vocabulary_search_and_report_match_local(
   gcs.upload_dir(root / "vocabs", f"{gcs_dir}/run/vocabs")
   remote_run = save_run(root / "gcs_run",
                         tiny_config(f"{gcs_dir}/run/dataset"), params, STEP)
-  found = xm3600.choose_vocabulary(tiny_config(f"{gcs_dir}/run/dataset"))
+  found = vocabulary_choice.choose_vocabulary(
+      tiny_config(f"{gcs_dir}/run/dataset"))
   assert found.path == f"{gcs_dir}/run/vocabs/{VOCAB_NAME}"
   assert found.source == "manifest search"
-  assert found.vocabulary.sha256 == xm3600.choose_vocabulary(
+  assert found.vocabulary.sha256 == vocabulary_choice.choose_vocabulary(
       tiny_config(root / "dataset"), workdir=workdir).vocabulary.sha256
 
   output = f"{gcs_dir}/report"
