@@ -1,5 +1,4 @@
-"""Tests for eval.xm3600 (and eval.report, the vocabulary rule of
-eval.vocabulary_choice, eval.model_choice's flags) on the mini XM3600 set.
+"""Tests for eval.xm3600 (and eval.report) on the mini XM3600 set.
 
 A randomly initialised tiny two-tower model is saved as a real training
 checkpoint; its training dataset is a directory holding only the manifest
@@ -25,7 +24,6 @@ from dataformat import files
 from dataformat import manifest as manifest_lib
 from dataformat import records
 from dataformat import shards
-from eval import model_choice
 from eval import report
 from eval import retrieval_metrics
 from eval import vocabulary_choice
@@ -390,74 +388,6 @@ def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1, err
   assert not (tmp_path / "out").exists()
-
-
-def test_vocabulary_rule(run, multi_vocab_dir, tmp_path):
-  workdir, config, _ = run
-  found = vocabulary_choice.choose_vocabulary(config, workdir=workdir)
-  assert found.source == "manifest search"
-  assert pathlib.Path(found.path).parent.name == "vocabs"
-
-  given = vocabulary_choice.choose_vocabulary(config,
-                                               vocab_path=multi_vocab_dir)
-  assert (given.source, given.vocabulary.sha256) == (
-      "--vocab", found.vocabulary.sha256)
-
-  write_manifest(tmp_path / "other", "0" * 64)
-  other = tiny_config(tmp_path / "other")
-  with pytest.raises(ValueError, match="but the model was trained with "
-                     "vocabulary 'multi250k' of sha256 000000000000"):
-    vocabulary_choice.choose_vocabulary(other, vocab_path=multi_vocab_dir)
-  with pytest.raises(ValueError, match=r"not found under .*; pass --vocab"):
-    vocabulary_choice.choose_vocabulary(other, workdir=workdir)
-  with pytest.raises(ValueError, match="--vocab is required"):
-    vocabulary_choice.choose_vocabulary(tiny_config())
-
-
-def test_lowercasing_follows_flag_then_config_then_vocabulary(
-    multi_vocab_dir):
-  config = tiny_config()
-  card = json.loads((multi_vocab_dir / "vocab.json").read_text())
-  assert card["lowercase"] is True
-
-  def lowercase(**kwargs):
-    return vocabulary_choice.choose_vocabulary(
-        config, vocab_path=multi_vocab_dir, **kwargs).vocabulary.lowercase
-
-  assert lowercase() is True
-  assert lowercase(lowercase=False) is False
-  assert lowercase(lowercase="none") is False
-  config.data.lowercase = "ascii"
-  assert lowercase() == "ascii"
-  assert lowercase(lowercase="unicode") is True
-  config.data.lowercase = "none"
-  assert lowercase() is False
-  # Runs saved before the modes existed: True is "unicode", False the card's.
-  saved = configs.with_defaults(config.to_dict())
-  for old, expected in ((True, True), (False, True)):
-    saved.data = ml_collections.ConfigDict({**saved.data.to_dict(),
-                                            "lowercase": old})
-    assert vocabulary_choice.choose_vocabulary(
-        saved, vocab_path=multi_vocab_dir).vocabulary.lowercase is expected
-
-
-@pytest.mark.parametrize("flags, expected", [
-    ([], None), (["--lowercase"], "unicode"), (["--lowercase", "ascii"],
-                                               "ascii"),
-    (["--no-lowercase"], "none")])
-def test_lowercase_flag_takes_a_mode(flags, expected):
-  args = xm3600.build_parser().parse_args(
-      ["--data_dir", "d", "--checkpoint", "c", "--output", "o", *flags])
-  assert args.lowercase == expected
-
-
-def test_eval_image_mode_is_deterministic():
-  data = ml_collections.ConfigDict({"image_mode": input_pipeline.RANDOM_CROP})
-  assert model_choice.eval_image_mode(data) == input_pipeline.CENTER_CROP
-  data.image_mode = input_pipeline.CENTER_CROP
-  assert model_choice.eval_image_mode(data) == input_pipeline.CENTER_CROP
-  assert model_choice.eval_image_mode(configs.base_config().data) == (
-      input_pipeline.RESIZE)
 
 
 def test_model_without_image_tower_is_refused(xm3600_dir, multi_vocab_dir):
