@@ -23,6 +23,9 @@ from trainer.models import two_towers
 from trainer.models import vit
 
 Params = Any
+# Images or texts per encoding step of the evaluation commands and the
+# periodic evaluators (config.evals.*.batch_size) unless they are told.
+DEFAULT_BATCH_SIZE = 64
 _TOWER_PARAMS = "tower"
 
 

@@ -19,7 +19,7 @@ options), `zeroshot.md` (tables, also printed) and `zeroshot_top1.png`.
 `evaluator_from_config` (config.evals.zeroshot).
 
 Checkpoints, the vocabulary, image preprocessing and SigLiT image towers
-follow `eval.xm3600`'s rules.
+follow `eval.model_choice`'s rules.
 """
 
 import argparse
@@ -36,13 +36,13 @@ import numpy as np
 
 from dataformat import cli
 from dataformat import files
+from eval import encoding
+from eval import model_choice
 from eval import report
-from eval import xm3600
 from eval import zeroshot_data
 from eval import zeroshot_metrics
 from vocabularies import vocabulary as vocabulary_lib
 from trainer import input_pipeline
-from trainer import model_loader
 
 Params = Any
 NAME = "zeroshot"
@@ -72,8 +72,8 @@ class ZeroShotEvaluator:
                templates: Mapping[str, Sequence[str]],
                config: ml_collections.ConfigDict,
                vocabulary: vocabulary_lib.Vocabulary, *,
-               image_tower: xm3600.ImageTower | None = None,
-               batch_size: int = xm3600.DEFAULT_BATCH_SIZE, every: int = 0,
+               image_tower: model_choice.ImageTower | None = None,
+               batch_size: int = encoding.DEFAULT_BATCH_SIZE, every: int = 0,
                progress: Callable[[str], None] | None = None):
     """Prepares the evaluation.
 
@@ -104,10 +104,10 @@ class ZeroShotEvaluator:
     self.vocabulary = vocabulary
     self.every = every
     self.image_tower = image_tower
-    self.image_size, self.image_mode = xm3600.image_preprocessing(
+    self.image_size, self.image_mode = model_choice.image_preprocessing(
         config, image_tower)
-    self._encoder = xm3600.model_encoder(config, image_tower, batch_size,
-                                         progress)
+    self._encoder = model_choice.model_encoder(config, image_tower,
+                                               batch_size, progress)
     self.batch_size = self._encoder.batch_size
     self.text_len = self._encoder.text_len
     self.class_keys = next(iter(classes.values())).keys
@@ -243,8 +243,8 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
 
   Runs every config.evals.zeroshot.every steps, or every config.eval_every
   steps when that is 0. The vocabulary and a SigLiT model's image tower
-  follow `eval.xm3600`'s rules (config.evals.zeroshot.vocab, image_tower,
-  image_tower_config if set).
+  follow `eval.model_choice`'s rules (config.evals.zeroshot.vocab,
+  image_tower, image_tower_config if set; `model_choice.periodic_choice`).
 
   Raises:
     ValueError: for bad inputs, no vocabulary or image tower, or a data_dir
@@ -265,16 +265,10 @@ def evaluator_from_config(config: ml_collections.ConfigDict,
       list(eval_config.langs), layout=eval_config.layout,
       split=eval_config.split, image_field=eval_config.image_field,
       label_field=eval_config.label_field)
-  choice = xm3600.choose_vocabulary(config, vocab_path=eval_config.vocab,
-                                    workdir=workdir,
-                                    progress=print)
-  image_tower = None
-  if config.model.image is None:
-    image_tower = xm3600.choose_image_tower(
-        config, tower_path=eval_config.image_tower,
-        tower_config_file=eval_config.image_tower_config, progress=print)
+  vocabulary, image_tower = model_choice.periodic_choice(config, eval_config,
+                                                        workdir)
   return ZeroShotEvaluator(images, classes, templates, config,
-                           choice.vocabulary, image_tower=image_tower,
+                           vocabulary, image_tower=image_tower,
                            batch_size=eval_config.batch_size,
                            every=eval_config.every)
 
@@ -309,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "English, 'name' (the class name alone), or a file "
                       "with one template per line, {} for the class name "
                       "('{lang}' in the path: one file per language)")
-  xm3600.add_model_arguments(parser)
+  model_choice.add_model_arguments(parser)
   parser.add_argument("--output", required=True, metavar="DIR",
                       help="directory for the report files (created; "
                       "existing report files are replaced)")
@@ -336,24 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="record field of the label, an int64 class index "
                       "or a bytes class key (default 'label')")
   parser.add_argument("--batch_size", type=cli.positive_int,
-                      default=xm3600.DEFAULT_BATCH_SIZE, metavar="N",
+                      default=encoding.DEFAULT_BATCH_SIZE, metavar="N",
                       help="images or prompts per encoding step (default "
-                      f"{xm3600.DEFAULT_BATCH_SIZE})")
+                      f"{encoding.DEFAULT_BATCH_SIZE})")
   return parser
 
 
-def _report_json(results: Mapping[str, Any],
-                 checkpoint: model_loader.Provenance,
-                 choice: xm3600.VocabularyChoice,
+def _report_json(results: Mapping[str, Any], model: model_choice.Model,
                  evaluator: ZeroShotEvaluator,
                  args: argparse.Namespace) -> dict[str, Any]:
   images = evaluator.images
   return {
-      "checkpoint": {"path": checkpoint.path,
-                     "kind": checkpoint.kind, "step": checkpoint.step},
-      **({} if evaluator.image_tower is None else
-         {"image_tower": evaluator.image_tower.to_json()}),
-      "vocabulary": choice.to_json(),
+      **model.to_json(),
       "options": {
           "data_dir": files.resolve(images.data_dir),
           "layout": images.layout,
@@ -365,7 +353,7 @@ def _report_json(results: Mapping[str, Any],
           "image_size": evaluator.image_size,
           "image_mode": evaluator.image_mode,
           "text_len": evaluator.text_len,
-          "lowercase": choice.vocabulary.lowercase,
+          "lowercase": model.vocabulary.vocabulary.lowercase,
       },
       "protocol": {
           "class_embedding": "L2-normalised mean of the L2-normalised "
@@ -387,7 +375,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
       args.data_dir, args.classes, args.templates, _languages(args.lang),
       layout=args.layout, split=args.split, image_field=args.image_field,
       label_field=args.label_field)
-  model = xm3600.load_model(args, progress)
+  model = model_choice.load_model(args, progress)
   checkpoint, choice = model.checkpoint, model.vocabulary
   num_classes = len(next(iter(classes.values())).keys)
   progress(f"{len(images.ids)} images ({images.layout}), {num_classes} "
@@ -399,7 +387,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
                                 image_tower=model.image_tower,
                                 batch_size=args.batch_size, progress=progress)
   results = evaluator.evaluate(model.params)
-  output = _report_json(results, checkpoint, choice, evaluator, args)
+  output = _report_json(results, model, evaluator, args)
   files.makedirs(args.output)
   files.write_json(files.join(args.output, RESULTS_FILE), output)
   table = report.zeroshot_markdown(output)

@@ -146,8 +146,9 @@ def describe_scorer(checkpoint: str, config_file: str | None,
 def _lowercase(config: ml_collections.ConfigDict,
                vocabulary: vocabulary_lib.Vocabulary
                ) -> vocabulary_lib.Lowercase:
-  # As training and eval.xm3600: config.data.lowercase if set, else the
-  # card's (runs saved before the modes existed hold False for the card's).
+  # As training and eval.vocabulary_choice: config.data.lowercase if set,
+  # else the card's (runs saved before the modes existed hold False for the
+  # card's).
   if config.data.get("lowercase"):
     return vocabulary_lib.lowercase_setting(config.data.lowercase)
   return vocabulary.lowercase

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import pytest
 
-from eval import xm3600
+from eval import encoding
 from trainer import configs
 from trainer import input_pipeline
 from trainer import optimizers
@@ -173,7 +173,7 @@ def test_defaults_keep_the_readers_behaviour():
   config = configs.base_config()
   assert config.data.image_mode == input_pipeline.RESIZE
   assert config.evals.xm3600.vocab is None
-  assert config.evals.xm3600.batch_size == xm3600.DEFAULT_BATCH_SIZE
+  assert config.evals.xm3600.batch_size == encoding.DEFAULT_BATCH_SIZE
 
 
 def test_a_saved_config_gets_the_keys_it_lacks():
@@ -187,7 +187,7 @@ def test_a_saved_config_gets_the_keys_it_lacks():
   assert config.data.image_mode == input_pipeline.RESIZE
   assert config.evals.xm3600.to_dict() == {
       "module": "eval.xm3600", "data_dir": "/xm", "langs": [], "every": 2,
-      "vocab": None, "batch_size": xm3600.DEFAULT_BATCH_SIZE,
+      "vocab": None, "batch_size": encoding.DEFAULT_BATCH_SIZE,
       "image_tower": None, "image_tower_config": None}
   assert config.optim.to_dict() == optimizers.default_config().to_dict()
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import sentencepiece
 
+from eval import vocabulary_choice
 from eval import xm3600
 from pipelines import embed
 from tests import test_embed
@@ -425,7 +426,8 @@ def test_xm3600_runs_a_release_with_its_file_and_preset_name(
               for text in texts]
   config, loaded, _ = model_loader.load(
       str(npz), f"{released.__file__}:so400m16_i18n_256")
-  choice = xm3600.choose_vocabulary(config, vocab_path=str(model_file))
+  choice = vocabulary_choice.choose_vocabulary(config,
+                                                vocab_path=str(model_file))
   assert [choice.vocabulary.encode(text, 64) for text in texts] == expected
   flat = traverse_util.flatten_dict(params, sep="/")
   for key, value in traverse_util.flatten_dict(loaded, sep="/").items():

@@ -26,6 +26,7 @@ from dataformat import records
 from dataformat import shards
 from eval import report
 from eval import retrieval_metrics
+from eval import vocabulary_choice
 from eval import xm3600
 from eval import xm3600_data
 from pipelines import langid
@@ -389,75 +390,6 @@ def test_unfinished_or_damaged_checkpoints_are_refused_naming_them(
   assert not (tmp_path / "out").exists()
 
 
-def test_vocabulary_rule(run, multi_vocab_dir, tmp_path):
-  workdir, config, _ = run
-  found = xm3600.choose_vocabulary(config, workdir=workdir)
-  assert found.source == "manifest search"
-  assert pathlib.Path(found.path).parent.name == "vocabs"
-
-  given = xm3600.choose_vocabulary(config, vocab_path=multi_vocab_dir)
-  assert (given.source, given.vocabulary.sha256) == (
-      "--vocab", found.vocabulary.sha256)
-
-  write_manifest(tmp_path / "other", "0" * 64)
-  other = tiny_config(tmp_path / "other")
-  with pytest.raises(ValueError, match="but the model was trained with "
-                     "vocabulary 'multi250k' of sha256 000000000000"):
-    xm3600.choose_vocabulary(other, vocab_path=multi_vocab_dir)
-  with pytest.raises(ValueError, match=r"not found under .*; pass --vocab"):
-    xm3600.choose_vocabulary(other, workdir=workdir)
-  with pytest.raises(ValueError, match="--vocab is required"):
-    xm3600.choose_vocabulary(tiny_config())
-
-
-def test_lowercasing_follows_flag_then_config_then_vocabulary(
-    multi_vocab_dir):
-  config = tiny_config()
-  card = json.loads((multi_vocab_dir / "vocab.json").read_text())
-  assert card["lowercase"] is True
-
-  def lowercase(**kwargs):
-    return xm3600.choose_vocabulary(
-        config, vocab_path=multi_vocab_dir, **kwargs).vocabulary.lowercase
-
-  assert lowercase() is True
-  assert lowercase(lowercase=False) is False
-  assert lowercase(lowercase="none") is False
-  config.data.lowercase = "ascii"
-  assert lowercase() == "ascii"
-  assert lowercase(lowercase="unicode") is True
-  config.data.lowercase = "none"
-  assert lowercase() is False
-  # Runs saved before the modes existed: True is "unicode", False the card's.
-  saved = configs.with_defaults(config.to_dict())
-  for old, expected in ((True, True), (False, True)):
-    saved.data = ml_collections.ConfigDict({**saved.data.to_dict(),
-                                            "lowercase": old})
-    assert xm3600.choose_vocabulary(
-        saved, vocab_path=multi_vocab_dir).vocabulary.lowercase is expected
-
-
-@pytest.mark.parametrize("flags, expected", [
-    ([], None), (["--lowercase"], "unicode"), (["--lowercase", "ascii"],
-                                               "ascii"),
-    (["--no-lowercase"], "none")])
-def test_lowercase_flag_takes_a_mode(flags, expected):
-  args = xm3600.build_parser().parse_args(
-      ["--data_dir", "d", "--checkpoint", "c", "--output", "o", *flags])
-  assert args.lowercase == expected
-
-
-def test_eval_image_mode_is_deterministic():
-  data = ml_collections.ConfigDict({"image_mode": input_pipeline.RANDOM_CROP})
-  assert xm3600.eval_image_mode(data) == input_pipeline.CENTER_CROP
-  data.image_mode = input_pipeline.CENTER_CROP
-  assert xm3600.eval_image_mode(data) == input_pipeline.CENTER_CROP
-  data.image_mode = input_pipeline.RESIZE_BILINEAR
-  assert xm3600.eval_image_mode(data) == input_pipeline.RESIZE_BILINEAR
-  assert xm3600.eval_image_mode(configs.base_config().data) == (
-      input_pipeline.RESIZE)
-
-
 def test_model_without_image_tower_is_refused(xm3600_dir, multi_vocab_dir):
   config = tiny_config()
   config.model.image = None
@@ -529,10 +461,11 @@ def test_gcs_data_vocabulary_search_and_report_match_local(
   gcs.upload_dir(root / "vocabs", f"{gcs_dir}/run/vocabs")
   remote_run = save_run(root / "gcs_run",
                         tiny_config(f"{gcs_dir}/run/dataset"), params, STEP)
-  found = xm3600.choose_vocabulary(tiny_config(f"{gcs_dir}/run/dataset"))
+  found = vocabulary_choice.choose_vocabulary(
+      tiny_config(f"{gcs_dir}/run/dataset"))
   assert found.path == f"{gcs_dir}/run/vocabs/{VOCAB_NAME}"
   assert found.source == "manifest search"
-  assert found.vocabulary.sha256 == xm3600.choose_vocabulary(
+  assert found.vocabulary.sha256 == vocabulary_choice.choose_vocabulary(
       tiny_config(root / "dataset"), workdir=workdir).vocabulary.sha256
 
   output = f"{gcs_dir}/report"

@@ -1,4 +1,5 @@
-"""Tests for eval.xm3600 on SigLiT checkpoints (models without image tower).
+"""Tests for eval.xm3600 on SigLiT checkpoints (models without image tower)
+and the image-tower rule of eval.model_choice.
 
 The frozen tower and its LiT dataset are those of tests/test_embed.py: a tiny
 SigLIP run, embedded by the real pipeline. A tiny SigLiT model (a text tower
@@ -21,6 +22,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from dataformat import files
 from dataformat import records
 from dataformat import shards
+from eval import model_choice
 from eval import xm3600
 from eval import xm3600_data
 from pipelines import embed
@@ -138,7 +140,7 @@ def test_image_embeddings_are_the_head_on_the_frozen_tower(
   data = xm3600_data.load_xm3600(xm3600_dir, list(LANGS))
   evaluator = xm3600.Xm3600Evaluator(
       data, config, vocabulary_lib.Vocabulary.load(multi_vocab_dir),
-      image_tower=xm3600.choose_image_tower(config), batch_size=16)
+      image_tower=model_choice.choose_image_tower(config), batch_size=16)
   got = evaluator.image_embeddings(params)
   assert got.shape == (len(data.image_keys),
                        test_xm3600.WIDTH if head else EMBEDDING_DIM)
@@ -159,9 +161,9 @@ def test_image_embeddings_are_the_head_on_the_frozen_tower(
 def test_default_tower_is_the_one_the_manifest_names(
     lit_dataset, tower_workdir, tmp_path):
   config = siglit_config(lit_dataset)
-  tower = xm3600.choose_image_tower(config)
+  tower = model_choice.choose_image_tower(config)
   recorded = tower_manifest(lit_dataset)
-  assert tower.source == xm3600.TOWER_FROM_MANIFEST
+  assert tower.source == model_choice.TOWER_FROM_MANIFEST
   assert tower.spec.checkpoint == recorded["checkpoint"] == str(tower_workdir)
   assert tower.spec.sha256 == recorded["sha256"] == (
       model_loader.checkpoint_sha256(str(tower_workdir)))
@@ -177,7 +179,7 @@ def test_default_tower_is_the_one_the_manifest_names(
       parents=True)
   config.data.train_dir = str(lit_manifest_copy(
       lit_dataset, tmp_path / "lit", checkpoint=str(moved_on)))
-  tower = xm3600.choose_image_tower(config)
+  tower = model_choice.choose_image_tower(config)
   assert tower.spec.checkpoint == str(
       moved_on / checkpoints.CHECKPOINTS_DIR / str(test_embed.STEP))
 
@@ -188,16 +190,16 @@ def test_tower_of_other_embeddings_is_refused(lit_dataset, tmp_path):
   with pytest.raises(ValueError, match=r"says the training embeddings were "
                      r"made by one of sha256 000000000000\.\.\.: another "
                      "tower; pass the one that made them with --image_tower"):
-    xm3600.choose_image_tower(config)
+    model_choice.choose_image_tower(config)
 
   config.data.train_dir = str(lit_manifest_copy(
       lit_dataset, tmp_path / "gone", checkpoint=str(tmp_path / "no_run")))
   with pytest.raises(ValueError, match="names: checkpoint path .* does not "
                      "exist; pass --image_tower"):
-    xm3600.choose_image_tower(config)
+    model_choice.choose_image_tower(config)
   with pytest.raises(ValueError, match="no LiT dataset manifest .* pass it "
                      "with --image_tower"):
-    xm3600.choose_image_tower(siglit_config(None))
+    model_choice.choose_image_tower(siglit_config(None))
 
 
 def test_a_missing_lit_manifest_is_named(tower_workdir, tmp_path):
@@ -206,12 +208,12 @@ def test_a_missing_lit_manifest_is_named(tower_workdir, tmp_path):
   missing = (f"the training dataset manifest {manifest} "
              "(config.data.train_dir) does not exist")
   with pytest.raises(ValueError) as raised:
-    xm3600.choose_image_tower(config)
+    model_choice.choose_image_tower(config)
   assert str(raised.value) == (f"{missing}: it names the model's frozen "
                                "image tower; pass --image_tower")
   warnings = []
-  tower = xm3600.choose_image_tower(config, tower_path=tower_workdir,
-                                    progress=warnings.append)
+  tower = model_choice.choose_image_tower(config, tower_path=tower_workdir,
+                                          progress=warnings.append)
   assert warnings == [f"warning: --image_tower {tower_workdir} is not "
                       f"checked against the training embeddings: {missing}"]
   assert tower.to_json()["verified_against_manifest"] is False
@@ -219,9 +221,9 @@ def test_a_missing_lit_manifest_is_named(tower_workdir, tmp_path):
 
 def test_given_tower_without_manifest_uses_its_own_image_size_and_mode(
     tower_workdir, tmp_path):
-  tower = xm3600.choose_image_tower(siglit_config(None),
-                                    tower_path=tower_workdir)
-  assert tower.source == xm3600.TOWER_FROM_FLAG
+  tower = model_choice.choose_image_tower(siglit_config(None),
+                                          tower_path=tower_workdir)
+  assert tower.source == model_choice.TOWER_FROM_FLAG
   assert (tower.spec.image_size, tower.image_mode) == (
       test_embed.IMAGE_SIZE, input_pipeline.RESIZE)
   assert tower.to_json()["verified_against_manifest"] is False
@@ -232,7 +234,8 @@ def test_given_tower_without_manifest_uses_its_own_image_size_and_mode(
   config = cropped / checkpoints.CONFIG_FILE
   config.write_text(config.read_text().replace(
       '"image_mode": "resize"', '"image_mode": "random_crop"'))
-  tower = xm3600.choose_image_tower(siglit_config(None), tower_path=cropped)
+  tower = model_choice.choose_image_tower(siglit_config(None),
+                                          tower_path=cropped)
   assert tower.image_mode == embed.tower_image_mode(str(cropped)) == (
       input_pipeline.CENTER_CROP)
 
@@ -244,7 +247,7 @@ def test_report_records_the_tower(cli_results, siglit_run, lit_dataset,
       "sha256": tower_manifest(lit_dataset)["sha256"],
       "step": test_embed.STEP, "image_size": test_embed.IMAGE_SIZE,
       "image_mode": input_pipeline.RESIZE, "embedding_dim": EMBEDDING_DIM,
-      "source": xm3600.TOWER_FROM_MANIFEST,
+      "source": model_choice.TOWER_FROM_MANIFEST,
       "verified_against_manifest": True}
   assert cli_results["checkpoint"] == {
       "path": str(siglit_run[0]), "kind": model_loader.OURS, "step": STEP}
@@ -279,7 +282,7 @@ def test_npz_tower_and_npz_checkpoint_give_the_same_numbers(
       model_loader.BIG_VISION, str(tower_npz), None)
   assert tower["sha256"] == files.sha256(str(tower_npz))
   assert (tower["source"], tower["verified_against_manifest"]) == (
-      xm3600.TOWER_FROM_FLAG, False)
+      model_choice.TOWER_FROM_FLAG, False)
   assert results["checkpoint"]["kind"] == model_loader.BIG_VISION
   assert results["languages"] == cli_results["languages"]
 
@@ -289,7 +292,7 @@ def test_evaluator_from_config_finds_the_tower(siglit_run, xm3600_dir):
   config = ml_collections.ConfigDict(config.to_dict())
   config.evals.xm3600.update(data_dir=str(xm3600_dir), langs=LANGS, every=3)
   evaluator = xm3600.evaluator_from_config(config, workdir)
-  assert evaluator.image_tower.source == xm3600.TOWER_FROM_MANIFEST
+  assert evaluator.image_tower.source == model_choice.TOWER_FROM_MANIFEST
   assert evaluator.image_size == test_embed.IMAGE_SIZE
   metrics = evaluator.run(params)
   assert set(metrics) == {f"{d}_r{k}_{row}" for d in ("i2t", "t2i")
@@ -349,7 +352,8 @@ def test_evaluator_refuses_a_tower_for_a_model_with_one(
         xm3600_data.load_xm3600(xm3600_dir, ["de"]),
         test_xm3600.tiny_config(),
         vocabulary_lib.Vocabulary.load(multi_vocab_dir),
-        image_tower=xm3600.choose_image_tower(siglit_config(lit_dataset)))
+        image_tower=model_choice.choose_image_tower(
+            siglit_config(lit_dataset)))
 
 
 def test_help_explains_the_tower_flags(capsys):

@@ -104,7 +104,7 @@ def base_config() -> ml_collections.ConfigDict:
           langs=(),  # Empty: all 36 languages.
           every=0,
           # A vocabulary directory or .model; None: the one the training
-          # dataset's manifest names (eval.xm3600 finds it).
+          # dataset's manifest names (eval.vocabulary_choice finds it).
           vocab=config_dict.placeholder(str),
           batch_size=64,  # Images or captions per encoding step.
           # SigLiT runs: the frozen tower of the training embeddings (a
