@@ -9,11 +9,14 @@ other runner and option passes through, e.g. to Dataflow.
 
 from collections.abc import Sequence
 import logging
+import secrets
 import sys
+import tempfile
 from typing import Any
 
 from apache_beam.options import pipeline_options
 from apache_beam.options.pipeline_options import DirectOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
@@ -96,6 +99,29 @@ def check_workers_can_read(checkpoint: str, runner: str | None, flag: str,
         f"Dataflow workers cannot read the local checkpoint {checkpoint} "
         f"({flag}): give a gs:// .npz (export a training run with python -m "
         f"trainer.export and pass its config.json as {config_flag})")
+
+
+def worker_files_dir(options: PipelineOptions, flag: str) -> str:
+  """A new directory for files that the launcher writes for the workers.
+
+  It lies under --temp_location or, for a local run without one, the local
+  temporary directory; the name is new at each call, so that the launcher
+  may remove it once its job has ended.
+
+  Raises:
+    ValueError: naming `flag`, for a remote runner without a --temp_location
+      (a remote one for Dataflow, whose workers cannot read local paths).
+  """
+  temp = options.view_as(GoogleCloudOptions).temp_location
+  runner = options.view_as(StandardOptions).runner
+  if not is_local(options) and (
+      not temp or (runner == DATAFLOW_RUNNER and not files.is_uri(temp))):
+    raise ValueError(
+        f"{flag} on {runner} needs a --temp_location that its workers can "
+        f"read (gs://... on Dataflow): the launcher writes the files they "
+        f"read there")
+  return files.join(files.resolve(temp or tempfile.gettempdir()),
+                    f"worker-files-{secrets.token_hex(8)}")
 
 
 def runner_for(options: PipelineOptions):

@@ -26,10 +26,15 @@ base64 of little-endian uint64s; colour: base64 of int8 rows of
 `image_signature.COLOUR_VALUES`). The SHA-256s hold for the header's image
 size only: a build storing another size refuses the file. Older files
 (version 1: hex SHA-256 lines; version 2: no image size) are refused.
+
+A build writes the entries of all its block-lists into one such file where
+its workers can read it (`write_for_workers`): the job carries that file's
+name and SHA-256 (`BlocklistFile`), not the signatures.
 """
 
 import base64
 from collections.abc import Iterable, Iterator, Sequence
+import dataclasses
 import hashlib
 import json
 import os
@@ -129,6 +134,12 @@ def entry_line(image: EvalImage) -> str:
       "colour": _b64(image.signatures.colour)}) + "\n"
 
 
+def file_bytes(entries: Iterable[EvalImage], image_size: int) -> bytes:
+  """The block-list file of `entries`, for builds storing `image_size`."""
+  return "".join([json.dumps(header(image_size)) + "\n",
+                  *map(entry_line, entries)]).encode("utf-8")
+
+
 def _check_header(line: str, source: str, image_size: int) -> None:
   try:
     found = json.loads(line)
@@ -215,6 +226,54 @@ def load_blocklists(paths: Iterable[str], *,
                                   max_pixels=max_pixels)]
 
 
+@dataclasses.dataclass(frozen=True)
+class BlocklistFile:
+  """A block-list file written for a build's workers, named with its SHA-256.
+
+  It stands in for the entries in a Beam job (`near_duplicates.
+  EvalImageFilter`'s source): a few hundred bytes pickled, where the
+  signatures take about 13 KB per eval image.
+  """
+
+  path: str
+  sha256: str
+  image_size: int
+
+  def entries(self) -> list[EvalImage]:
+    """The file's entries.
+
+    Raises:
+      ValueError: if the file is not the one written (its SHA-256 differs).
+      OSError: if it cannot be read.
+    """
+    data = files.read_bytes(self.path)
+    found = hashlib.sha256(data).hexdigest()
+    if found != self.sha256:
+      raise ValueError(
+          f"block-list {self.path} has changed since the build wrote it "
+          f"(sha256 {found}, expected {self.sha256}): launch the build again")
+    return parse_file(data.decode("utf-8").splitlines(), self.path,
+                      self.image_size)
+
+  def blocked_hashes(self) -> list[str]:
+    """The distinct pixel SHA-256s of the file's images, sorted."""
+    return sorted({e.sha256 for e in self.entries()})
+
+
+def write_for_workers(entries: Sequence[EvalImage], image_size: int,
+                      directory: str) -> BlocklistFile:
+  """Writes `entries` into `directory` as `<sha256>.blocklist`.
+
+  Raises:
+    OSError: naming the file, if writing fails.
+  """
+  data = file_bytes(entries, image_size)
+  sha256 = hashlib.sha256(data).hexdigest()
+  path = files.join(directory, f"{sha256}.blocklist")
+  files.write_bytes(path, data)
+  return BlocklistFile(path, sha256, image_size)
+
+
 def blocklist_sha256(hashes: Iterable[str]) -> str:
   """A digest of a set of hashes, independent of order and of its sources."""
   return hashlib.sha256(
@@ -247,14 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     if not total:
       raise ValueError(
           f"no image files under {', '.join(args.directories)}")
-    lines = [json.dumps(header(args.image_size)) + "\n"]
+    signed = []
     for directory in args.directories:
       for image in eval_images(directory, args.image_size):
-        lines.append(entry_line(image))
-        done = len(lines) - 1
-        if done % 500 == 0 or done == total:
-          print(f"signed {done}/{total} images", file=sys.stderr)
-    files.write_text(args.output, "".join(lines))
+        signed.append(image)
+        if len(signed) % 500 == 0 or len(signed) == total:
+          print(f"signed {len(signed)}/{total} images", file=sys.stderr)
+    files.write_bytes(args.output, file_bytes(signed, args.image_size))
   except (ValueError, OSError) as e:
     return cli.fail(e)
   print(f"wrote {total} images to {args.output}")

@@ -36,6 +36,7 @@ import sys
 from typing import Any, NamedTuple
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 
@@ -332,20 +333,31 @@ class BuildDataset(beam.PTransform):
                config: process.ProcessConfig,
                identifier: langid.LanguageIdentifier,
                vocabularies: Sequence[Vocabulary],
-               blocked_hashes: Iterable[str],
-               eval_filter: near_duplicates.EvalImageFilter | None,
+               blocklist_file: blocklist.BlocklistFile | None,
+               near_duplicates_match: image_signature.MatchConfig | None,
                num_shards: int, split: str,
                manifest_fields: dict[str, Any],
                scoring: tuple[pair_scorer.ScorerSpec,
                               score_filter.ScoreFilterConfig] | None = None):
+    """The build's inputs, outputs and checks.
+
+    Args:
+      blocklist_file: the block-listed images, in a file the workers read;
+        None without a block-list.
+      near_duplicates_match: when an image is a near-copy of a block-listed
+        one; None to reject only exact copies.
+    """
     super().__init__()
     self._inputs = dispatch.match_input_files(inputs)
     self._output_dir = output_dir
     self._config = config
     self._identifier = identifier
     self._vocabularies = list(vocabularies)
-    self._blocked_hashes = sorted(blocked_hashes)
-    self._eval_filter = eval_filter
+    self._blocklist_file = blocklist_file
+    self._eval_filter = None
+    if blocklist_file is not None and near_duplicates_match is not None:
+      self._eval_filter = near_duplicates.EvalImageFilter(
+          None, near_duplicates_match, blocklist_file)
     self._num_shards = num_shards
     self._split = split
     self._manifest_fields = manifest_fields
@@ -378,9 +390,15 @@ class BuildDataset(beam.PTransform):
         {
             "keys": kept | "KeyByImageHash" >> beam.Map(
                 lambda e: (e.image_sha256, e.key)),
+            # The hashes come from the block-list file, read by a worker:
+            # in the job graph they would grow with the block-list.
             "blocked": (pbegin
-                        | "Blocklist" >> beam.Create(self._blocked_hashes)
-                        | "KeyBlocked" >> beam.Map(lambda h: (h, True))),
+                        | "Blocklist" >> beam.Create(
+                            [self._blocklist_file] if self._blocklist_file
+                            else [])
+                        | "KeyBlocked" >> beam.FlatMap(
+                            lambda f: ((h, True)
+                                       for h in f.blocked_hashes()))),
         }
         | "GroupByImageHash" >> beam.CoGroupByKey()
         | "Deduplicate" >> beam.ParDo(_SetLevelRejectionsFn(n)))
@@ -718,6 +736,9 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
     match = image_signature.MatchConfig(
         args.near_duplicate_radius, args.near_duplicate_max_colour_distance)
   options = beam_options.from_flags(beam_argv)
+  # Fails before the block-lists are loaded, which may take minutes.
+  worker_dir = (beam_options.worker_files_dir(options, "--blocklist")
+                if args.blocklist else None)
   if not args.verbose:
     beam_options.quiet_workers(options.view_as(WorkerOptions))
   config = _config_from_args(args)
@@ -734,13 +755,11 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
                                       image_size=config.image_size,
                                       max_pixels=config.max_image_pixels)
   blocked = {e.sha256 for e in entries}
-  eval_filter = None
   near_duplicate_options = None
   if entries and match is not None:
-    eval_filter = near_duplicates.EvalImageFilter(entries, match)
-    near_duplicate_options = {**match.to_json(),
-                              "eval_images": len(entries),
-                              "signatures": eval_filter.num_signatures}
+    near_duplicate_options = {
+        **match.to_json(), "eval_images": len(entries),
+        "signatures": sum(len(e.signatures) for e in entries)}
   shards_lib.prepare_output_dir(args.output, args.overwrite)
   _LOG.info("building %s from %s", args.output,
             _plural(len(input_files), "input file"))
@@ -764,21 +783,49 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
     spec, score_config = scoring
     manifest_fields[SCORE_SECTION] = {**score_config.to_json(),
                                       "model": spec.to_json()}
-  pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
-                           options=options)
-  _ = pipeline | "BuildDataset" >> BuildDataset(
-      inputs=inputs, output_dir=args.output, config=config,
-      identifier=identifier, vocabularies=vocabularies,
-      blocked_hashes=blocked, eval_filter=eval_filter,
-      num_shards=args.num_shards, split=args.split,
-      manifest_fields=manifest_fields, scoring=scoring)
-  result = pipeline_command.run_pipeline(pipeline, options, args.output,
-                                        wait=not args.no_wait)
+  blocklist_file = None
+  if entries:
+    blocklist_file = blocklist.write_for_workers(entries, config.image_size,
+                                                 worker_dir)
+    _LOG.info("wrote the block-list for the workers to %s",
+              blocklist_file.path)
+  job_ended = False
+  try:
+    pipeline = beam.Pipeline(runner=beam_options.runner_for(options),
+                             options=options)
+    _ = pipeline | "BuildDataset" >> BuildDataset(
+        inputs=inputs, output_dir=args.output, config=config,
+        identifier=identifier, vocabularies=vocabularies,
+        blocklist_file=blocklist_file, near_duplicates_match=match,
+        num_shards=args.num_shards, split=args.split,
+        manifest_fields=manifest_fields, scoring=scoring)
+    result = pipeline_command.run_pipeline(pipeline, options, args.output,
+                                          wait=not args.no_wait)
+    job_ended = not isinstance(result, pipeline_command.Launched)
+  finally:
+    if blocklist_file is not None:
+      _remove_worker_files(worker_dir, options, job_ended)
   if isinstance(result, pipeline_command.Launched):
     return result
   return BuildResult(
       manifest_lib.read(files.join(args.output, shards_lib.MANIFEST)),
       _counters(result))
+
+
+def _remove_worker_files(directory: str, options: PipelineOptions,
+                         job_ended: bool) -> None:
+  """Removes the files written for the job's workers, unless a job may read
+  them still.
+
+  It may when left running (--no_wait), when launched later (a template, a
+  dry run's translated job), and when remote and its end was not seen here
+  (waiting for it failed or was interrupted).
+  """
+  if job_ended or beam_options.is_local(options):
+    files.rmtree(directory)
+  else:
+    _LOG.info("left %s for the job's workers: delete it when no job needs "
+              "it", directory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

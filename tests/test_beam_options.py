@@ -1,6 +1,7 @@
 """Tests for pipelines/beam_options.py: Beam's flags, the runner, worker logs."""
 
 import re
+import tempfile
 
 from apache_beam.options.pipeline_options import SetupOptions
 from apache_beam.options.pipeline_options import WorkerOptions
@@ -78,3 +79,27 @@ def test_is_local_and_the_main_session_is_never_pickled():
   assert not beam_options.is_local(dataflow)
   # Beam would pickle it for Dataflow by default.
   assert dataflow.view_as(SetupOptions).save_main_session is False
+
+
+def test_worker_files_dir_is_new_under_the_temp_location(tmp_path):
+  local = beam_options.from_flags([])
+  first = beam_options.worker_files_dir(local, "--blocklist")
+  assert re.fullmatch(re.escape(tempfile.gettempdir()) + r"/worker-files-"
+                      r"[0-9a-f]{16}", first)
+  assert beam_options.worker_files_dir(local, "--blocklist") != first
+  assert beam_options.worker_files_dir(
+      beam_options.from_flags(["--temp_location", str(tmp_path)]),
+      "--blocklist").startswith(f"{tmp_path}/worker-files-")
+  dataflow = ["--runner", "DataflowRunner", "--project", "p", "--region",
+              "europe-west4"]
+  assert beam_options.worker_files_dir(
+      beam_options.from_flags([*dataflow, "--temp_location", "gs://b/tmp"]),
+      "--blocklist").startswith("gs://b/tmp/worker-files-")
+  for temp in ([], ["--temp_location", str(tmp_path)]):
+    with pytest.raises(ValueError) as raised:
+      beam_options.worker_files_dir(
+          beam_options.from_flags([*dataflow, *temp]), "--blocklist")
+    assert str(raised.value) == (
+        "--blocklist on DataflowRunner needs a --temp_location that its "
+        "workers can read (gs://... on Dataflow): the launcher writes the "
+        "files they read there")

@@ -1,5 +1,6 @@
 """Tests for pipelines.blocklist."""
 
+import hashlib
 import io
 import json
 import os
@@ -14,6 +15,7 @@ from pipelines import blocklist
 from pipelines import image_signature
 from pipelines import images
 from pipelines import near_duplicates
+from pipelines.image_signature import Signatures
 from pipelines.reasons import Reason
 
 
@@ -222,6 +224,105 @@ def test_eval_filter_rejects_near_copies_and_leaves_exact_ones(tmp_path):
   again = pickle.loads(pickle.dumps(eval_filter))
   assert again.reject_reason(smaller, images.pixel_sha256(smaller)) == (
       reason, detail)
+
+
+def many_eval_images(count: int,
+                     seed: int = 0) -> list[near_duplicates.EvalImage]:
+  """`count` made-up eval images: random pixel SHA-256s and signatures, 81
+  of them each, as a signed eval image has."""
+  rng = np.random.default_rng(seed)
+  return [near_duplicates.EvalImage(
+      f"made-up/{seed}-{i:05d}.jpg",
+      hashlib.sha256(f"{seed}/{i}".encode()).hexdigest(),
+      Signatures(rng.integers(0, 2**64, 81, np.uint64),
+                 rng.integers(-128, 128, (81, image_signature.COLOUR_VALUES),
+                              np.int8)))
+          for i in range(count)]
+
+
+def test_the_file_for_workers_is_named_by_its_sha256_and_reads_back(
+    tmp_path):
+  source = _write_v2(tmp_path, ("a.png", _pixels(3)), ("b.png", _pixels(4)))
+  entries = blocklist.load_blocklist(source) + many_eval_images(30)
+  written = blocklist.write_for_workers(entries, 256, str(tmp_path / "w"))
+  data = (tmp_path / "w" / f"{written.sha256}.blocklist").read_bytes()
+  assert written == blocklist.BlocklistFile(
+      str(tmp_path / "w" / f"{written.sha256}.blocklist"),
+      hashlib.sha256(data).hexdigest(), 256)
+  # The block-list file format, as the command writes it.
+  assert data.startswith(open(source, "rb").read())
+  for entries_read in (written.entries(),
+                       blocklist.load_blocklist(written.path)):
+    assert [(e.key, e.sha256) for e in entries_read] == [
+        (e.key, e.sha256) for e in entries]
+    for a, b in zip(entries_read, entries, strict=True):
+      assert np.array_equal(a.signatures.hashes, b.signatures.hashes)
+      assert np.array_equal(a.signatures.colour, b.signatures.colour)
+  assert written.blocked_hashes() == sorted(_sha256s(entries))
+
+
+def test_a_filter_of_a_file_pickles_small_and_judges_as_the_original(
+    tmp_path, monkeypatch):
+  eval_scene = _scene((230, 200, 40), 50)
+  _save(eval_scene, str(tmp_path / "xm" / "sun.png"), "PNG")
+  _save(_scene((230, 200, 40), 120), str(tmp_path / "xm" / "east.png"), "PNG")
+  config = image_signature.MatchConfig()
+  queries = [
+      eval_scene,  # Exact: BLOCKLISTED_IMAGE's job.
+      np.asarray(Image.fromarray(eval_scene).resize((96, 72))),
+      np.ascontiguousarray(eval_scene[6:, 8:150]),
+      np.ascontiguousarray(eval_scene[:, ::-1]),
+      _scene((200, 30, 30), 50),
+      _pixels(9, (90, 120)),
+  ]
+  loads = []
+  entries_of = blocklist.BlocklistFile.entries
+  monkeypatch.setattr(blocklist.BlocklistFile, "entries",
+                      lambda self: loads.append(self) or entries_of(self))
+  sizes = {}
+  for made_up in (0, 400):
+    entries = (blocklist.load_blocklist(str(tmp_path / "xm"))
+               + many_eval_images(made_up))
+    original = near_duplicates.EvalImageFilter(entries, config)
+    expected = [original.reject_reason(q, images.pixel_sha256(q))
+                for q in queries]
+    assert [v and v[0] for v in expected] == [
+        None, *[Reason.NEAR_DUPLICATE_OF_EVAL] * 3, None, None]
+    written = blocklist.write_for_workers(entries, 256,
+                                          str(tmp_path / f"w{made_up:03d}"))
+    pickled = pickle.dumps(
+        near_duplicates.EvalImageFilter(entries, config, written))
+    sizes[made_up] = len(pickled)
+    # Without the file, the signatures travel: about 9 KB per eval image.
+    assert len(pickle.dumps(original)) > 9000 * len(entries)
+    copies = [pickle.loads(pickled) for _ in range(3)]
+    for copy in copies:
+      assert [copy.reject_reason(q, images.pixel_sha256(q))
+              for q in queries] == expected
+      assert copy.num_signatures == 81 * len(entries)
+    # Loaded once in this process, whatever the number of copies.
+    assert loads == [written]
+    loads.clear()
+  assert sizes[0] == sizes[400] < 1024
+
+
+def test_a_changed_file_for_workers_is_refused_in_one_line(tmp_path):
+  written = blocklist.write_for_workers(many_eval_images(3), 256,
+                                        str(tmp_path))
+  lines = open(written.path).read().splitlines(keepends=True)
+  with open(written.path, "w") as f:
+    f.writelines(lines[:-1])
+  changed = hashlib.sha256(open(written.path, "rb").read()).hexdigest()
+  eval_filter = pickle.loads(pickle.dumps(near_duplicates.EvalImageFilter(
+      None, image_signature.MatchConfig(), written)))
+  with pytest.raises(ValueError) as raised:
+    eval_filter.reject_reason(_pixels(1), images.pixel_sha256(_pixels(1)))
+  assert str(raised.value) == (
+      f"block-list {written.path} has changed since the build wrote it "
+      f"(sha256 {changed}, expected {written.sha256}): launch the build "
+      f"again")
+  with pytest.raises(ValueError, match="needs entries or a source"):
+    near_duplicates.EvalImageFilter(None, image_signature.MatchConfig())
 
 
 def test_cli_error_is_one_line(tmp_path, capsys):

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 import numpy as np
 from PIL import Image
@@ -368,10 +369,12 @@ def test_a_killed_build_is_refused_until_overwritten_and_rebuilt_exactly(
   output = tmp_path / "killed"
   argv = _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output)
   root = pathlib.Path(__file__).resolve().parents[1]
+  # The killed build cannot remove the block-list it wrote for its workers:
+  # it leaves it here, not in the machine's temporary directory.
   killed = subprocess.run(
       [sys.executable, "-c", _KILLED_BUILD, kill_at, *argv], cwd=root,
-      env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
-      text=True, timeout=120, check=False)
+      env={**os.environ, "PYTHONPATH": str(root), "TMPDIR": str(tmp_path)},
+      capture_output=True, text=True, timeout=120, check=False)
   assert killed.returncode == -signal.SIGKILL, killed.stderr
   left = {p.relative_to(output).as_posix() for p in output.rglob("*")
           if p.is_file()}
@@ -537,8 +540,10 @@ def _near_copies_corpus(tmp_path: pathlib.Path, xm3600_dir: pathlib.Path
 
 @pytest.mark.slow
 def test_near_duplicates_of_eval_images_are_rejected_with_their_key(
-    tmp_path, xm3600_dir):
+    tmp_path, xm3600_dir, monkeypatch, capsys):
   corpus_dir, copies = _near_copies_corpus(tmp_path, xm3600_dir)
+  # Where the build writes the block-list for its workers.
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
   outputs = {}
   for workers in ("1", "2"):
     output = tmp_path / f"out{workers}"
@@ -548,6 +553,11 @@ def test_near_duplicates_of_eval_images_are_rejected_with_their_key(
         "--direct_num_workers", workers,
         "--direct_running_mode", "multi_processing"]) == 0
     outputs[workers] = _files(output)
+    [written] = re.findall(r"wrote the block-list for the workers to (\S+)\n",
+                           capsys.readouterr().err)
+    assert written.startswith(f"{tmp_path / 'tmp'}/worker-files-")
+  # Removed after the build.
+  assert os.listdir(tmp_path / "tmp") == []
   # The same output whatever the number of workers.
   assert outputs["1"] == outputs["2"]
   manifest = json.loads((tmp_path / "out1" / shards.MANIFEST).read_text())

@@ -6,19 +6,25 @@ dataflow.py`) that records the create-job requests. `pipelines.embed`'s
 submission is tested with its tower, in test_embed.py.
 """
 
+import hashlib
 import json
+import pickle
+import re
 import tarfile
 import tomllib
 
 import pytest
 
+from apache_beam.internal import pickler
 from apache_beam.portability.api import beam_runner_api_pb2
 from pipelines import beam_options
+from pipelines import blocklist
 from pipelines import build_dataset
 from pipelines import pipeline_command
 from tests.fixtures import dataflow as dataflow_fixture
 from tests.fixtures import gcs as gcs_fixture
 from tests.fixtures import vocab as vocab_fixture
+from tests.test_blocklist import many_eval_images
 from vocabularies import train_vocab
 from vocabularies import vocabulary
 
@@ -27,6 +33,9 @@ REGION = dataflow_fixture.REGION
 dataflow_flags = dataflow_fixture.dataflow_flags
 # Top-level packages of the checkout that workers never import.
 _NOT_SHIPPED = ("tests", "benchmarks")
+# Dataflow refuses job graphs over 10 MB (cloud.google.com/dataflow/docs/
+# request-quotas); this block-list's signatures alone take more.
+_EVAL_IMAGES = 1000
 
 
 def shipped_files() -> set[str]:
@@ -55,12 +64,26 @@ def build_argv(gcs, corpus: str, en_vocab_dir, output: str,
           "--vocab", str(en_vocab_dir), *dataflow_flags(gcs, *extra)]
 
 
+def _do_fn(pipeline: beam_runner_api_pb2.Pipeline, name: str):
+  """The DoFn of the ParDo `name`, unpickled as a worker would, and the size
+  of its pickle."""
+  [transform] = [t for t in pipeline.components.transforms.values()
+                 if t.unique_name == name]
+  payload = beam_runner_api_pb2.ParDoPayload.FromString(
+      transform.spec.payload).do_fn.payload
+  return pickler.loads(payload)[0], len(payload)
+
+
 def test_dry_run_translates_the_build_and_stages_the_whole_project(
     gcs, gcs_corpus, en_vocab_dir):
   before = build_folders()
   output = gcs.uri("dataflow/dry_run")
+  eval_images = gcs.uri("dataflow/eval.blocklist")
+  gcs.write(eval_images, blocklist.file_bytes(many_eval_images(_EVAL_IMAGES),
+                                              256))
   args, beam_argv = build_dataset.parse_args(build_argv(
-      gcs, gcs_corpus, en_vocab_dir, output, "--dry_run", "True"))
+      gcs, gcs_corpus, en_vocab_dir, output, "--blocklist", eval_images,
+      "--dry_run", "True"))
   launched = build_dataset.build(args, beam_argv)
   assert isinstance(launched, pipeline_command.Launched)
   assert launched.summary == (
@@ -77,6 +100,26 @@ def test_dry_run_translates_the_build_and_stages_the_whole_project(
       "KeyBlocked", "GroupByImageHash", "Deduplicate", "KeyByShard",
       "ShardIndices", "KeyShardIndices", "GroupByShard", "WriteShards",
       "CountRead", "FinalizeTrigger", "Finalize"}
+  # The block-list travels as a file under the temp location, byte for byte
+  # the one given here; the graph names it, far smaller than its
+  # signatures.
+  eval_bytes = gcs.read(eval_images)
+  assert len(eval_bytes) > 10_000_000
+  assert pipeline.ByteSize() < 1_000_000
+  process_fn, process_size = _do_fn(
+      pipeline, "BuildDataset/Process/ParDo(_ProcessFn)")
+  eval_filter = process_fn._eval_filter  # pylint: disable=protected-access
+  assert len(pickle.dumps(eval_filter)) < 1024
+  sha256 = hashlib.sha256(eval_bytes).hexdigest()
+  source = eval_filter.source
+  assert source == blocklist.BlocklistFile(source.path, sha256, 256)
+  assert source.path.startswith(gcs.uri("dataflow-temp", "worker-files-"))
+  assert source.path.endswith(f"/{sha256}.blocklist")
+  assert gcs.read(source.path) == eval_bytes
+  # A dry run's job could be launched still: the file stays.
+  assert eval_filter.num_signatures == 81 * _EVAL_IMAGES
+  # The language identifier and vocabulary make the rest of the DoFn.
+  assert process_size < 400_000
   # The worker environment: Beam's SDK container, this project's sdist and
   # the launcher's package list, the worker log levels.
   [environment] = pipeline.components.environments.values()
@@ -129,14 +172,26 @@ def test_template_is_staged_and_summarised(gcs, gcs_corpus, en_vocab_dir,
 def test_build_dataset_is_submitted_to_dataflow(gcs, gcs_corpus, en_vocab_dir,
                                                 fake_dataflow, capsys):
   output = gcs.uri("dataflow/submitted")
+  eval_images = gcs.uri("dataflow/submitted.blocklist")
+  eval_bytes = blocklist.file_bytes(many_eval_images(3, seed=1), 256)
+  gcs.write(eval_images, eval_bytes)
   assert build_dataset.main(build_argv(
       gcs, gcs_corpus, en_vocab_dir, output, "--job_name", "build-submitted",
-      "--dataflow_endpoint", fake_dataflow.endpoint, "--no_wait")) == 0
-  assert capsys.readouterr().out == (
+      "--dataflow_endpoint", fake_dataflow.endpoint, "--no_wait",
+      "--blocklist", eval_images)) == 0
+  captured = capsys.readouterr()
+  assert captured.out == (
       "submitted DataflowRunner job fake-job-0 (state PENDING); it writes "
       f"{output}, COMPLETED last, when it finishes\n"
       "follow it at https://console.cloud.google.com/dataflow/jobs/"
       f"{REGION}/fake-job-0?project={gcs_fixture.PROJECT}\n")
+  # The job's workers will read the block-list: it stays, and the launcher
+  # says where.
+  [worker_dir] = re.findall(r"left (\S+) for the job's workers: delete it "
+                            r"when no job needs it\n", captured.err)
+  sha256 = hashlib.sha256(eval_bytes).hexdigest()
+  assert worker_dir.startswith(gcs.uri("dataflow-temp", "worker-files-"))
+  assert gcs.read(f"{worker_dir}/{sha256}.blocklist") == eval_bytes
   [request] = fake_dataflow.jobs
   names = dataflow_fixture.submitted_transforms(request, gcs.read,
                                                 "build-submitted")
