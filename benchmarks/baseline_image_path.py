@@ -21,6 +21,9 @@ from pipelines import build_dataset
 from pipelines import filters
 from pipelines import images
 from pipelines import process
+from pipelines.readers import common
+from pipelines.reasons import Reason
+from pipelines.reasons import Rejection
 
 
 def resize_shorter_side(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -43,8 +46,16 @@ def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
   return buffer.getvalue()
 
 
-def _untokenized_record(raw, text, language, config) -> Record:
-  """process._untokenized_record as it was, on the old functions."""
+def _untokenized_record(raw, text, language, config, eval_filter) -> Record:
+  """process._untokenized_record with the old image functions.
+
+  The benchmark builds without a block-list, so there is no eval filter.
+  """
+  if eval_filter is not None:
+    raise ValueError("the baseline kernel takes no block-list")
+  failure = common.download_failure(raw.metadata)
+  if failure is not None:
+    raise Rejection(Reason.DOWNLOAD_FAILED, failure)
   decoded = images.decode_image(raw.image, config.max_image_pixels)
   if isinstance(text, Exception):
     raise text
@@ -62,7 +73,8 @@ def _untokenized_record(raw, text, language, config) -> Record:
       image_encoded=encode_jpeg(pixels, config.jpeg_quality),
       image_height=pixels.shape[0], image_width=pixels.shape[1],
       image_original_height=height, image_original_width=width,
-      image_sha256=images.pixel_sha256(decoded.pixels))
+      image_sha256=images.pixel_sha256(decoded.pixels),
+      **process.source_fields(raw))
 
 
 def install() -> None:

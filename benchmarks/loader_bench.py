@@ -233,8 +233,9 @@ def per_example_breakdown(directory: pathlib.Path, n: int = 100) -> dict:
   scaled = timed("libjpeg-turbo decode, DCT-scaled (simplejpeg, trainer)",
                  lambda b: image_codec.decode_jpeg(b, IMAGE_SIZE, IMAGE_SIZE),
                  jpegs)
-  timed("OpenCV area resize to 224 (trainer)",
-        lambda p: image_codec.resize_area(p, IMAGE_SIZE, IMAGE_SIZE), scaled)
+  timed("OpenCV area resize of float32 pixels to 224 (trainer)",
+        lambda p: image_codec.resize_area(p.astype(np.float32), IMAGE_SIZE,
+                                          IMAGE_SIZE), scaled)
   floats = timed("to float32 in [-1, 1]",
                  lambda im: np.asarray(im, np.float32) * np.float32(2 / 255)
                  - np.float32(1), resized)

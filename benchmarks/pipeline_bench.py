@@ -110,11 +110,11 @@ def timed(function: Callable[[], object]) -> Timing:
   return Timing(time.perf_counter() - wall, _cpu_seconds() - cpu)
 
 
-def run_pipeline(corpus_dir: pathlib.Path, output: pathlib.Path,
+def run_pipeline(corpus_dir: str, output: pathlib.Path,
                  vocab_dirs: Sequence[str], extra: Sequence[str]) -> None:
   """One `python -m pipelines.build_dataset` run, as a user starts it."""
   argv = [sys.executable, "-m", "pipelines.build_dataset", "--input",
-          str(corpus_dir / "*.tar"), "--output", str(output), "--num_shards",
+          f"{corpus_dir}/*.tar", "--output", str(output), "--num_shards",
           "8", "--overwrite"]
   for vocab_dir in vocab_dirs:
     argv += ["--vocab", vocab_dir]
