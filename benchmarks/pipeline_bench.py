@@ -16,8 +16,6 @@ do), then reports, as Markdown on stdout:
   (the FnApiRunner in process) and with two worker processes
   (`--direct_num_workers 2 --direct_running_mode multi_processing`), and
   the ratios pipeline / kernel and two workers / one;
-- the same with two threads in one process (`multi_threading`: the image
-  work runs in libjpeg-turbo, OpenCV and hashlib, which release the GIL);
 - the fixed cost of a run (the same configurations on 16 examples) and the
   per-example time beyond it;
 - CPU seconds (this process and its worker processes), which the machine's
@@ -66,7 +64,6 @@ KERNEL = "kernel (plain loop)"
 KERNEL_TWO = "kernel, 2 processes"
 ONE = "pipeline, 1 worker"
 TWO = "pipeline, 2 workers"
-THREADS = "pipeline, 2 threads"
 ONE_SMALL = f"pipeline, 1 worker, {SMALL_CORPUS_EXAMPLES} examples"
 TWO_SMALL = f"pipeline, 2 workers, {SMALL_CORPUS_EXAMPLES} examples"
 
@@ -227,8 +224,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     vocabularies = [Vocabulary.load(d) for d in vocab_dirs]
     two_workers = ["--direct_num_workers", "2",
                    "--direct_running_mode", "multi_processing"]
-    two_threads = ["--direct_num_workers", "2",
-                   "--direct_running_mode", "multi_threading"]
     runs = {
         KERNEL: lambda: run_kernel(raws, identifier, vocabularies),
         KERNEL_TWO: lambda: run_kernel_in_two_processes(raws, identifier,
@@ -237,8 +232,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                                   []),
         TWO: lambda: run_pipeline(corpus.output_dir, work / "o2", vocab_dirs,
                                   two_workers),
-        THREADS: lambda: run_pipeline(corpus.output_dir, work / "t2",
-                                      vocab_dirs, two_threads),
         ONE_SMALL: lambda: run_pipeline(small.output_dir, work / "s1",
                                         vocab_dirs, []),
         TWO_SMALL: lambda: run_pipeline(small.output_dir, work / "s2",
@@ -261,7 +254,7 @@ def report(n: int, num_shards: int, repeats: int,
         f"tar shards, 8 output shards; medians of {repeats} repeats\n")
   print("| configuration | wall s (runs) | examples/s | x kernel | CPU s |")
   print("|---|---|---|---|---|")
-  for name in (KERNEL, KERNEL_TWO, ONE, TWO, THREADS):
+  for name in (KERNEL, KERNEL_TWO, ONE, TWO):
     runs = ", ".join(f"{t.wall:.1f}" for t in timings[name])
     print(f"| {name} | {wall[name]:.1f} ({runs}) | {n / wall[name]:.1f} | "
           f"{wall[KERNEL] / wall[name]:.2f} | {cpu[name]:.1f} |")
@@ -269,8 +262,7 @@ def report(n: int, num_shards: int, repeats: int,
     runs = ", ".join(f"{t.wall:.1f}" for t in timings[name])
     print(f"| {name} | {wall[name]:.1f} ({runs}) | - | - | {cpu[name]:.1f} |")
   print(f"\n- 2 workers / 1 worker, whole runs: {wall[ONE] / wall[TWO]:.2f}x; "
-        f"2 threads / 1 worker: {wall[ONE] / wall[THREADS]:.2f}x; what 2 "
-        f"processes give the kernel on this machine: "
+        f"what 2 processes give the kernel on this machine: "
         f"{wall[KERNEL] / wall[KERNEL_TWO]:.2f}x")
   marginal = {name: (wall[name] - wall[small]) / (n - SMALL_CORPUS_EXAMPLES)
               for name, small in ((ONE, ONE_SMALL), (TWO, TWO_SMALL))}
