@@ -351,7 +351,7 @@ def whole_runs(corpora: dict[str, tuple[pathlib.Path, int, pathlib.Path]],
   commands' fixed cost, for the per-example cost beyond it.
   """
   identifier = langid.LanguageIdentifier()
-  identifier.identify("warm up")
+  identifier.load()
   results = {}
   for corpus_name, (corpus_dir, n, small_dir) in corpora.items():
     raws = [e for shard in sorted(corpus_dir.glob("*.tar"))

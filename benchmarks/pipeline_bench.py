@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     raws = [e for shard in corpus.shards
             for e in dispatch.read_examples(str(shard))]
     identifier = langid.LanguageIdentifier()
-    identifier.identify("warm up")
+    identifier.load()
     vocabularies = [Vocabulary.load(d) for d in vocab_dirs]
     two_workers = ["--direct_num_workers", "2",
                    "--direct_running_mode", "multi_processing"]

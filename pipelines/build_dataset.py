@@ -180,8 +180,7 @@ class _ProcessFn(beam.DoFn):
     self._count = 0
 
   def setup(self):
-    # Loads the language model now rather than on the first example.
-    self._identifier.identify("warm up")
+    self._identifier.load()
 
   def process(self, batch: list[RawExample]):
     results = process.process_batch(batch, self._config, self._identifier,

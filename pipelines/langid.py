@@ -449,6 +449,19 @@ class LanguageIdentifier:
           f"{', '.join(never)}; it outputs {records.UNDETERMINED_LANG} and "
           f"{' '.join(self.languages)}")
 
+  def load(self) -> None:
+    """Loads every model the backend may use, now rather than on demand.
+
+    Workers call it at set-up, so that the cost of the first captions (and a
+    run's fixed cost) does not depend on which languages they hold.
+    """
+    if self.backend == LANGDETECT_BACKEND:
+      _LANGDETECT_FACTORY.get()
+      return
+    fast_model()
+    if self.backend == CASCADE_BACKEND:
+      langid_groups.preload()
+
   def identify(self, text: str) -> LanguagePrediction:
     """The language of `text` and its posterior probability.
 

@@ -110,6 +110,20 @@ def is_quechua_like(text: str, best: str) -> bool:
           _QUECHUA_MARKER_RE.search(text.lower()) is not None)
 
 
+def preload() -> None:
+  """Loads lingua's models of every language the groups can ask about.
+
+  Otherwise each loads at the first caption that needs it, a cost of up to
+  about 5 s of CPU in all (and ~450 MB) that then depends on the data. The
+  models stay loaded for the process, shared by every detector.
+  """
+  languages = {language for code in output_codes()
+               for language in _lingua_languages()[code]}
+  LanguageDetectorBuilder.from_languages(
+      *sorted(languages, key=lambda l: l.name)
+  ).with_preloaded_language_models().build()
+
+
 @functools.lru_cache(maxsize=_DETECTORS_CACHED)
 def _detector(languages: frozenset[Language]) -> LanguageDetector:
   """A lingua detector over `languages` (they share lingua's loaded models)."""

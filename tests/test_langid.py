@@ -182,13 +182,18 @@ def test_scores_are_probabilities(fast, caption_texts):
   assert all(0.0 < s <= 1.0 for s in scores)
 
 
-def test_fast_is_deterministic_across_models_and_processes(caption_texts):
+@pytest.mark.parametrize("load", [False, True])
+def test_fast_is_deterministic_across_models_and_processes(caption_texts,
+                                                           load):
   texts = caption_texts[::11]
   model_a, model_b = langid.FastModel(), langid.FastModel()
   assert [model_a.best_label(t) for t in texts] == [
       model_b.best_label(t) for t in texts]
+  # A child that loads every model first answers as one loading on demand.
   script = ("import json, sys; from pipelines import langid; "
-            "print(json.dumps(langid.LanguageIdentifier().identify_batch("
+            "identifier = langid.LanguageIdentifier(); "
+            f"{'identifier.load(); ' if load else ''}"
+            "print(json.dumps(identifier.identify_batch("
             "json.load(sys.stdin))))")
   child = subprocess.run([sys.executable, "-c", script],
                          input=json.dumps(texts), capture_output=True,
