@@ -2,10 +2,15 @@
 
 import re
 import tempfile
+import threading
 
+import apache_beam as beam
 from apache_beam.options.pipeline_options import SetupOptions
 from apache_beam.options.pipeline_options import WorkerOptions
 from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.runners.worker import data_plane
+from apache_beam.testing.util import assert_that
+from apache_beam.testing.util import equal_to
 import pytest
 
 from pipelines import beam_options
@@ -103,3 +108,54 @@ def test_worker_files_dir_is_new_under_the_temp_location(tmp_path):
         "--blocklist on DataflowRunner needs a --temp_location that its "
         "workers can read (gs://... on Dataflow): the launcher writes the "
         "files they read there")
+
+
+def test_beams_timed_flush_drops_what_is_written_while_it_sends():
+  """The upstream fault the local runner avoids (see `_LocalRunner`).
+
+  When this starts failing, Beam has fixed its stream and the runner's
+  size-only flushing may go.
+  """
+  sent = []
+  sending, written = threading.Event(), threading.Event()
+
+  def slow_send(data):  # As when the data plane's send queue is full.
+    if data:
+      sending.set()
+      written.wait(10)
+      sent.append(data)
+
+  stream = data_plane.TimeBasedBufferingClosableOutputStream(
+      close_callback=sent.append, flush_callback=slow_send,
+      time_flush_threshold_ms=1)
+  stream.write(b"first chunk;")
+  assert sending.wait(10)
+  stream.write(b"second chunk")
+  written.set()
+  stream.close()
+  assert b"".join(sent) == b"first chunk;"
+
+
+def test_local_runner_sends_worker_inputs_whole(monkeypatch):
+  timed = []
+  create = data_plane.ClosableOutputStream.create
+
+  def recording_create(close_callback, flush_callback, time_limit_ms):
+    timed.append(time_limit_ms > 0)
+    return create(close_callback, flush_callback, time_limit_ms)
+
+  monkeypatch.setattr(data_plane.ClosableOutputStream, "create",
+                      staticmethod(recording_create))
+  options = beam_options.from_flags(
+      ["--direct_num_workers", "2", "--direct_running_mode",
+       "multi_processing"])
+  chunk = 256 * 1024
+  with beam.Pipeline(runner=beam_options.runner_for(options),
+                     options=options) as p:
+    pairs = (p | beam.Create(range(16)) | beam.Reshuffle()
+             | beam.FlatMap(lambda i: [(i % 4, bytes(chunk))] * 8))
+    sizes = (pairs | beam.GroupByKey()
+             | beam.Map(lambda kv: (kv[0], sum(map(len, kv[1])))))
+    assert_that(sizes, equal_to([(k, 32 * chunk) for k in range(4)]))
+  # The runner's streams to its two workers, none flushed on a timer.
+  assert timed and not any(timed)

@@ -263,29 +263,15 @@ def test_rebuild_is_byte_identical_and_overwrite_replaces(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
 def test_two_workers_give_identical_output(
     built_dataset, demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir,
-    tmp_path):
+    tmp_path, mode):
   output = tmp_path / "multi"
   argv = _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output)
-  argv += ["--direct_num_workers", "2", "--direct_running_mode",
-           "multi_processing"]
+  argv += ["--direct_num_workers", "2", "--direct_running_mode", mode]
   assert build_dataset.main(argv) == 0
   assert _files(output) == _files(built_dataset)
-
-
-def test_worker_threads_are_refused_before_anything_is_written(
-    demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, tmp_path, capsys):
-  output = tmp_path / "threads"
-  argv = _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output)
-  argv += ["--direct_num_workers", "2", "--direct_running_mode",
-           "multi_threading"]
-  assert build_dataset.main(argv) != 0
-  assert capsys.readouterr().err.strip().splitlines() == [
-      "error: --direct_running_mode multi_threading is not supported: Beam's "
-      "local runner loses elements with worker threads; use "
-      "--direct_running_mode multi_processing"]
-  assert not output.exists()
 
 
 def test_inputs_given_relative_are_stored_resolved(tmp_path, xm3600_dir,
