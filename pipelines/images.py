@@ -236,7 +236,7 @@ def resize_shorter_side(pixels: np.ndarray, size: int) -> np.ndarray:
   new_height, new_width = shorter_side_size(height, width, size)
   if (new_height, new_width) == (height, width):
     return pixels
-  return image_codec.resize_area(pixels, new_height, new_width)
+  return image_codec.resize_area_uint8(pixels, new_height, new_width)
 
 
 def encode_jpeg(pixels: np.ndarray,

@@ -4,6 +4,7 @@ import io
 import struct
 import zlib
 
+import cv2
 import numpy as np
 from PIL import Image
 from PIL import ImageFile
@@ -14,6 +15,7 @@ from dataformat import image_codec
 from pipelines import images
 from pipelines.reasons import Reason
 from pipelines.reasons import Rejection
+from tests.fixtures import photos
 
 
 def _encode(image: Image.Image, image_format: str, **kwargs) -> bytes:
@@ -383,3 +385,33 @@ def test_encode_jpeg_is_baseline_420():
     assert image.format == "JPEG" and not image.info.get("progressive")
     # (component id, horizontal and vertical sampling, quantisation table)
     assert image.layer[1][1:3] == (1, 1) and image.layer[0][1:3] == (2, 2)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_area_resize_of_uint8_gives_opencvs_uint8_bytes(seed):
+  """The float32 route to the stored pixels rounds as OpenCV's uint8 one."""
+  rng = np.random.default_rng(seed)
+  for trial in range(300):
+    height, width = (int(n) for n in rng.integers(2, 300, 2))
+    out_height = int(rng.integers(1, height + 1))
+    out_width = int(rng.integers(1, width + 1))
+    if trial % 5 == 0:  # Whole-number ratios, OpenCV's integer path.
+      out_height, out_width = height // 2 or 1, width // (1 + trial % 3) or 1
+    # Two-level content puts many area means exactly half-way.
+    high = 256 if trial % 2 else 2
+    pixels = (rng.integers(0, high, (height, width, 3)) *
+              (255 // (high - 1))).astype(np.uint8)
+    expected = cv2.resize(pixels, (out_width, out_height),
+                          interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(
+        image_codec.resize_area_uint8(pixels, out_height, out_width),
+        expected)
+
+
+@pytest.mark.parametrize("path", photos.JPEGS)
+def test_stored_pixels_of_photographs_are_opencvs(path):
+  pixels = image_codec.decode_jpeg(photos.read(path))
+  height, width = images.shorter_side_size(*pixels.shape[:2], 97)
+  np.testing.assert_array_equal(
+      images.resize_shorter_side(pixels, 97),
+      cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA))
