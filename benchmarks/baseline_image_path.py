@@ -1,7 +1,7 @@
 """The dataset build's image path before libjpeg-turbo and OpenCV: a baseline.
 
-For benchmarks only: `install()` swaps the old kernel into `pipelines.process`
-in this process: Pillow decodes every image, Pillow's bicubic filter
+For benchmarks only: `installed()` swaps the old kernel into
+`pipelines.process` in this process while it lasts: Pillow decodes every image, Pillow's bicubic filter
 resizes, Pillow encodes, and the duplicate key hashes the full-size pixels.
 The checks (headers, bombs, PNG checksums, orientation) are the package's own
 Pillow path, unchanged. Run as a module, it is `pipelines.build_dataset` with
@@ -10,8 +10,10 @@ the old kernel (one worker: the in-process runner executes it here):
   python -m benchmarks.baseline_image_path --input 'corpus/*.tar' --output DIR
 """
 
+import contextlib
 import io
 import sys
+from unittest import mock
 
 import numpy as np
 from PIL import Image
@@ -77,13 +79,19 @@ def _untokenized_record(raw, text, language, config, eval_filter) -> Record:
       **process.source_fields(raw))
 
 
-def install() -> None:
-  """Puts the old kernel in place in this process."""
-  # pylint: disable=protected-access
-  images._fast_jpeg_pixels = lambda data, image: None
-  process._untokenized_record = _untokenized_record
+def _pillow_decodes(unused_data: bytes, unused_image: Image.Image) -> None:
+  """In place of the fast decoders: every image goes to Pillow."""
+
+
+@contextlib.contextmanager
+def installed():
+  """The old kernel in place in this process while the context lasts."""
+  with mock.patch.object(images, "_fast_jpeg_pixels", _pillow_decodes), \
+      mock.patch.object(images, "_fast_webp_pixels", _pillow_decodes), \
+      mock.patch.object(process, "_untokenized_record", _untokenized_record):
+    yield
 
 
 if __name__ == "__main__":
-  install()
-  sys.exit(build_dataset.main(sys.argv[1:]))
+  with installed():
+    sys.exit(build_dataset.main(sys.argv[1:]))

@@ -335,10 +335,7 @@ def kernel_run(raws, identifier, old: bool) -> Callable[[], None]:
       process.process_batch(raws[i:i + batch], config, identifier, [])
 
   def run_old():
-    with mock.patch.object(images, "_fast_jpeg_pixels",
-                           lambda data, image: None), mock.patch.object(
-                               process, "_untokenized_record",
-                               baseline_image_path._untokenized_record):  # pylint: disable=protected-access
+    with baseline_image_path.installed():
       run()
   return run_old if old else run
 

@@ -122,6 +122,28 @@ def _fast_jpeg_pixels(data: bytes, image: Image.Image) -> np.ndarray | None:
   return pixels if orient is None else np.ascontiguousarray(orient(pixels))
 
 
+def _riff_is_whole(data: bytes) -> bool:
+  """Whether the RIFF container's size field covers exactly `data`."""
+  return len(data) == 8 + int.from_bytes(data[4:8], "little")
+
+
+def _fast_webp_pixels(data: bytes, image: Image.Image) -> np.ndarray | None:
+  """Upright RGB pixels of a whole, still, opaque WebP, else None.
+
+  None leaves the image to Pillow: alpha (composited onto white there),
+  animations (first frame), files whose container is cut short or padded,
+  and anything libwebp cannot decode, so that those get Pillow's verdict.
+  """
+  if (image.format != "WEBP" or image.mode != "RGB"
+      or getattr(image, "n_frames", 1) != 1 or not _riff_is_whole(data)):
+    return None
+  pixels = image_codec.decode_webp(data)
+  if pixels is None or pixels.shape[:2] != (image.height, image.width):
+    return None
+  orient = _ORIENTED.get(_orientation(image))
+  return pixels if orient is None else np.ascontiguousarray(orient(pixels))
+
+
 def _verify_png_checksums(data: bytes) -> None:
   """Raises if a PNG chunk, pixel data included, is cut short or corrupt.
 
@@ -166,6 +188,8 @@ def decode_image(
         _verify_png_checksums(data)
       image_format = image.format
       pixels = _fast_jpeg_pixels(data, image)
+      if pixels is None:
+        pixels = _fast_webp_pixels(data, image)
       if pixels is None:
         image.load()
         pixels = np.asarray(_to_rgb(_upright(image)), dtype=np.uint8)

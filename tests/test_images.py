@@ -415,3 +415,50 @@ def test_stored_pixels_of_photographs_are_opencvs(path):
   np.testing.assert_array_equal(
       images.resize_shorter_side(pixels, 97),
       cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA))
+
+
+def _photo(height: int, width: int, seed: int) -> np.ndarray:
+  rng = np.random.default_rng(seed)
+  base = np.asarray(Image.fromarray(rng.integers(0, 256, (4, 5, 3), np.uint8))
+                    .resize((width, height), Image.BICUBIC), np.int16)
+  return np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_webp_pixels_are_libwebps_and_equal_pillows(orientation):
+  exif = Image.Exif()
+  exif[0x0112] = orientation
+  data = _encode(Image.fromarray(_photo(37, 61, orientation)), "WEBP",
+                 quality=80, exif=exif.tobytes())
+  expected = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+  decoded = images.decode_image(data)
+  np.testing.assert_array_equal(decoded.pixels,
+                                np.asarray(expected.convert("RGB")))
+  assert decoded.pixels.flags.c_contiguous
+  assert decoded.format == "WEBP"
+
+
+def test_webps_the_fast_path_leaves_to_pillow_decode_as_before():
+  rgba = np.dstack([_photo(20, 30, 1), np.full((20, 30), 128, np.uint8)])
+  with_alpha = _encode(Image.fromarray(rgba, "RGBA"), "WEBP", quality=80)
+  frames = [Image.fromarray(_photo(20, 30, seed)) for seed in (2, 3)]
+  animated = _encode(frames[0], "WEBP", save_all=True,
+                     append_images=frames[1:], quality=80)
+  whole = _encode(Image.fromarray(_photo(20, 30, 4)), "WEBP", quality=80)
+  padded = whole + b"\x00" * 8
+  for data in (with_alpha, animated, padded):
+    image = Image.open(io.BytesIO(data))
+    assert images._fast_webp_pixels(data, image) is None  # pylint: disable=protected-access
+  composited = images.decode_image(with_alpha).pixels
+  assert composited.shape == (20, 30, 3) and composited.min() >= 127
+  np.testing.assert_array_equal(images.decode_image(animated).pixels,
+                                np.asarray(Image.open(io.BytesIO(animated))
+                                           .convert("RGB")))
+  np.testing.assert_array_equal(images.decode_image(padded).pixels,
+                                images.decode_image(whole).pixels)
+
+
+def test_a_cut_webp_is_rejected_as_corrupt():
+  data = _encode(Image.fromarray(_photo(40, 60, 5)), "WEBP", quality=80)
+  for length in (len(data) // 2, len(data) - 1):
+    assert _rejection(data[:length]).reason == Reason.CORRUPT_IMAGE
