@@ -1,8 +1,9 @@
 """The dataset build's image path before libjpeg-turbo and OpenCV: a baseline.
 
 For benchmarks only: `installed()` swaps the old kernel into
-`pipelines.process` in this process while it lasts: Pillow decodes every image, Pillow's bicubic filter
-resizes, Pillow encodes, and the duplicate key hashes the full-size pixels.
+`pipelines.process` in this process while it lasts: Pillow decodes every
+image, Pillow's bicubic filter resizes, Pillow encodes, and the duplicate key
+hashes the full-size pixels.
 The checks (headers, bombs, PNG checksums, orientation) are the package's own
 Pillow path, unchanged. Run as a module, it is `pipelines.build_dataset` with
 the old kernel (one worker: the in-process runner executes it here):

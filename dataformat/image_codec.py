@@ -1,9 +1,10 @@
 """The fast image primitives that the dataset build and the trainer share.
 
 JPEG decoding and encoding run in libjpeg-turbo through `simplejpeg`, WebP
-decoding and area resizing in OpenCV: together about half the CPU time of the same work in
-Pillow (BENCHMARKS.md, "Image path"). `resize_bilinear` is TensorFlow's
-bilinear resize, which big_vision's released checkpoints were trained with.
+decoding and area resizing in OpenCV: together about half the CPU time of the
+same work in Pillow (BENCHMARKS.md, "Image path"). `resize_bilinear` is
+TensorFlow's bilinear resize, which big_vision's released checkpoints were
+trained with.
 Untrusted bytes are not validated here: `pipelines.images.decode_image`
 checks them before and around these calls.
 """

@@ -104,13 +104,18 @@ def _orientation(image: Image.Image) -> int:
     return 1
 
 
+def _oriented(pixels: np.ndarray, image: Image.Image) -> np.ndarray:
+  """Pixels decoded outside Pillow, turned upright by `image`'s EXIF."""
+  orient = _ORIENTED.get(_orientation(image))
+  return pixels if orient is None else np.ascontiguousarray(orient(pixels))
+
+
 def _fast_jpeg_pixels(data: bytes, image: Image.Image) -> np.ndarray | None:
   """Upright RGB pixels of an intact YCbCr/greyscale JPEG, else None.
 
   None leaves the image to Pillow: CMYK (Pillow's Adobe conversion) and other
-  colour spaces, and any file
-  libjpeg-turbo warns about, so that damaged files get Pillow's verdict and
-  message exactly as before.
+  colour spaces, and any file libjpeg-turbo warns about, so that damaged files
+  get Pillow's verdict and message exactly as before.
   """
   if image.format != "JPEG" or image.mode not in ("RGB", "L"):
     return None
@@ -118,8 +123,7 @@ def _fast_jpeg_pixels(data: bytes, image: Image.Image) -> np.ndarray | None:
     pixels = image_codec.decode_jpeg(data)
   except ValueError:
     return None
-  orient = _ORIENTED.get(_orientation(image))
-  return pixels if orient is None else np.ascontiguousarray(orient(pixels))
+  return _oriented(pixels, image)
 
 
 def _riff_is_whole(data: bytes) -> bool:
@@ -140,8 +144,7 @@ def _fast_webp_pixels(data: bytes, image: Image.Image) -> np.ndarray | None:
   pixels = image_codec.decode_webp(data)
   if pixels is None or pixels.shape[:2] != (image.height, image.width):
     return None
-  orient = _ORIENTED.get(_orientation(image))
-  return pixels if orient is None else np.ascontiguousarray(orient(pixels))
+  return _oriented(pixels, image)
 
 
 def _verify_png_checksums(data: bytes) -> None:

@@ -119,16 +119,19 @@ def preload() -> None:
   """
   languages = {language for code in output_codes()
                for language in _lingua_languages()[code]}
-  LanguageDetectorBuilder.from_languages(
-      *sorted(languages, key=lambda l: l.name)
-  ).with_preloaded_language_models().build()
+  _builder(languages).with_preloaded_language_models().build()
+
+
+def _builder(languages: Iterable[Language]) -> LanguageDetectorBuilder:
+  """lingua's builder over `languages`, in a fixed order."""
+  return LanguageDetectorBuilder.from_languages(
+      *sorted(languages, key=lambda l: l.name))
 
 
 @functools.lru_cache(maxsize=_DETECTORS_CACHED)
 def _detector(languages: frozenset[Language]) -> LanguageDetector:
   """A lingua detector over `languages` (they share lingua's loaded models)."""
-  return LanguageDetectorBuilder.from_languages(
-      *sorted(languages, key=lambda l: l.name)).build()
+  return _builder(languages).build()
 
 
 def confidences(text: str, codes: Iterable[str]) -> dict[str, float]:

@@ -113,7 +113,7 @@ def test_sample_mix_is_the_formula_applied_to_the_corpus(multi_vocab_dir,
 
 def test_same_corpus_and_options_give_the_same_model(en_vocab_dir,
                                                      demo_corpus, tmp_path):
-  # A different Beam execution (two worker processes) and a kept sample.
+  # A different Beam execution (two worker threads) and a kept sample.
   sample_dir = tmp_path / "sample"
   again = tmp_path / "again"
   code = train_vocab.main([
@@ -121,7 +121,7 @@ def test_same_corpus_and_options_give_the_same_model(en_vocab_dir,
       str(again), "--preset", "en32k", "--vocab_size",
       str(vocab_fixtures.EN_VOCAB_SIZE), "--sample_dir", str(sample_dir),
       "--direct_num_workers", "2", "--direct_running_mode",
-      "multi_processing"])
+      "multi_threading"])
   assert code == 0
   assert (again / "en32k.model").read_bytes() == (
       en_vocab_dir / "en32k.model").read_bytes()
