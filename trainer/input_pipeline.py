@@ -31,6 +31,7 @@ from PIL import Image
 from dataformat import image_codec
 from dataformat import records
 from dataformat import shards
+from trainer import batch_memory
 from vocabularies import vocabulary
 
 IMAGE = "image"
@@ -349,9 +350,10 @@ def example_spec(
   return {name: (value.shape, value.dtype) for name, value in example.items()}
 
 
-def _ignore_stop_signals(worker_index: int, worker_count: int) -> None:
+def _init_worker(worker_index: int, worker_count: int) -> None:
   """Runs in each worker process before it reads anything."""
   del worker_index, worker_count
+  batch_memory.keep_freed_memory()
   # The main process decides when to stop (on SIGTERM it checkpoints first)
   # and then stops its workers; a signal sent to the whole process group
   # must not kill them under it.
@@ -402,6 +404,8 @@ class _BatchIterator(grain.DatasetIterator):
     self._iterator = None  # Started by the first `next`.
 
   def _start(self) -> grain.DatasetIterator:
+    if not self._num_workers:
+      batch_memory.keep_freed_memory()
     ds = self._batches[self._next_index:].to_iter_dataset(grain.ReadOptions(
         num_threads=1 if self._num_workers else 2,
         prefetch_buffer_size=_PREFETCH_BATCHES))
@@ -414,7 +418,7 @@ class _BatchIterator(grain.DatasetIterator):
           grain.MultiprocessingOptions(
               num_workers=self._num_workers,
               per_worker_buffer_size=_PREFETCH_BATCHES),
-          worker_init_fn=_ignore_stop_signals)
+          worker_init_fn=_init_worker)
     return iter(ds)
 
   def __next__(self) -> dict[str, np.ndarray]:
@@ -451,7 +455,9 @@ def make_train_iterator(data_config: ml_collections.ConfigDict,
   With `data_config.num_workers` > 0, batches are made in that many worker
   processes (`mp_prefetch`); with 0, in threads of this process. The batches
   are the same either way, and a state saved with one worker count restores
-  with any other.
+  with any other. The processes making batches keep freed memory for reuse
+  (`batch_memory.keep_freed_memory`); in this process, a batch's arrays are
+  reused once nothing refers to them any more (`batch_memory.PooledStack`).
   """
   if batch_size_per_process <= 0:
     raise ValueError(
@@ -460,5 +466,9 @@ def make_train_iterator(data_config: ml_collections.ConfigDict,
                           process_count=process_count)
   # Batching before the worker split makes each worker build whole batches of
   # the one global order, so the output does not depend on num_workers.
-  return _BatchIterator(ds.batch(batch_size_per_process, drop_remainder=True),
-                        data_config.num_workers)
+  # Worker processes stack into shared memory (Grain's own batching), whose
+  # segments cannot be reused.
+  batch_fn = None if data_config.num_workers else batch_memory.PooledStack()
+  return _BatchIterator(
+      ds.batch(batch_size_per_process, drop_remainder=True, batch_fn=batch_fn),
+      data_config.num_workers)
