@@ -17,8 +17,10 @@ Reports, as Markdown on stdout:
    no vocabulary, no block-list, one worker), old kernel
    (`benchmarks.baseline_image_path`) against the new, in CPU seconds of the
    process and its children per input example, on the 640x480 demo corpus
-   and on a web mix (longer side 100 to 1600 px; JPEG, PNG and WebP);
-   the kernel alone (`process.process_batch` in a loop) likewise.
+   and on a web mix (longer side 100 to 1600 px; JPEG, PNG and WebP): whole
+   runs, and per example at scale (the slope from a run on the first quarter
+   of the corpus, `benchmarks.marginal`); the kernel alone
+   (`process.process_batch` in a loop) likewise.
 
 Runs of the configurations alternate within each repeat and every figure is
 a median, so other load on the machine falls on all alike.
@@ -48,6 +50,7 @@ import simplejpeg
 
 from benchmarks import baseline_image_path
 from benchmarks import loader_bench
+from benchmarks import marginal
 from demo import corpus as demo_corpus
 from pipelines import build_dataset
 from pipelines import images
@@ -58,7 +61,6 @@ from pipelines.readers import dispatch
 SIZE = images.DEFAULT_SHORTER_SIDE
 QUALITY = images.DEFAULT_JPEG_QUALITY
 CANDIDATE_IMAGES = 40
-SMALL_EXAMPLES = 16
 # The web mix: longer side uniform in [100, 1600] px, these aspect ratios
 # (either way up), and these shares of formats. Photos are JPEG or lossy
 # WebP; PNGs are smooth graphics-like fields (PNG photos are rare and huge).
@@ -340,26 +342,27 @@ def kernel_run(raws, identifier, old: bool) -> Callable[[], None]:
   return run_old if old else run
 
 
-def whole_runs(corpora: dict[str, tuple[pathlib.Path, int, pathlib.Path]],
-               work: pathlib.Path, repeats: int) -> dict[str, dict[str, float]]:
+def whole_runs(corpora: dict[str, pathlib.Path], work: pathlib.Path,
+               repeats: int) -> dict[str, dict[str, float]]:
   """{corpus: {configuration: median CPU ms per example}}.
 
-  Each corpus comes with a small one (SMALL_EXAMPLES examples): the
-  commands' fixed cost, for the per-example cost beyond it.
+  The commands also run on the first quarter of each corpus, for the
+  per-example cost at scale (`benchmarks.marginal`).
   """
   identifier = langid.LanguageIdentifier()
   identifier.load()
   results = {}
-  for corpus_name, (corpus_dir, n, small_dir) in corpora.items():
+  for corpus_name, corpus_dir in corpora.items():
     raws = [e for shard in sorted(corpus_dir.glob("*.tar"))
             for e in dispatch.read_examples(str(shard))]
+    n = len(raws)
+    part_dir = work / f"{corpus_dir.name}_part"
+    n_part = marginal.first_part(corpus_dir, part_dir)
     runs = {
         "build_dataset, old": _command(OLD, corpus_dir, work / "old"),
         "build_dataset, new": _command(NEW, corpus_dir, work / "new"),
-        "build_dataset, old, small": _command(OLD, small_dir,
-                                              work / "old_small"),
-        "build_dataset, new, small": _command(NEW, small_dir,
-                                              work / "new_small"),
+        "build_dataset, old, part": _command(OLD, part_dir, work / "old_part"),
+        "build_dataset, new, part": _command(NEW, part_dir, work / "new_part"),
         "kernel, old": kernel_run(raws, identifier, old=True),
         "kernel, new": kernel_run(raws, identifier, old=False),
     }
@@ -369,10 +372,9 @@ def whole_runs(corpora: dict[str, tuple[pathlib.Path, int, pathlib.Path]],
         times[name].append(1000 * cpu_time(run) / n)
     result = {name: statistics.median(t) for name, t in times.items()}
     for which in ("old", "new"):
-      whole = result[f"build_dataset, {which}"] * n
-      small = result.pop(f"build_dataset, {which}, small") * n
-      result[f"beyond fixed cost, {which}"] = (
-          (whole - small) / (n - SMALL_EXAMPLES))
+      result[f"marginal, {which}"] = marginal.per_example(
+          result[f"build_dataset, {which}"] * n,
+          result.pop(f"build_dataset, {which}, part") * n, n, n_part)
     results[corpus_name] = result
   return results
 
@@ -399,16 +401,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     demo = demo_corpus.generate_corpus(
         work / "demo", num_examples=args.num_examples, seed=0,
         image_size=(640, 480), examples_per_shard=250)
-    small = demo_corpus.generate_corpus(
-        work / "small", num_examples=SMALL_EXAMPLES, seed=1,
-        image_size=(640, 480), examples_per_shard=SMALL_EXAMPLES)
-    web = write_web_mix([str(s) for s in demo.shards], work / "web")
-    write_web_mix([str(s) for s in small.shards], work / "web_small", seed=1)
-    whole = whole_runs(
-        {"640x480 demo corpus": (work / "demo", args.num_examples,
-                                 work / "small"),
-         "web mix": (work / "web", web, work / "web_small")},
-        work, args.repeats)
+    write_web_mix([str(s) for s in demo.shards], work / "web")
+    whole = whole_runs({"640x480 demo corpus": work / "demo",
+                        "web mix": work / "web"}, work, args.repeats)
   report(candidates, scores, aliasing, whole, args)
 
 
@@ -437,15 +432,15 @@ def report(candidates, scores, aliasing, whole, args) -> None:
   print("|---|---|---|---|---|")
   for corpus_name, t in whole.items():
     for what, key in (("whole build_dataset command", "build_dataset"),
-                      (f"beyond the fixed cost ({SMALL_EXAMPLES}-example "
-                       f"run)", "beyond fixed cost"),
+                      ("command, per example at scale (first quarter -> "
+                       "whole)", "marginal"),
                       ("kernel (process_batch loop)", "kernel")):
       old, new = t[f"{key}, old"], t[f"{key}, new"]
       print(f"| {corpus_name} | {what} | {old:.2f} | {new:.2f} | "
             f"{new / old:.2f} |")
-    print(f"| {corpus_name} | kernel / command beyond fixed cost | "
-          f"{t['kernel, old'] / t['beyond fixed cost, old']:.2f} | "
-          f"{t['kernel, new'] / t['beyond fixed cost, new']:.2f} | |")
+    print(f"| {corpus_name} | kernel / command per example at scale | "
+          f"{t['kernel, old'] / t['marginal, old']:.2f} | "
+          f"{t['kernel, new'] / t['marginal, new']:.2f} | |")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ do), then reports, as Markdown on stdout:
   (the FnApiRunner in process) and with two worker processes
   (`--direct_num_workers 2 --direct_running_mode multi_processing`), and
   the ratios pipeline / kernel and two workers / one;
-- the fixed cost of a run (the same configurations on 16 examples) and the
-  per-example time beyond it;
+- the per-example time at scale: the slope from runs of the same
+  configurations on the first quarter of the corpus (`benchmarks.marginal`);
 - CPU seconds (this process and its worker processes), which the machine's
   other load changes less than wall time;
 - where one example's time goes: each kernel stage timed on its own.
@@ -41,6 +41,7 @@ import tempfile
 import time
 from typing import NamedTuple
 
+from benchmarks import marginal
 from dataformat import records
 from demo import corpus as demo_corpus
 from pipelines import build_dataset
@@ -56,7 +57,6 @@ from vocabularies.vocabulary import Vocabulary
 
 IMAGE_SIZE = (640, 480)
 EXAMPLES_PER_SHARD = 250
-SMALL_CORPUS_EXAMPLES = 16
 # (preset, pieces): what the 640x480 demo captions support, as in the tests.
 VOCABULARIES = (("en32k", 48), ("multi250k", 1000))
 STAGE_SAMPLES = 300
@@ -64,19 +64,19 @@ KERNEL = "kernel (plain loop)"
 KERNEL_TWO = "kernel, 2 processes"
 ONE = "pipeline, 1 worker"
 TWO = "pipeline, 2 workers"
-ONE_SMALL = f"pipeline, 1 worker, {SMALL_CORPUS_EXAMPLES} examples"
-TWO_SMALL = f"pipeline, 2 workers, {SMALL_CORPUS_EXAMPLES} examples"
+ONE_PART = "pipeline, 1 worker, first quarter"
+TWO_PART = "pipeline, 2 workers, first quarter"
 
 
 def make_inputs(work: pathlib.Path, num_examples: int) -> tuple[
-    demo_corpus.CorpusSummary, demo_corpus.CorpusSummary, list[str]]:
-  """The corpus, a small one with the same settings, and vocabulary dirs."""
+    demo_corpus.CorpusSummary, pathlib.Path, int, list[str]]:
+  """The corpus, its first quarter (directory, examples) and vocabulary
+  dirs."""
   corpus = demo_corpus.generate_corpus(
       work / "corpus", num_examples=num_examples, seed=0,
       image_size=IMAGE_SIZE, examples_per_shard=EXAMPLES_PER_SHARD)
-  small = demo_corpus.generate_corpus(
-      work / "small", num_examples=SMALL_CORPUS_EXAMPLES, seed=1,
-      image_size=IMAGE_SIZE, examples_per_shard=SMALL_CORPUS_EXAMPLES // 2)
+  part = work / "part"
+  n_part = marginal.first_part(work / "corpus", part)
   vocab_dirs = []
   for preset, size in VOCABULARIES:
     output = work / preset
@@ -85,7 +85,7 @@ def make_inputs(work: pathlib.Path, num_examples: int) -> tuple[
         output_dir=str(output), preset=train_vocab.PRESETS[preset],
         vocab_size=size, name=preset))
     vocab_dirs.append(str(output))
-  return corpus, small, vocab_dirs
+  return corpus, part, n_part, vocab_dirs
 
 
 class Timing(NamedTuple):
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   args = parser.parse_args(argv)
   with tempfile.TemporaryDirectory() as tmp:
     work = pathlib.Path(tmp)
-    corpus, small, vocab_dirs = make_inputs(work, args.num_examples)
+    corpus, part, n_part, vocab_dirs = make_inputs(work, args.num_examples)
     raws = [e for shard in corpus.shards
             for e in dispatch.read_examples(str(shard))]
     identifier = langid.LanguageIdentifier()
@@ -232,20 +232,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                                   []),
         TWO: lambda: run_pipeline(corpus.output_dir, work / "o2", vocab_dirs,
                                   two_workers),
-        ONE_SMALL: lambda: run_pipeline(small.output_dir, work / "s1",
-                                        vocab_dirs, []),
-        TWO_SMALL: lambda: run_pipeline(small.output_dir, work / "s2",
-                                        vocab_dirs, two_workers),
+        ONE_PART: lambda: run_pipeline(part, work / "p1", vocab_dirs, []),
+        TWO_PART: lambda: run_pipeline(part, work / "p2", vocab_dirs,
+                                       two_workers),
     }
     timings = {name: [] for name in runs}
     for _ in range(args.repeats):
       for name, run in runs.items():
         timings[name].append(timed(run))
     stages = stage_milliseconds(raws, identifier, vocabularies)
-  report(len(raws), len(corpus.shards), args.repeats, timings, stages)
+  report(len(raws), n_part, len(corpus.shards), args.repeats, timings, stages)
 
 
-def report(n: int, num_shards: int, repeats: int,
+def report(n: int, n_part: int, num_shards: int, repeats: int,
            timings: dict[str, list[Timing]], stages: dict[str, float]) -> None:
   """Prints the results as Markdown."""
   wall = {k: statistics.median(t.wall for t in v) for k, v in timings.items()}
@@ -258,19 +257,19 @@ def report(n: int, num_shards: int, repeats: int,
     runs = ", ".join(f"{t.wall:.1f}" for t in timings[name])
     print(f"| {name} | {wall[name]:.1f} ({runs}) | {n / wall[name]:.1f} | "
           f"{wall[KERNEL] / wall[name]:.2f} | {cpu[name]:.1f} |")
-  for name in (ONE_SMALL, TWO_SMALL):
+  for name in (ONE_PART, TWO_PART):
     runs = ", ".join(f"{t.wall:.1f}" for t in timings[name])
     print(f"| {name} | {wall[name]:.1f} ({runs}) | - | - | {cpu[name]:.1f} |")
   print(f"\n- 2 workers / 1 worker, whole runs: {wall[ONE] / wall[TWO]:.2f}x; "
         f"what 2 processes give the kernel on this machine: "
         f"{wall[KERNEL] / wall[KERNEL_TWO]:.2f}x")
-  marginal = {name: (wall[name] - wall[small]) / (n - SMALL_CORPUS_EXAMPLES)
-              for name, small in ((ONE, ONE_SMALL), (TWO, TWO_SMALL))}
-  print(f"- per example beyond the fixed cost (the {SMALL_CORPUS_EXAMPLES}-"
-        f"example run): kernel {1000 * wall[KERNEL] / n:.2f} ms, 1 worker "
-        f"{1000 * marginal[ONE]:.2f} ms, 2 workers {1000 * marginal[TWO]:.2f} "
-        f"ms; 1 worker / kernel {wall[KERNEL] / n / marginal[ONE]:.2f}, "
-        f"2 workers / 1 worker {marginal[ONE] / marginal[TWO]:.2f}x")
+  at_scale = {name: marginal.per_example(wall[name], wall[part], n, n_part)
+              for name, part in ((ONE, ONE_PART), (TWO, TWO_PART))}
+  print(f"- per example at scale (from the first {n_part} examples to all "
+        f"{n}): kernel {1000 * wall[KERNEL] / n:.2f} ms, 1 worker "
+        f"{1000 * at_scale[ONE]:.2f} ms, 2 workers {1000 * at_scale[TWO]:.2f} "
+        f"ms; 1 worker / kernel {wall[KERNEL] / n / at_scale[ONE]:.2f}, "
+        f"2 workers / 1 worker {at_scale[ONE] / at_scale[TWO]:.2f}x")
   print(f"- CPU seconds per example: kernel {1000 * cpu[KERNEL] / n:.2f} ms, "
         f"1 worker {1000 * cpu[ONE] / n:.2f} ms, 2 workers (all processes) "
         f"{1000 * cpu[TWO] / n:.2f} ms\n")
