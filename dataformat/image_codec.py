@@ -71,9 +71,10 @@ def resize_area(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
                     interpolation=cv2.INTER_AREA)
 
 
-# Above this many input pixels the uint8 path saves the float32 copy's memory
-# (12 bytes a pixel) rather than the time.
-_FLOAT_AREA_MAX_PIXELS = 16_000_000
+# Above about this many input pixels the float32 copy (12 bytes a pixel) costs
+# more than it saves: the uint8 path is faster from 0.7 MP on the benchmark
+# host (8.4 MB of float32, a few times its L2 cache).
+_FLOAT_AREA_MAX_PIXELS = 700_000
 
 
 def resize_area_uint8(pixels: np.ndarray, height: int,
@@ -82,8 +83,9 @@ def resize_area_uint8(pixels: np.ndarray, height: int,
 
   OpenCV area-resizes uint8 pixels in float32 and rounds half to even, except
   at whole-number ratios (an integer path that is fast already). Resizing a
-  float32 copy does the same arithmetic about 20% faster (BENCHMARKS.md, image
-  path), and rounding it with `np.rint` gives the same bytes.
+  float32 copy of an image up to 0.7 MP does the same arithmetic about 20%
+  faster (BENCHMARKS.md, image path), and rounding it with `np.rint` gives the
+  same bytes.
   """
   in_height, in_width = pixels.shape[:2]
   if (in_height % height == 0 and in_width % width == 0

@@ -44,7 +44,7 @@ def keep_freed_memory() -> bool:
   """
   try:
     mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-  except (OSError, AttributeError, TypeError):
+  except (OSError, AttributeError):
     return False
   return bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) and
               mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
