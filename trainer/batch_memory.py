@@ -2,7 +2,7 @@
 
 A batch of 256 float32 224x224 images is 154 MB. Allocated afresh for every
 batch, each of its pages is faulted in and zeroed by the kernel before the
-examples are copied into it, which cost more CPU than the copy (BENCHMARKS.md,
+examples are copied into it, which costs more CPU than the copy (BENCHMARKS.md,
 trainer input). glibc likewise hands the per-example temporaries (a few
 hundred KB each) back to the kernel and faults them in again. `PooledStack`
 stacks batches into arrays it reuses once nothing else refers to them, and
