@@ -76,7 +76,7 @@ def make_inputs(work: pathlib.Path, num_examples: int) -> tuple[
       work / "corpus", num_examples=num_examples, seed=0,
       image_size=IMAGE_SIZE, examples_per_shard=EXAMPLES_PER_SHARD)
   part = work / "part"
-  n_part = marginal.first_part(work / "corpus", part)
+  n_part = marginal.first_part(pathlib.Path(corpus.output_dir), part)
   vocab_dirs = []
   for preset, size in VOCABULARIES:
     output = work / preset
