@@ -12,7 +12,7 @@ The pipeline is a chain of named transforms:
   Score         (with --score_model) score each pair with a frozen
                 two-tower model, store score/<name>, and reject pairs below
                 the cut-off, absolute or per-language quantile
-                (`score_filter`)
+                (`score_pairs`, with `score_filter`'s rules)
   Deduplicate   group kept examples by stored-pixel hash: block-listed
                 images and all but the smallest key of each hash are dropped
   WriteShards   group by shard (stable hash of the key), sort by key, write
@@ -33,7 +33,7 @@ import collections
 from collections.abc import Iterable, Sequence
 import logging
 import sys
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TYPE_CHECKING
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -51,7 +51,6 @@ from pipelines import filters
 from pipelines import image_signature
 from pipelines import langid
 from pipelines import near_duplicates
-from pipelines import pair_scorer
 from pipelines import pipeline_command
 from pipelines import process
 from pipelines import score_filter
@@ -62,6 +61,11 @@ from pipelines.readers.common import RawExample
 from pipelines.reasons import Reason
 from pipelines.reasons import Rejection
 from vocabularies.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+  # The scoring modules load JAX and the model code (about 2 s of every
+  # process's start): they are imported where a build scores, not here.
+  from pipelines import pair_scorer
 
 METRICS_NAMESPACE = "build_dataset"
 DEFAULT_NUM_SHARDS = 16
@@ -336,7 +340,7 @@ class BuildDataset(beam.PTransform):
                near_duplicates_match: image_signature.MatchConfig | None,
                num_shards: int, split: str,
                manifest_fields: dict[str, Any],
-               scoring: tuple[pair_scorer.ScorerSpec,
+               scoring: tuple["pair_scorer.ScorerSpec",
                               score_filter.ScoreFilterConfig] | None = None):
     """The build's inputs, outputs and checks.
 
@@ -377,7 +381,8 @@ class BuildDataset(beam.PTransform):
     rejected = processed[_REJECTED_TAG]
     score_side_inputs = {}
     if self._scoring is not None:
-      scored = kept | "Score" >> score_filter.ScoreAndFilter(
+      from pipelines import score_pairs  # pylint: disable=g-import-not-at-top
+      scored = kept | "Score" >> score_pairs.ScoreAndFilter(
           *self._scoring, n, _REJECTED_TAG, METRICS_NAMESPACE)
       kept = scored.kept
       rejected = ((rejected, scored.rejected)
@@ -567,7 +572,7 @@ def _parser() -> argparse.ArgumentParser:
                    "scores); without this and --min_score pairs are only "
                    "scored")
   score.add_argument("--score_batch_size", type=int,
-                     default=pair_scorer.DEFAULT_BATCH_SIZE, metavar="N",
+                     default=score_filter.DEFAULT_BATCH_SIZE, metavar="N",
                      help="pairs per model call (every call has this shape; "
                      "the model compiles once per worker)")
   parser.add_argument("--no_wait", action="store_true",
@@ -611,7 +616,7 @@ def _config_from_args(args: argparse.Namespace) -> process.ProcessConfig:
 def _scoring_from_args(
     args: argparse.Namespace, vocabularies: Sequence[Vocabulary],
     runner: str | None
-) -> tuple[pair_scorer.ScorerSpec, score_filter.ScoreFilterConfig] | None:
+) -> tuple["pair_scorer.ScorerSpec", score_filter.ScoreFilterConfig] | None:
   """The model and cut-off the score flags ask for, or None without them.
 
   Raises:
@@ -630,6 +635,7 @@ def _scoring_from_args(
     return None
   if not args.score_name:
     raise ValueError("--score_name is required with --score_model")
+  from pipelines import pair_scorer  # pylint: disable=g-import-not-at-top,redefined-outer-name
   config = score_filter.ScoreFilterConfig(
       name=args.score_name, min_score=args.min_score,
       keep_fraction=args.score_keep_fraction,

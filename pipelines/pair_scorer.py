@@ -39,7 +39,6 @@ from trainer import model_loader
 from trainer.models import two_towers
 
 METRICS_NAMESPACE = "pair_scorer"
-DEFAULT_BATCH_SIZE = 64
 
 Params = Any
 # A preprocessed pair: image [S, S, 3] float32 in [-1, 1], token ids [L].

@@ -291,6 +291,33 @@ def test_inputs_given_relative_are_stored_resolved(tmp_path, xm3600_dir,
   assert {r.source for r in _records(tmp_path / "out")} == {shard}
 
 
+_BUILD_THEN_LIST_MODULES = """
+import sys
+from pipelines import build_dataset
+assert build_dataset.main(sys.argv[1:]) == 0
+print(",".join(m for m in ("jax", "flax", "orbax", "grain", "trainer")
+               if m in sys.modules))
+"""
+
+
+def test_a_build_without_scoring_never_loads_jax(tmp_path):
+  # JAX and the model code cost about 2 s of every build process's and
+  # worker's start; only --score_model needs them. The local runner runs the
+  # workers' code in this process, so it covers theirs too.
+  corpus = demo_corpus_lib.generate_corpus(tmp_path / "corpus", num_examples=6,
+                                           seed=3, bad_fraction=0.0)
+  root = pathlib.Path(__file__).resolve().parents[1]
+  run = subprocess.run(
+      [sys.executable, "-c", _BUILD_THEN_LIST_MODULES, "--input",
+       f"{corpus.output_dir}/*.tar", "--output", str(tmp_path / "out"),
+       "--num_shards", "1"],
+      cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+      capture_output=True, text=True, timeout=300, check=False)
+  assert run.returncode == 0, run.stderr
+  assert run.stdout.splitlines()[-1] == ""
+  assert (tmp_path / "out" / shards.COMPLETED).exists()
+
+
 @pytest.mark.slow
 def test_damaged_input_file_is_listed_and_counts_add_up(tmp_path, capsys):
   corpus = demo_corpus_lib.generate_corpus(
