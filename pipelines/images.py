@@ -8,7 +8,9 @@ duplicate key. All are deterministic for given Pillow, libjpeg-turbo
 
 Pillow reads every header, so every image meets the same checks; the pixels
 of an intact YCbCr or greyscale JPEG, most of web data, are then decoded by
-libjpeg-turbo directly (`dataformat.image_codec`), everything else by Pillow.
+libjpeg-turbo directly (`dataformat.image_codec`), those of an opaque still
+PNG by libspng and of an opaque still WebP by libwebp, everything else by
+Pillow.
 """
 
 import dataclasses
@@ -98,7 +100,11 @@ _ORIENTED = {
 
 def _orientation(image: Image.Image) -> int:
   try:
-    return int(image.getexif().get(ExifTags.Base.Orientation, 1))
+    # Not image.getexif(): a PNG's decodes every pixel first, to read metadata
+    # stored after them. PNGs reach here only when there is none
+    # (`_png_pixel_data_is_last`), so what Pillow read on opening is all.
+    exif = Image.Image.getexif(image)
+    return int(exif.get(ExifTags.Base.Orientation, 1))
   except Exception:  # pylint: disable=broad-except
     # As in _upright: unreadable EXIF means no known orientation.
     return 1
@@ -142,6 +148,47 @@ def _fast_webp_pixels(data: bytes, image: Image.Image) -> np.ndarray | None:
       or getattr(image, "n_frames", 1) != 1 or not _riff_is_whole(data)):
     return None
   pixels = image_codec.decode_webp(data)
+  if pixels is None or pixels.shape[:2] != (image.height, image.width):
+    return None
+  return _oriented(pixels, image)
+
+
+def _png_pixel_data_is_last(data: bytes) -> bool:
+  """Whether a PNG's first chunk is IHDR and only pixel data (IDAT) follows
+  its first IDAT chunk, up to IEND.
+
+  Pillow reads the chunks after the pixel data (and may reject the file for
+  them) only when it decodes the pixels.
+  """
+  if data[12:16] != b"IHDR":
+    return False
+  position, seen_pixels = 8, False
+  while position + 8 <= len(data):
+    kind = data[position + 4:position + 8]
+    if kind == b"IEND":
+      return True
+    if kind == b"IDAT":
+      seen_pixels = True
+    elif seen_pixels:
+      return False
+    position += 12 + int.from_bytes(data[position:position + 4], "big")
+  return False
+
+
+def _fast_png_pixels(data: bytes, image: Image.Image) -> np.ndarray | None:
+  """Upright RGB pixels of an opaque, still PNG of up to 8 bits per sample,
+  else None.
+
+  None leaves the image to Pillow: transparency (composited onto white
+  there), 16-bit samples, animations, chunks after the pixel data, and
+  anything libspng cannot decode whole, so that those get Pillow's verdict.
+  """
+  if (image.format != "PNG" or image.mode not in ("RGB", "L", "P")
+      or image.has_transparency_data or getattr(image, "n_frames", 1) != 1
+      or not _png_pixel_data_is_last(data)
+      or data[24] > 8):  # IHDR's bit depth: Pillow's "RGB" may be 16-bit.
+    return None
+  pixels = image_codec.decode_png(data)
   if pixels is None or pixels.shape[:2] != (image.height, image.width):
     return None
   return _oriented(pixels, image)
@@ -191,6 +238,8 @@ def decode_image(
         _verify_png_checksums(data)
       image_format = image.format
       pixels = _fast_jpeg_pixels(data, image)
+      if pixels is None:
+        pixels = _fast_png_pixels(data, image)
       if pixels is None:
         pixels = _fast_webp_pixels(data, image)
       if pixels is None:

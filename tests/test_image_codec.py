@@ -1,4 +1,4 @@
-"""Tests for dataformat.image_codec's TensorFlow-compatible decoding and resize.
+"""Tests for dataformat.image_codec's decoding and resizing against TensorFlow.
 
 The references are TensorFlow's own ops (tensorflow-cpu is a dev dependency),
 which big_vision's preprocessing calls.
@@ -35,6 +35,20 @@ def test_fast_dct_decodes_the_pixels_tensorflow_decodes(path):
       image_codec.decode_jpeg(encoded, fast_dct=True), expected)
   # The accurate DCT, this project's default, gives other pixels.
   assert not np.array_equal(image_codec.decode_jpeg(encoded), expected)
+
+
+@pytest.mark.parametrize("path", photos.PNGS[:2], ids=os.path.basename)
+def test_decode_png_gives_the_pixels_tensorflows_libpng_gives(path):
+  encoded = photos.read(path)
+  np.testing.assert_array_equal(image_codec.decode_png(encoded),
+                                tf_decode(encoded))
+
+
+def test_decode_png_refuses_alpha_and_damage():
+  assert image_codec.decode_png(photos.read(photos.PNGS[2])) is None  # RGBA
+  photo = photos.read(photos.PNGS[0])
+  assert image_codec.decode_png(photo[:len(photo) // 2]) is None
+  assert image_codec.decode_png(b"not a PNG") is None
 
 
 @pytest.mark.parametrize("path", photos.JPEGS + photos.PNGS,

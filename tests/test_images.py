@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageFile
 from PIL import ImageOps
+from PIL import PngImagePlugin
 import pytest
 
 from dataformat import image_codec
@@ -30,15 +31,34 @@ def _gradient(height: int, width: int) -> np.ndarray:
                    (x + y) % 256], axis=-1).astype(np.uint8)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+  """A PNG chunk with a correct checksum."""
+  return (struct.pack(">I", len(body)) + kind + body
+          + struct.pack(">I", zlib.crc32(kind + body)))
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+  """(type, body) of each chunk of a PNG."""
+  chunks, position = [], len(PNG_SIGNATURE)
+  while position < len(data):
+    length = int.from_bytes(data[position:position + 4], "big")
+    chunks.append((data[position + 4:position + 8],
+                   data[position + 8:position + 8 + length]))
+    position += 12 + length
+  return chunks
+
+
+def _png(chunks: list[tuple[bytes, bytes]]) -> bytes:
+  return PNG_SIGNATURE + b"".join(_png_chunk(*chunk) for chunk in chunks)
+
+
 def _png_header_only(width: int, height: int) -> bytes:
   """A PNG whose header claims width x height, with no pixel data at all."""
   ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-
-  def chunk(kind: bytes, body: bytes) -> bytes:
-    return (struct.pack(">I", len(body)) + kind + body
-            + struct.pack(">I", zlib.crc32(kind + body)))
-
-  return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+  return _png([(b"IHDR", ihdr), (b"IEND", b"")])
 
 
 def _rejection(data: bytes | None, **kwargs) -> Rejection:
@@ -462,3 +482,133 @@ def test_a_cut_webp_is_rejected_as_corrupt():
   data = _encode(Image.fromarray(_photo(40, 60, 5)), "WEBP", quality=80)
   for length in (len(data) // 2, len(data) - 1):
     assert _rejection(data[:length]).reason == Reason.CORRUPT_IMAGE
+
+
+def _pillows_pixels(data: bytes) -> np.ndarray:
+  """What decoding by Pillow alone gives (the path before libspng)."""
+  with Image.open(io.BytesIO(data)) as image:
+    image.load()
+    return np.asarray(images._to_rgb(images._upright(image)))  # pylint: disable=protected-access
+
+
+def _takes_png_fast_path(data: bytes) -> bool:
+  with Image.open(io.BytesIO(data)) as image:
+    return images._fast_png_pixels(data, image) is not None  # pylint: disable=protected-access
+
+
+def _plain_pngs() -> dict[str, bytes]:
+  photo = Image.fromarray(_photo(37, 53, 0))
+  return {
+      "rgb": _encode(photo, "PNG"),
+      "grey": _encode(photo.convert("L"), "PNG"),
+      "grey 4-bit": _encode(photo.convert("L"), "PNG", bits=4),
+      "palette": _encode(photo.quantize(200), "PNG"),
+      "palette 2-bit": _encode(photo.quantize(4), "PNG", bits=2),
+      "palette 1-bit": _encode(photo.quantize(2), "PNG", bits=1),
+      "photograph": photos.read(photos.PNGS[0]),
+      "grey photograph": photos.read(photos.PNGS[1]),
+  }
+
+
+@pytest.mark.parametrize("name", _plain_pngs())
+def test_png_pixels_are_libspngs_and_equal_pillows(name):
+  data = _plain_pngs()[name]
+  assert _takes_png_fast_path(data)
+  decoded = images.decode_image(data)
+  np.testing.assert_array_equal(decoded.pixels, _pillows_pixels(data))
+  np.testing.assert_array_equal(decoded.pixels, image_codec.decode_png(data))
+  assert decoded.format == "PNG" and decoded.pixels.flags.c_contiguous
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("carrier", ["eXIf", "XMP"])
+def test_png_orientation_before_the_pixels_is_applied(orientation, carrier):
+  info = PngImagePlugin.PngInfo()
+  kwargs = {"pnginfo": info}
+  if carrier == "XMP":
+    info.add_itxt("XML:com.adobe.xmp",
+                  f'<x:xmpmeta><rdf:Description tiff:Orientation='
+                  f'"{orientation}"/></x:xmpmeta>')
+  else:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    kwargs["exif"] = exif.tobytes()
+  data = _encode(Image.fromarray(_photo(16, 24, orientation)), "PNG", **kwargs)
+  assert _takes_png_fast_path(data)
+  expected = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+  np.testing.assert_array_equal(images.decode_image(data).pixels,
+                                np.asarray(expected))
+
+
+def _after_the_pixels(data: bytes, chunk: tuple[bytes, bytes]) -> bytes:
+  chunks = _png_chunks(data)
+  return _png(chunks[:-1] + [chunk, chunks[-1]])
+
+
+def test_pngs_the_fast_path_leaves_to_pillow_decode_as_before():
+  photo = _photo(20, 30, 1)
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  plain = _encode(Image.fromarray(photo), "PNG")
+  frames = [Image.fromarray(_photo(20, 30, seed)) for seed in (2, 3)]
+  left = {
+      "alpha": photos.read(photos.PNGS[2]),
+      "rgb transparency": _encode(Image.fromarray(photo), "PNG",
+                                  transparency=tuple(int(v)
+                                                     for v in photo[0, 0])),
+      "palette transparency": _encode(Image.fromarray(photo).quantize(8),
+                                      "PNG", transparency=0),
+      "16-bit": cv2.imencode(".png", photo.astype(np.uint16) * 257)[1]
+                .tobytes(),
+      "animation": _encode(frames[0], "PNG", save_all=True,
+                           append_images=frames[1:]),
+      "EXIF after the pixels": _after_the_pixels(plain,
+                                                 (b"eXIf", exif.tobytes())),
+      "text after the pixels": _after_the_pixels(plain,
+                                                 (b"tEXt", b"Comment\0hi")),
+  }
+  for name, data in left.items():
+    assert not _takes_png_fast_path(data), name
+    np.testing.assert_array_equal(images.decode_image(data).pixels,
+                                  _pillows_pixels(data), err_msg=name)
+  assert images.decode_image(left["EXIF after the pixels"]).pixels.shape == (
+      30, 20, 3)
+  transparent = images.decode_image(left["rgb transparency"]).pixels[0, 0]
+  assert transparent.tolist() == [255, 255, 255]
+
+
+@pytest.mark.parametrize("damage", ["compressed", "cut", "filtered"])
+def test_damaged_png_pixel_data_behind_valid_checksums_gets_pillows_verdict(
+    damage):
+  """Pixel data damaged before its chunk checksums were computed: libspng
+  must reject what Pillow rejects and decode the rest to Pillow's pixels."""
+  rng = np.random.default_rng(0)
+  sources = [data for name, data in _plain_pngs().items()
+             if "photograph" not in name]
+  verdicts = set()
+  for trial in range(60):
+    chunks = _png_chunks(sources[trial % len(sources)])
+    at = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    body = bytearray(chunks[at][1])
+    if damage == "compressed":
+      for position in rng.integers(0, len(body), rng.integers(1, 4)):
+        body[position] ^= int(rng.integers(1, 256))
+    elif damage == "cut":
+      body = body[:rng.integers(0, len(body))]
+    else:  # Valid zlib data whose rows (filter bytes included) are changed.
+      rows = bytearray(zlib.decompress(bytes(body)))
+      for position in rng.integers(0, len(rows), rng.integers(1, 3)):
+        rows[position] = int(rng.integers(0, 256))
+      body = bytearray(zlib.compress(bytes(rows)))
+    chunks[at] = (b"IDAT", bytes(body))
+    data = _png(chunks)
+    try:
+      expected = _pillows_pixels(data)
+    except Exception:  # pylint: disable=broad-except
+      assert _rejection(data).reason == Reason.CORRUPT_IMAGE
+      verdicts.add("rejected")
+    else:
+      np.testing.assert_array_equal(images.decode_image(data).pixels,
+                                    expected)
+      verdicts.add("decoded")
+  assert "rejected" in verdicts
