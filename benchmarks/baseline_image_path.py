@@ -88,6 +88,7 @@ def _pillow_decodes(unused_data: bytes, unused_image: Image.Image) -> None:
 def installed():
   """The old kernel in place in this process while the context lasts."""
   with mock.patch.object(images, "_fast_jpeg_pixels", _pillow_decodes), \
+      mock.patch.object(images, "_fast_png_pixels", _pillow_decodes), \
       mock.patch.object(images, "_fast_webp_pixels", _pillow_decodes), \
       mock.patch.object(process, "_untokenized_record", _untokenized_record):
     yield

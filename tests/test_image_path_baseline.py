@@ -5,15 +5,21 @@ replaced and must keep up with the build around them: the same corpus gives
 the same counts, rejection reasons and languages through either kernel.
 """
 
+import io
 import os
 import pathlib
 import subprocess
 import sys
 
+import numpy as np
+from PIL import Image
 import pytest
 
+from benchmarks import baseline_image_path
+from dataformat import image_codec
 from dataformat import manifest as manifest_lib
 from dataformat import shards
+from pipelines import images
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,3 +45,18 @@ def test_the_old_kernel_builds_what_the_new_one_does(demo_corpus, tmp_path):
   assert old.counts.read == old.counts.kept + old.counts.rejected_total
   assert old.counts.rejected_total > 0
   assert old.languages == new.languages
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
+def test_the_old_kernel_decodes_with_pillow(image_format, monkeypatch):
+  def refuse(*unused_args, **unused_kwargs):
+    raise AssertionError("a fast decoder ran")
+
+  for name in ("decode_jpeg", "decode_png", "decode_webp"):
+    monkeypatch.setattr(image_codec, name, refuse)
+  buffer = io.BytesIO()
+  pixels = np.random.default_rng(0).integers(0, 256, (12, 20, 3), np.uint8)
+  Image.fromarray(pixels).save(buffer, format=image_format)
+  with baseline_image_path.installed():
+    decoded = images.decode_image(buffer.getvalue())
+  assert decoded.format == image_format and decoded.pixels.shape == (12, 20, 3)
