@@ -58,6 +58,17 @@ def test_write_array_record_is_deterministic_and_empty_shards_work(tmp_path):
   assert shards.read_array_record(str(tmp_path / "e.array_record")) == []
 
 
+def test_shards_written_compressed_before_still_read(tmp_path):
+  from array_record.python import array_record_module
+  path = str(tmp_path / "train-00000-of-00001.array_record")
+  records = [b"first", b"x" * 50_000]
+  writer = array_record_module.ArrayRecordWriter(path, "group_size:1")
+  for record in records:
+    writer.write(record)
+  writer.close()
+  assert shards.read_array_record(path) == records
+
+
 def test_rejected_parts_are_sorted_and_concatenated(tmp_path):
   out = str(tmp_path)
   part0 = os.path.join(out, shards.rejected_part_name(0, 2))
