@@ -12,6 +12,8 @@ A dataset directory holds
   manifest.json                        counts, shards, options (deterministic)
   COMPLETED                            written last
 
+and, while a local build runs, `records.spill/` (`pipelines.spill`).
+
 ArrayRecord reads and writes local files only, so shards are written to a
 local temporary file and copied through `dataformat.files` (which serves
 gs:// too), and remote shards are copied to a local file to be read. Object
@@ -40,6 +42,7 @@ REJECTED = "rejected.jsonl"
 STATS_PLOT = "stats.png"
 COMPLETED = "COMPLETED"
 REJECTED_PARTS_DIR = "rejected.parts"
+SPILL_DIR = "records.spill"
 SHARD_SUFFIX = ".array_record"
 _READ_BATCH = 256
 
@@ -193,8 +196,9 @@ def dataset_files(output_dir: str) -> list[str]:
   return sorted(found)
 
 
-def _has_rejected_parts(output_dir: str) -> bool:
-  return bool(files.glob(files.join(output_dir, REJECTED_PARTS_DIR, "*")))
+def _has_build_leftovers(output_dir: str) -> bool:
+  return any(files.glob(files.join(output_dir, d, "*"))
+             for d in (REJECTED_PARTS_DIR, SPILL_DIR))
 
 
 def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
@@ -214,7 +218,7 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
       raise FileExistsError(
           f"{output_dir} already holds a completed dataset; "
           "pass --overwrite to replace it")
-    if dataset_files(output_dir) or _has_rejected_parts(output_dir):
+    if dataset_files(output_dir) or _has_build_leftovers(output_dir):
       raise FileExistsError(
           f"{output_dir} holds an incomplete dataset (no {COMPLETED} marker: "
           "an earlier build did not finish); pass --overwrite to replace it")
@@ -222,6 +226,7 @@ def prepare_output_dir(output_dir: str, overwrite: bool) -> None:
   for stale in dataset_files(output_dir):
     files.remove(stale)
   remove_rejected_parts(output_dir)
+  files.rmtree(files.join(output_dir, SPILL_DIR))
   files.makedirs(output_dir)
 
 

@@ -13,10 +13,14 @@ The pipeline is a chain of named transforms:
                 two-tower model, store score/<name>, and reject pairs below
                 the cut-off, absolute or per-language quantile
                 (`score_pairs`, with `score_filter`'s rules)
+  Spill         (on the local runner) write each kept record to a local
+                file and pass on its reference, so that the runner's
+                in-memory shuffle does not copy it (`spill`)
   Deduplicate   group kept examples by stored-pixel hash: block-listed
                 images and all but the smallest key of each hash are dropped
-  WriteShards   group by shard (stable hash of the key), sort by key, write
-                ArrayRecord shards and the rejected examples of each shard
+  WriteShards   group by shard (stable hash of the key), read spilled
+                records back, sort by key, write ArrayRecord shards and the
+                rejected examples of each shard
   Finalize      check read == kept + rejected, write rejected.jsonl,
                 stats.png, manifest.json, and COMPLETED last
 
@@ -32,7 +36,10 @@ import argparse
 import collections
 from collections.abc import Iterable, Sequence
 import logging
+import os
+import secrets
 import sys
+import tempfile
 from typing import Any, NamedTuple, TYPE_CHECKING
 
 import apache_beam as beam
@@ -55,6 +62,7 @@ from pipelines import pipeline_command
 from pipelines import process
 from pipelines import score_filter
 from pipelines import sinks
+from pipelines import spill
 from pipelines.readers import beam_read
 from pipelines.readers import dispatch
 from pipelines.readers.common import RawExample
@@ -90,9 +98,10 @@ class KeptExample(NamedTuple):
   caption_chars: int
   original_height: int
   original_width: int
-  record: bytes
+  record: bytes  # b"" while the record waits in a spill file.
   url: str = ""
   score: float | None = None
+  spilled: spill.SpillRef | None = None
 
 
 class ShardResult(NamedTuple):
@@ -227,6 +236,36 @@ class _SetLevelRejectionsFn(beam.DoFn):
       yield shards_lib.shard_index(key, self._num_shards), (key, reason, detail)
 
 
+class _SpillFn(beam.DoFn):
+  """KeptExample -> the same, its record moved to its bundle's spill file."""
+
+  def __init__(self, spill_dir: str):
+    self._spill_dir = spill_dir
+    self._writer = None
+    self._spilled = beam.metrics.Metrics.counter(METRICS_NAMESPACE,
+                                                 "spilled")
+
+  def start_bundle(self):
+    self._writer = spill.SpillWriter(self._spill_dir)
+
+  def process(self, example: KeptExample):
+    self._spilled.inc()
+    yield example._replace(record=b"",
+                           spilled=self._writer.write(example.record))
+
+  def finish_bundle(self):
+    self._writer.close()
+
+
+def unspilled(kept: Iterable[KeptExample]) -> list[KeptExample]:
+  """`kept`, with the records of spilled examples read back."""
+  kept = list(kept)
+  records = iter(spill.read([e.spilled for e in kept
+                             if e.spilled is not None]))
+  return [e._replace(record=next(records), spilled=None)
+          if e.spilled is not None else e for e in kept]
+
+
 class WriteShardFn(beam.DoFn):
   """(shard, grouped examples) -> ShardResult, writing the shard's files."""
 
@@ -240,8 +279,8 @@ class WriteShardFn(beam.DoFn):
 
   def process(self, element):
     index, grouped = element
-    written, rejected = split_shard(grouped["kept"], grouped["rejected"],
-                                    grouped["dropped"])
+    written, rejected = split_shard(unspilled(grouped["kept"]),
+                                    grouped["rejected"], grouped["dropped"])
     info = shards_lib.write_array_record(
         files.join(self._output_dir, shards_lib.shard_name(
             self._split, index, self._num_shards)),
@@ -267,16 +306,19 @@ class FinalizeFn(beam.DoFn):
   vocabularies and options (and a LiT dataset's tower and source dataset).
   With scoring, the side inputs `score_cutoffs` ({lang: cut-off}) and
   `score_histogram` (((lang, bin), count)s) complete its image_text_score,
-  which `manifest_fields` starts.
+  which `manifest_fields` starts. The spill directory, if any, goes before
+  COMPLETED is written.
   """
 
   def __init__(self, output_dir: str, split: str, num_shards: int,
-               input_file_count: int, manifest_fields: dict[str, Any]):
+               input_file_count: int, manifest_fields: dict[str, Any],
+               spill_dir: str | None = None):
     self._output_dir = output_dir
     self._split = split
     self._num_shards = num_shards
     self._input_file_count = input_file_count
     self._manifest_fields = manifest_fields
+    self._spill_dir = spill_dir
 
   def process(self, unused_element, shards, read, file_errors,
               score_cutoffs=None, score_histogram=None):
@@ -325,6 +367,8 @@ class FinalizeFn(beam.DoFn):
                      for e in sorted(file_errors)]),
         **manifest_fields)
     manifest_lib.write(join(shards_lib.MANIFEST), manifest)
+    if self._spill_dir is not None:
+      files.rmtree(self._spill_dir)
     shards_lib.write_completed(self._output_dir)
     yield manifest
 
@@ -341,7 +385,8 @@ class BuildDataset(beam.PTransform):
                num_shards: int, split: str,
                manifest_fields: dict[str, Any],
                scoring: tuple["pair_scorer.ScorerSpec",
-                              score_filter.ScoreFilterConfig] | None = None):
+                              score_filter.ScoreFilterConfig] | None = None,
+               spill_dir: str | None = None):
     """The build's inputs, outputs and checks.
 
     Args:
@@ -349,6 +394,9 @@ class BuildDataset(beam.PTransform):
         None without a block-list.
       near_duplicates_match: when an image is a near-copy of a block-listed
         one; None to reject only exact copies.
+      spill_dir: a local directory that every worker can write and read,
+        where kept records wait for their shard (`pipelines.spill`); None
+        to send them through the runner's shuffle.
     """
     super().__init__()
     self._inputs = dispatch.match_input_files(inputs)
@@ -365,6 +413,7 @@ class BuildDataset(beam.PTransform):
     self._split = split
     self._manifest_fields = manifest_fields
     self._scoring = scoring
+    self._spill_dir = spill_dir
 
   def expand(self, pbegin):
     n = self._num_shards
@@ -390,6 +439,8 @@ class BuildDataset(beam.PTransform):
       score_side_inputs = {
           "score_cutoffs": beam.pvalue.AsDict(scored.cutoffs),
           "score_histogram": beam.pvalue.AsList(scored.histogram)}
+    if self._spill_dir is not None:
+      kept = kept | "Spill" >> beam.ParDo(_SpillFn(self._spill_dir))
     dropped = (
         {
             "keys": kept | "KeyByImageHash" >> beam.Map(
@@ -424,7 +475,7 @@ class BuildDataset(beam.PTransform):
         | "FinalizeTrigger" >> beam.Create([None])
         | "Finalize" >> beam.ParDo(
             FinalizeFn(self._output_dir, self._split, n, len(self._inputs),
-                       self._manifest_fields),
+                       self._manifest_fields, self._spill_dir),
             shards=beam.pvalue.AsList(shards),
             read=beam.pvalue.AsSingleton(
                 examples | "CountRead" >> beam.combiners.Count.Globally()),
@@ -766,6 +817,7 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
         **match.to_json(), "eval_images": len(entries),
         "signatures": sum(len(e.signatures) for e in entries)}
   shards_lib.prepare_output_dir(args.output, args.overwrite)
+  spill_dir = spill_dir_for(args.output, options)
   _LOG.info("building %s from %s", args.output,
             _plural(len(input_files), "input file"))
   manifest_fields = {
@@ -803,11 +855,14 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
         identifier=identifier, vocabularies=vocabularies,
         blocklist_file=blocklist_file, near_duplicates_match=match,
         num_shards=args.num_shards, split=args.split,
-        manifest_fields=manifest_fields, scoring=scoring)
+        manifest_fields=manifest_fields, scoring=scoring,
+        spill_dir=spill_dir)
     result = pipeline_command.run_pipeline(pipeline, options, args.output,
                                           wait=not args.no_wait)
     job_ended = not isinstance(result, pipeline_command.Launched)
   finally:
+    if spill_dir is not None:
+      files.rmtree(spill_dir)
     if blocklist_file is not None:
       _remove_worker_files(worker_dir, options, job_ended)
   if isinstance(result, pipeline_command.Launched):
@@ -815,6 +870,22 @@ def build(args: argparse.Namespace, beam_argv: Sequence[str]
   return BuildResult(
       manifest_lib.read(files.join(args.output, shards_lib.MANIFEST)),
       _counters(result))
+
+
+def spill_dir_for(output_dir: str, options: PipelineOptions) -> str | None:
+  """Where kept records wait for their shard (`pipelines.spill`).
+
+  Only on the local runner, whose workers share this machine's disk: in the
+  local output directory, which has room for them, or else (gs:// output)
+  in a new directory in the local temporary directory. None for a remote
+  runner, whose shuffle carries the records.
+  """
+  if not beam_options.is_local(options):
+    return None
+  if files.is_uri(output_dir):
+    return os.path.join(tempfile.gettempdir(),
+                        f"build-spill-{secrets.token_hex(8)}")
+  return os.path.join(files.resolve(output_dir), shards_lib.SPILL_DIR)
 
 
 def _remove_worker_files(directory: str, options: PipelineOptions,

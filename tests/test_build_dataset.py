@@ -26,7 +26,9 @@ from dataformat import records
 from dataformat import shards
 from demo import corpus as demo_corpus_lib
 from pipelines import build_dataset
+from pipelines import beam_options
 from pipelines import images
+from pipelines import spill
 from pipelines import verify
 from pipelines.readers import dispatch
 from pipelines.reasons import REASONS
@@ -254,12 +256,45 @@ def test_rebuild_is_byte_identical_and_overwrite_replaces(
   assert result.counters["kept"] == counts.kept
   assert {r: result.counters.get(f"rejected_{r}", 0)
           for r in counts.rejected} == counts.rejected
+  # On the local runner the kept records waited on disk, now removed.
+  assert result.counters["spilled"] == result.counters["passed_example_checks"]
+  assert not (output / shards.SPILL_DIR).exists()
   (output / "stale-00009-of-00010.array_record").write_bytes(b"old")
   assert build_dataset.main(argv + ["--overwrite"]) == 0
   summary = capsys.readouterr().out
   assert "read 400 examples from 2 input files" in summary
   assert f"kept {counts.kept}, rejected" in summary
   assert _files(output) == _files(built_dataset)
+
+
+@pytest.mark.slow
+def test_records_sent_through_the_shuffle_give_the_same_dataset(
+    built_dataset, demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir,
+    tmp_path, monkeypatch):
+  # What a remote runner does: no spill directory, the records cross the
+  # shard GroupByKey themselves.
+  monkeypatch.setattr(build_dataset, "spill_dir_for", lambda *unused: None)
+  output = tmp_path / "shuffled"
+  args, beam_argv = build_dataset.parse_args(
+      _argv(demo_corpus, xm3600_dir, en_vocab_dir, multi_vocab_dir, output))
+  result = build_dataset.build(args, beam_argv)
+  assert "spilled" not in result.counters
+  assert _files(output) == _files(built_dataset)
+
+
+def test_kept_records_spill_only_where_the_runner_is_local(tmp_path):
+  local = beam_options.from_flags([])
+  assert build_dataset.spill_dir_for(str(tmp_path / "out"), local) == str(
+      tmp_path / "out" / shards.SPILL_DIR)
+  # Not to a bucket: the runner's workers read them back from local disk.
+  remote_output = build_dataset.spill_dir_for("gs://bucket/out", local)
+  assert re.fullmatch(
+      re.escape(os.path.join(tempfile.gettempdir(), "build-spill-")) +
+      "[0-9a-f]{16}", remote_output)
+  assert remote_output != build_dataset.spill_dir_for("gs://bucket/out",
+                                                      local)
+  dataflow = beam_options.from_flags(["--runner", "DataflowRunner"])
+  assert build_dataset.spill_dir_for("gs://bucket/out", dataflow) is None
 
 
 @pytest.mark.slow
@@ -407,11 +442,15 @@ def test_a_killed_build_is_refused_until_overwritten_and_rebuilt_exactly(
           if p.is_file()}
   shard_files = {name for name in left
                  if name.endswith(shards.SHARD_SUFFIX)}
+  spilled = {name for name in left
+             if name.startswith(shards.SPILL_DIR + "/")}
   if kill_at == "second_shard":
     assert len(shard_files) == 1 and shards.MANIFEST not in left
+    assert spilled  # The kept records still wait there.
   else:
     assert len(shard_files) == dataset_fixture.BUILT_DATASET_NUM_SHARDS
     assert {shards.MANIFEST, shards.REJECTED, shards.STATS_PLOT} <= left
+    assert not spilled
   assert shards.COMPLETED not in left
   # Nothing takes the half dataset for a dataset.
   assert verify.main([str(output)]) == 1
@@ -449,13 +488,18 @@ def test_a_full_disk_fails_the_build_with_one_line_and_no_marker(
     captured = capsys.readouterr()
     assert captured.out == ""  # No summary: nothing was built.
     assert "Traceback" not in captured.err
+    # The disk fills while the kept records wait for their shards (tmpfs)
+    # or while the shards are written (the file layer fails).
     assert re.fullmatch(
-        rf"error: writing {re.escape(str(output))}/train-\d{{5}}-of-00004"
-        r"\.array_record failed: .*No space left on device "
-        r"\[while running 'BuildDataset/WriteShards'\]",
+        rf"error: writing {re.escape(str(output))}/"
+        rf"(train-\d{{5}}-of-00004\.array_record|"
+        rf"{shards.SPILL_DIR}/[0-9a-f]{{16}}\{spill.SUFFIX}) failed: "
+        r".*No space left on device.* "
+        r"\[while running 'BuildDataset/(WriteShards|Spill)'\]",
         captured.err.splitlines()[-1])
     left = {p.name for p in output.iterdir()}
-    assert not left & {shards.COMPLETED, shards.MANIFEST, shards.REJECTED}
+    assert not left & {shards.COMPLETED, shards.MANIFEST, shards.REJECTED,
+                       shards.SPILL_DIR}
     assert verify.main([str(output)]) == 1
 
 

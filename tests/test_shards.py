@@ -103,7 +103,8 @@ def test_prepare_output_dir_refuses_completed_unless_overwrite(tmp_path):
   for name in ("train-00000-of-00002.array_record",
                "train-00001-of-00002.array_record", shards.MANIFEST,
                shards.REJECTED, shards.STATS_PLOT, "notes.txt",
-               shards.rejected_part_name(0, 2)):
+               shards.rejected_part_name(0, 2),
+               f"{shards.SPILL_DIR}/0123456789abcdef.spill"):
     _touch(os.path.join(out, name))
   shards.write_completed(out)
   assert shards.is_completed(out)
@@ -119,7 +120,8 @@ def test_prepare_output_dir_refuses_completed_unless_overwrite(tmp_path):
 
 @pytest.mark.parametrize("leftover", [
     "train-00007-of-00008.array_record", shards.MANIFEST,
-    shards.rejected_part_name(3, 8)])
+    shards.rejected_part_name(3, 8),
+    f"{shards.SPILL_DIR}/0123456789abcdef.spill"])
 def test_prepare_output_dir_refuses_an_unfinished_build_unless_overwrite(
     tmp_path, leftover):
   out = str(tmp_path)
